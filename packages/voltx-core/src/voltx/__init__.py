@@ -1,0 +1,80 @@
+"""voltx: run the Volt X training pipeline as a graph of phases, anywhere.
+
+    import voltx
+    result = voltx.run("2.1", backend="local")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+from voltx.backend import Backend, JobHandle, JobRequest, JobState, JobStatus
+from voltx.checkpoints import Checkpoint, CheckpointManager
+from voltx.context import PhaseContext
+from voltx.errors import (
+    ArtifactNotFoundError,
+    BackendError,
+    ConfigError,
+    GraphError,
+    InvalidArtifactNameError,
+    PhaseError,
+    PluginError,
+    StoreError,
+    UnknownPhaseError,
+    VoltxError,
+)
+from voltx.hookspecs import hookimpl
+from voltx.spec import EmptyConfig, Phase, PhaseSpec, Resources
+
+if TYPE_CHECKING:
+    from voltx.api import phases, plan, run, status
+    from voltx.store import ArtifactStore
+
+
+def __getattr__(name: str) -> Any:
+    # The API pulls in the scheduler and plugins; load it on first use so `import voltx` stays
+    # cheap for plugins that only need PhaseSpec and hookimpl.
+    if name in ("run", "plan", "phases", "status"):
+        from voltx import api
+
+        return getattr(api, name)
+    if name == "ArtifactStore":
+        from voltx.store import ArtifactStore
+
+        return ArtifactStore
+    raise AttributeError(f"module 'voltx' has no attribute {name!r}")
+
+
+__all__ = [
+    "ArtifactNotFoundError",
+    "ArtifactStore",
+    "Backend",
+    "BackendError",
+    "Checkpoint",
+    "CheckpointManager",
+    "ConfigError",
+    "EmptyConfig",
+    "GraphError",
+    "InvalidArtifactNameError",
+    "JobHandle",
+    "JobRequest",
+    "JobState",
+    "JobStatus",
+    "Phase",
+    "PhaseContext",
+    "PhaseError",
+    "PhaseSpec",
+    "PluginError",
+    "Resources",
+    "StoreError",
+    "UnknownPhaseError",
+    "VoltxError",
+    "__version__",
+    "hookimpl",
+    "phases",
+    "plan",
+    "run",
+    "status",
+]

@@ -1,0 +1,237 @@
+"""The Python API: `run`, `plan`, `phases`, `status`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from voltx._logging import ensure_logging
+from voltx.backend import Backend
+from voltx.errors import BackendError, VoltxError
+from voltx.fingerprint import committed_outputs, fingerprint, why_run
+from voltx.ledger import Ledger, last_run_for, latest_run_id, new_run_id, remember_run, target_key
+from voltx.results import PhaseResult, Plan, PlannedPhase, RunResult
+from voltx.scheduler import Scheduler
+from voltx.session import Overrides, Session, open_session
+from voltx.spec import PhaseSpec
+
+log = structlog.get_logger(__name__)
+
+ProjectConfig = str | Path | Mapping[str, Mapping[str, Any]] | None
+
+
+def phases() -> list[PhaseSpec]:
+    """Every registered phase, in graph order."""
+    session_registry = open_session().registry
+    from voltx.graph import Graph
+
+    graph = Graph.build(session_registry.phases.values())
+    return [session_registry.phases[pid] for pid in graph.topological(graph.phases)]
+
+
+def plan(
+    target: str | Sequence[str] = "all",
+    *,
+    backend: str | None = None,
+    store: str | None = None,
+    config: ProjectConfig = None,
+    profile: str | None = None,
+    overrides: Overrides = None,
+    force: bool = False,
+) -> Plan:
+    """What `run` would do for `target`, with the reason for each phase; nothing runs."""
+    session = open_session(
+        store=store, backend=backend, config=config, profile=profile, overrides=overrides
+    )
+    return _plan(session, target, force)
+
+
+def _plan(session: Session, target: str | Sequence[str], force: bool) -> Plan:
+    selected = session.select(target)
+    configs = session.configs(selected)
+    graph = session.graph
+    levels = graph.levels(selected)
+    level_of = {pid: index for index, wave in enumerate(levels) for pid in wave}
+    will_run: set[str] = set()
+    planned: list[PlannedPhase] = []
+    for phase_id in selected:
+        spec = session.registry.phase(phase_id)
+        upstream_running = [p for p in graph.upstream(phase_id) if p in will_run]
+        fp = None
+        if upstream_running:
+            action, reason = "run", f"upstream {', '.join(upstream_running)} will run"
+        else:
+            inputs = {name: session.store.ref(name) or "" for name in spec.requires}
+            fp = fingerprint(spec.id, spec.version, configs[phase_id], inputs)
+            if force:
+                action, reason = "run", "forced"
+            elif committed_outputs(session.store, fp) is not None:
+                action, reason = "skip", f"up to date (fingerprint {fp[:12]})"
+            else:
+                action = "run"
+                reason = why_run(session.store, spec.id, spec.version, configs[phase_id], inputs)
+        if action == "run":
+            will_run.add(phase_id)
+        planned.append(
+            PlannedPhase(
+                phase_id=phase_id,
+                name=spec.name,
+                action=action,
+                reason=reason,
+                level=level_of[phase_id],
+                requires=spec.requires,
+                produces=spec.produces,
+                resources=spec.resources_for(session.profile),
+                reference_hours=spec.reference_hours,
+                fingerprint=fp,
+            )
+        )
+    pinned = sorted(
+        {a for pid in selected for a in session.registry.phase(pid).requires if session.pinned(a)}
+    )
+    return Plan(
+        targets=tuple([target] if isinstance(target, str) else target),
+        profile=session.profile,
+        backend=session.backend,
+        store=session.store.url,
+        phases=tuple(planned),
+        levels=tuple(tuple(w) for w in levels),
+        pinned=tuple(pinned),
+    )
+
+
+def run(
+    target: str | Sequence[str] = "all",
+    *,
+    backend: str | Backend | None = None,
+    store: str | None = None,
+    config: ProjectConfig = None,
+    profile: str | None = None,
+    overrides: Overrides = None,
+    max_parallel: int | None = None,
+    force: bool = False,
+) -> RunResult:
+    """Run `target` (a phase id, several, an artifact name, or ``all``) and what it needs.
+
+    Returns each phase's status and outputs; a failed phase does not raise (use
+    `RunResult.raise_for_status`). Running the same target again continues an unfinished run
+    and skips every phase whose fingerprint is already committed.
+    """
+    ensure_logging()
+    backend_name = backend.name if isinstance(backend, Backend) else backend
+    session = open_session(
+        store=store, backend=backend_name, config=config, profile=profile, overrides=overrides
+    )
+    selected = session.select(target)
+    configs = session.configs(selected)
+    session.stage_inputs(selected)
+    executor = backend if isinstance(backend, Backend) else _make_backend(session)
+    if session.store.local_root is None and not executor.runs_in_process:
+        if session.store.url.startswith("memory://"):
+            raise BackendError(
+                f"store {session.store.url} lives in this process only; backend "
+                f"{executor.name} runs phases in other processes: use a file:// or s3:// store",
+                executor.name,
+            )
+    targets = session.graph.resolve_targets(target)
+    key = target_key(targets, session.profile, session.backend)
+    run_id = _continue_or_start(session, key, force)
+    ledger = Ledger(session.store, run_id)
+    if ledger.meta() is None:
+        ledger.write_meta(
+            {
+                "run_id": run_id,
+                "targets": targets,
+                "profile": session.profile,
+                "backend": executor.name,
+                "phases": selected,
+            }
+        )
+        ledger.record("run_started", targets=targets)
+    else:
+        ledger.record("run_continued", targets=targets)
+    remember_run(session.store, key, run_id)
+    session.store.write_record("runs/latest.json", {"run_id": run_id})
+    bound = structlog.contextvars.bound_contextvars(run_id=run_id, backend=executor.name)
+    with bound:
+        log.info("run starting", targets=targets, phases=len(selected), store=session.store.url)
+        try:
+            scheduler = Scheduler(
+                session,
+                executor,
+                ledger,
+                selected,
+                configs,
+                force=force,
+                max_parallel=max_parallel or session.project.max_parallel,
+            )
+            result = scheduler.execute()
+        finally:
+            if not isinstance(backend, Backend):
+                executor.close()
+        log.info("run finished", status=result.status)
+    return result
+
+
+def _continue_or_start(session: Session, key: str, force: bool) -> str:
+    """The unfinished run of the same target, or a new run id."""
+    if not force:
+        previous = last_run_for(session.store, key)
+        if previous is not None:
+            events = Ledger(session.store, previous).events()
+            if not any(e.kind == "run_finished" for e in events[-1:]):
+                return previous
+    return new_run_id()
+
+
+def _make_backend(session: Session) -> Backend:
+    factory = session.registry.backend(session.backend)
+    settings = dict(session.project.backends.get(session.backend, {}))
+    work_dir = session.store.local_dir("work") or _user_work_dir()
+    try:
+        backend = factory(work_dir=work_dir, **settings)
+    except TypeError as exc:
+        raise BackendError(f"backend {session.backend}: bad settings: {exc}") from exc
+    if not isinstance(backend, Backend):
+        raise BackendError(f"backend {session.backend!r} factory returned {backend!r}")
+    return backend
+
+
+def _user_work_dir() -> Path:
+    import os
+
+    base = Path(os.environ.get("VOLTX_HOME", Path.home() / ".voltx"))
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def status(run_id: str | None = None, *, store: str | None = None) -> RunResult:
+    """A snapshot of a run (the latest by default) from its ledger; works from any process."""
+    session_store = open_session(store=store).store
+    run_id = run_id or latest_run_id(session_store)
+    if run_id is None:
+        raise VoltxError(f"no runs in store {session_store.url}")
+    ledger = Ledger(session_store, run_id)
+    meta = ledger.meta()
+    if meta is None:
+        raise VoltxError(f"no run {run_id!r} in store {session_store.url}")
+    states = ledger.phase_states()
+    phases_out = {}
+    for phase_id in meta.get("phases", []):
+        state = states.get(phase_id)
+        phases_out[phase_id] = PhaseResult(
+            phase_id=phase_id,
+            status=state.state if state else "pending",
+            reason=state.reason if state else "",
+            outputs=state.outputs if state else {},
+            attempts=state.attempts if state else 0,
+            started_at=state.started_at if state else None,
+            finished_at=state.finished_at if state else None,
+            backend=state.backend if state else None,
+        )
+    finished = [e for e in ledger.events() if e.kind == "run_finished"]
+    run_status = str(finished[-1].data.get("status")) if finished else "running"
+    return RunResult(run_id=run_id, status=run_status, phases=phases_out, store=session_store.url)

@@ -1,0 +1,117 @@
+"""The backend contract: where a phase's job runs, and how voltx watches and stops it.
+
+Every backend speaks one job protocol (see `docs/concepts.md`): a job folder holding the command's
+files, ``pid``, ``log``, ``exit_code`` (written by rename, so it is all there or absent) and
+``heartbeat``. A job is started detached; its status is read from the folder, never from the exit
+status of whatever started it; logs are read from a byte offset so a client can re-attach; cancel
+kills the job's whole process group.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from voltx.spec import Resources
+
+
+class JobState(enum.Enum):
+    """Where a job stands."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    LOST = "lost"  # the process vanished without writing its exit code (host gone, OOM kill)
+
+    @property
+    def finished(self) -> bool:
+        return self is not JobState.RUNNING
+
+
+@attrs.frozen
+class JobStatus:
+    """A job's state, with its exit code once it has one."""
+
+    state: JobState
+    exit_code: int | None = None
+    detail: str = ""
+
+
+@attrs.frozen
+class JobRequest:
+    """One job for a backend to start.
+
+    `argv` runs inside the job folder, after `files` are written there. The scheduler builds it
+    from `Backend.python` (``(python, "-m", "voltx", "worker", "job.json")``). `devices` are the
+    GPU indices the scheduler allotted (empty on CPU); a backend exposes exactly those to the job.
+    """
+
+    job_id: str
+    argv: tuple[str, ...]
+    files: Mapping[str, bytes] = attrs.field(factory=dict)
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    resources: Resources = Resources()
+    devices: tuple[int, ...] = ()
+
+
+class JobHandle(abc.ABC):
+    """A started job. `ref` is plain data from which `Backend.attach` finds the job again."""
+
+    job_id: str
+
+    @property
+    @abc.abstractmethod
+    def ref(self) -> dict[str, Any]:
+        """Serializable address of the job (kept in the run ledger)."""
+
+    @abc.abstractmethod
+    def status(self) -> JobStatus:
+        """Read the job's state from its folder."""
+
+    @abc.abstractmethod
+    def read_log(self, offset: int = 0) -> tuple[bytes, int]:
+        """The log's bytes from `offset`, and the offset to ask for next."""
+
+    @abc.abstractmethod
+    def read_file(self, name: str) -> bytes | None:
+        """A file the job wrote into its folder (``result.json``), or None if absent."""
+
+    @abc.abstractmethod
+    def cancel(self, grace_s: float = 10.0) -> None:
+        """Stop the job's whole process group: TERM, then KILL after `grace_s`."""
+
+
+class Backend(abc.ABC):
+    """Runs jobs. Subclass it and register the class with the `register_backends` hook."""
+
+    name: str = "backend"
+
+    @abc.abstractmethod
+    def submit(self, request: JobRequest) -> JobHandle:
+        """Start `request` detached and return at once."""
+
+    @abc.abstractmethod
+    def attach(self, ref: Mapping[str, Any]) -> JobHandle:
+        """Find a job started earlier (perhaps by an orchestrator that has since died)."""
+
+    @property
+    def python(self) -> str:
+        """The Python interpreter, on the job's host, that has voltx installed."""
+        return sys.executable
+
+    def capacity(self) -> Resources:
+        """Resources available to run jobs at once; the scheduler never exceeds them."""
+        return Resources(cpu_cores=1)
+
+    @property
+    def runs_in_process(self) -> bool:
+        """True when jobs share this process (and so may use a ``memory://`` store)."""
+        return False
+
+    def close(self) -> None:  # noqa: B027 (optional hook, deliberately empty by default)
+        """Release whatever the backend holds (connections, rented machines)."""

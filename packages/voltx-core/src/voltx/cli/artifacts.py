@@ -1,0 +1,94 @@
+"""``voltx artifacts list/add/get/show/gc``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from voltx.cli._render import human_bytes, table
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("artifacts", help="list, add, get, show and gc artifacts")
+    commands = parser.add_subparsers(dest="artifacts_command", required=True, metavar="ACTION")
+
+    commands.add_parser("list", help="every named artifact").set_defaults(handler=cmd_list)
+
+    add = commands.add_parser("add", help="add a file or folder as a source artifact")
+    add.add_argument("name")
+    add.add_argument("path", type=Path)
+    add.set_defaults(handler=cmd_add)
+
+    get = commands.add_parser("get", help="write an artifact out to a path")
+    get.add_argument("name", help="name, digest, or digest prefix")
+    get.add_argument("dest", type=Path)
+    get.set_defaults(handler=cmd_get)
+
+    show = commands.add_parser("show", help="an artifact's files and lineage")
+    show.add_argument("name", help="name, digest, or digest prefix")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_show)
+
+    gc = commands.add_parser("gc", help="remove data no ref points at")
+    gc.add_argument("--dry-run", "-n", action="store_true", help="only say what would go")
+    gc.set_defaults(handler=cmd_gc)
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from voltx.project import find_project_file, load_project, resolve_store_url
+    from voltx.store import ArtifactStore
+
+    if args.store:
+        return ArtifactStore.open(resolve_store_url(args.store, Path.cwd()))
+    path = Path(args.config) if args.config else find_project_file()
+    return ArtifactStore.open(load_project(path).store)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = [
+        (a.name, a.short, a.kind, human_bytes(a.size), a.lineage.get("phase") or "added",
+         a.created_at)
+        for a in sorted(_store(args).list(), key=lambda a: a.name)
+    ]
+    print(table(["name", "digest", "kind", "size", "made by", "created"], rows))
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    artifact = _store(args).add(args.name, args.path)
+    print(f"added {args.name} {artifact.short} ({human_bytes(artifact.size)})")
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    written = _store(args).get(args.name, args.dest)
+    print(f"wrote {written}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    artifact = _store(args).resolve(args.name)
+    if args.json:
+        print(json.dumps(artifact.to_json(), indent=1))
+        return 0
+    print(f"{args.name}: {artifact.digest}")
+    print(f"kind {artifact.kind}, {len(artifact.files)} file(s), {human_bytes(artifact.size)}")
+    print(f"created {artifact.created_at}")
+    print("lineage:")
+    for key, value in sorted(artifact.lineage.items()):
+        print(f"  {key}: {json.dumps(value, sort_keys=True)}")
+    print(table(["file", "size", "sha256"],
+                [(f.path, human_bytes(f.size), f.sha256[:16]) for f in artifact.files]))
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    report = _store(args).gc(dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(
+        f"{verb} {len(report.manifests)} manifest(s), {len(report.blobs)} blob(s) "
+        f"({human_bytes(report.freed_bytes)}), {len(report.staging)} stale staging file(s)"
+    )
+    return 0

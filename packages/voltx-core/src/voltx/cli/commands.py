@@ -1,0 +1,155 @@
+"""The run-related subcommands: phases, plan, run, status, logs, init, worker."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import attrs
+
+from voltx.cli._render import table
+from voltx.errors import VoltxError
+
+
+def _session_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "store": args.store,
+        "config": args.config,
+        "backend": args.backend,
+        "profile": args.profile,
+        "overrides": args.overrides,
+    }
+
+
+def cmd_phases(args: argparse.Namespace) -> int:
+    from voltx.api import phases
+
+    specs = phases()
+    rows = [
+        (s.id, s.name, s.family, ", ".join(s.requires) or "-", ", ".join(s.produces) or "-")
+        for s in specs
+    ]
+    print(table(["id", "name", "family", "requires", "produces"], rows))
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from voltx.api import plan
+
+    result = plan(args.target, force=args.force, **_session_kwargs(args))  # type: ignore[arg-type]
+    if args.json:
+        print(json.dumps(attrs.asdict(result), indent=1, default=str))
+        return 0
+    rows = [
+        (p.phase_id, p.name, p.level, p.action, p.reason, ", ".join(p.produces) or "-")
+        for p in result.phases
+    ]
+    print(table(["phase", "name", "wave", "action", "reason", "produces"], rows))
+    waves = " | ".join(", ".join(w) for w in result.levels)
+    print(f"\nwaves (each runs in parallel): {waves}")
+    if result.pinned:
+        print(f"using added artifacts as they are: {', '.join(result.pinned)}")
+    print(f"profile {result.profile}, backend {result.backend}, store {result.store}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from voltx.api import run
+
+    result = run(
+        args.target,
+        force=args.force,
+        max_parallel=args.max_parallel,
+        **_session_kwargs(args),  # type: ignore[arg-type]
+    )
+    _print_run(result)
+    return 0 if result.ok else 1
+
+
+def _print_run(result: object) -> None:
+    from voltx.results import RunResult
+
+    assert isinstance(result, RunResult)
+    rows = []
+    for phase in result.phases.values():
+        took = f"{phase.duration_s:.1f}s" if phase.duration_s is not None else "-"
+        outputs = ", ".join(f"{n}@{d[:10]}" for n, d in phase.outputs.items()) or "-"
+        rows.append((phase.phase_id, phase.status, took, phase.reason or "-", outputs))
+    print(table(["phase", "status", "took", "reason", "outputs"], rows))
+    print(f"\nrun {result.run_id}: {result.status} (store {result.store})")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from voltx.api import status
+
+    result = status(args.run_id, store=_store_for(args))
+    if args.json:
+        print(json.dumps(attrs.asdict(result), indent=1, default=str))
+        return 0
+    rows = [
+        (p.phase_id, p.status, p.attempts, p.started_at or "-", p.finished_at or "-",
+         p.reason or "-")
+        for p in result.phases.values()
+    ]
+    print(table(["phase", "status", "attempts", "started", "finished", "reason"], rows))
+    print(f"\nrun {result.run_id}: {result.status}")
+    return 0
+
+
+def _store_for(args: argparse.Namespace) -> str | None:
+    if args.store:
+        return str(args.store)
+    if args.config:
+        from voltx.project import load_project
+
+        return load_project(Path(args.config)).store
+    return None
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from voltx.api import _make_backend
+    from voltx.ledger import Ledger, latest_run_id
+    from voltx.session import open_session
+
+    session = open_session(store=args.store, config=args.config)
+    run_id = args.run_id or latest_run_id(session.store)
+    if run_id is None:
+        raise VoltxError(f"no runs in store {session.store.url}")
+    state = Ledger(session.store, run_id).phase_states().get(args.phase_id)
+    if state is None or not state.job:
+        raise VoltxError(f"phase {args.phase_id} has no job in run {run_id}")
+    session = attrs.evolve(session, backend=state.backend or session.backend)
+    backend = _make_backend(session)
+    handle = backend.attach(state.job)
+    offset = 0
+    out = sys.stdout.buffer
+    while True:
+        data, offset = handle.read_log(offset)
+        if data:
+            out.write(data)
+            out.flush()
+        if not args.follow or (not data and handle.status().state.finished):
+            break
+        if not data:
+            time.sleep(0.2)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from voltx.project import INIT_TEMPLATE, PROJECT_FILE
+
+    target = Path(PROJECT_FILE)
+    if target.exists() and not args.force:
+        raise VoltxError(f"{target} exists; use --force to overwrite it")
+    target.write_text(INIT_TEMPLATE, encoding="utf-8")
+    print(f"wrote {target.resolve()}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from voltx.worker import main
+
+    return main([args.job_file])

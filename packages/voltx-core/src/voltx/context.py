@@ -1,0 +1,79 @@
+"""What a running phase is handed: inputs, outputs, config, logger, metrics, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from voltx.checkpoints import CheckpointManager
+from voltx.errors import PhaseError
+
+
+class MetricsReporter:
+    """Progress and metrics of one phase: ``metrics.jsonl`` plus a ``progress.json`` snapshot."""
+
+    def __init__(self, folder: Path, log: Any, total: int | None = None) -> None:
+        self.folder = folder
+        self.log = log
+        self.total = total
+        self._started = time.monotonic()
+        self._metrics = open(folder / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+
+    def log_metrics(self, step: int, **values: float) -> None:
+        """Append one row of metrics (loss, lr, ...) for `step`."""
+        row = {"time": time.time(), "step": step, **values}
+        self._metrics.write(json.dumps(row) + "\n")
+        self._metrics.flush()
+
+    def progress(self, step: int, total: int | None = None, **values: float) -> None:
+        """Report how far the phase is; `voltx status` shows the latest report."""
+        total = total if total is not None else self.total
+        elapsed = time.monotonic() - self._started
+        eta = (elapsed / step) * (total - step) if total and step > 0 else None
+        snapshot = {"step": step, "total": total, "elapsed_s": elapsed, "eta_s": eta, **values}
+        staging = self.folder / ".progress.json.tmp"
+        staging.write_text(json.dumps(snapshot))
+        os.replace(staging, self.folder / "progress.json")
+        if values:
+            self.log_metrics(step, **values)
+
+    def close(self) -> None:
+        self._metrics.close()
+
+
+@attrs.frozen
+class PhaseContext:
+    """Everything a phase's `run(ctx)` needs. Inputs are read-only; write only into `outputs`."""
+
+    run_id: str
+    phase_id: str
+    config: Any
+    inputs: dict[str, Path]
+    outputs: dict[str, Path]
+    work_dir: Path
+    log: Any
+    metrics: MetricsReporter
+    checkpoints: CheckpointManager
+    device: str = "cpu"
+    profile: str | None = None
+
+    def input_file(self, name: str, pattern: str = "*") -> Path:
+        """The one file of input `name` (a file artifact, or a folder holding one match)."""
+        path = self.inputs[name]
+        if path.is_file():
+            return path
+        matches = sorted(p for p in path.rglob(pattern) if p.is_file())
+        if len(matches) != 1:
+            raise PhaseError(
+                self.phase_id, f"input {name!r} holds {len(matches)} files matching {pattern!r}"
+            )
+        return matches[0]
+
+    def progress(self, step: int, total: int | None = None, **values: float) -> None:
+        """Shorthand for `metrics.progress`."""
+        self.metrics.progress(step, total, **values)

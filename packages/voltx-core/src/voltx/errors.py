@@ -1,0 +1,116 @@
+"""The one error hierarchy of voltx.
+
+Every error a user can cause ends up as a `VoltxError`: the CLI prints its message on one line and
+exits non-zero. Errors carry the facts (phase id, path, line, key) as attributes so that callers
+embedding voltx do not have to parse text.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+
+class VoltxError(Exception):
+    """Base of every error voltx raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(VoltxError):
+    """A project file, override or config value is wrong; `problems` lists every one found."""
+
+    def __init__(self, problems: Sequence[str], source: str | None = None) -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        if len(self.problems) == 1:
+            message = prefix + self.problems[0]
+        else:
+            message = prefix + f"{len(self.problems)} problems: " + "; ".join(self.problems)
+        super().__init__(message)
+
+
+class PluginError(VoltxError):
+    """A plugin failed to import, registered a duplicate, or implements an unknown hook."""
+
+    def __init__(self, message: str, distribution: str | None = None) -> None:
+        self.distribution = distribution
+        super().__init__(message)
+
+
+class GraphError(VoltxError):
+    """The phase graph is inconsistent: a cycle, two producers, or an unmet requirement."""
+
+    def __init__(self, message: str, phase_ids: Sequence[str] = ()) -> None:
+        self.phase_ids = tuple(phase_ids)
+        super().__init__(message)
+
+
+class UnknownPhaseError(VoltxError):
+    """A target names no registered phase or artifact."""
+
+    def __init__(self, target: str, known: Iterable[str]) -> None:
+        self.target = target
+        hint = did_you_mean(target, known)
+        super().__init__(f"unknown phase or artifact {target!r}{hint}")
+
+
+class StoreError(VoltxError):
+    """The artifact store could not be read or written as asked."""
+
+
+class InvalidArtifactNameError(StoreError):
+    """An artifact name or path would escape the store or is not a plain name."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        super().__init__(f"invalid artifact name {name!r}: {reason}")
+
+
+class ArtifactNotFoundError(StoreError):
+    """No ref or manifest exists for the name or digest asked for."""
+
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+        self.name = name
+        super().__init__(f"no artifact {name!r} in the store{did_you_mean(name, known)}")
+
+
+class SourceFileError(StoreError):
+    """A file or folder to add to the store is missing or unreadable."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {reason}")
+
+
+class IntegrityError(StoreError):
+    """Data in the store does not match its manifest."""
+
+
+class BackendError(VoltxError):
+    """A backend could not start, watch or stop a job."""
+
+    def __init__(self, message: str, backend: str | None = None) -> None:
+        self.backend = backend
+        super().__init__(message)
+
+
+class PhaseError(VoltxError):
+    """A phase's own code failed; the message names the phase and the plugin it came from."""
+
+    def __init__(self, phase_id: str, message: str) -> None:
+        self.phase_id = phase_id
+        super().__init__(f"phase {phase_id}: {message}")
+
+
+class RunInterruptedError(VoltxError):
+    """The run was stopped by the user (Ctrl-C); every job was cancelled."""
+
+    exit_code = 130
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """Return "; did you mean X" for the closest candidate, or "" when none is close."""
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {matches[0]}" if matches else ""

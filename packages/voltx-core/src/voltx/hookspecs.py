@@ -1,0 +1,46 @@
+"""Every hook a voltx plugin can implement. Plugins mark their functions with `voltx.hookimpl`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from voltx.backend import Backend
+    from voltx.spec import PhaseSpec
+
+PROJECT_NAME = "voltx"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+RegisterPhase = Callable[["PhaseSpec"], None]
+BackendFactory = Callable[..., "Backend"]
+RegisterBackend = Callable[[str, BackendFactory], None]
+
+
+@hookspec
+def register_phases(register: RegisterPhase) -> None:
+    """Call ``register(spec)`` once for each `PhaseSpec` the plugin provides."""
+
+
+@hookspec
+def register_backends(register: RegisterBackend) -> None:
+    """Call ``register(name, factory)``; voltx calls ``factory(work_dir=..., **settings)``."""
+
+
+@hookspec
+def phase_started(run_id: str, phase_id: str, backend: str, attempt: int) -> None:
+    """Observe that a phase's job was started on `backend`."""
+
+
+@hookspec
+def phase_finished(
+    run_id: str, phase_id: str, status: str, outputs: Mapping[str, str], error: str | None
+) -> None:
+    """Observe that a phase ended; `status` is succeeded, failed, skipped or cancelled."""
+
+
+ALL_HOOKS: tuple[Any, ...] = (register_phases, register_backends, phase_started, phase_finished)

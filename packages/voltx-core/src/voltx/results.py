@@ -1,0 +1,87 @@
+"""What `voltx.run`, `voltx.plan` and `voltx.status` return."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from voltx.errors import VoltxError
+from voltx.spec import Resources
+
+
+@attrs.frozen
+class PhaseResult:
+    """How one phase of a run ended (or stands)."""
+
+    phase_id: str
+    status: str  # succeeded, skipped, failed, blocked, cancelled, running, queued, pending
+    reason: str = ""
+    outputs: Mapping[str, str] = attrs.field(factory=dict)
+    attempts: int = 0
+    duration_s: float | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    backend: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("succeeded", "skipped")
+
+
+@attrs.frozen
+class RunResult:
+    """A run's outcome: each selected phase's result, in graph order."""
+
+    run_id: str
+    status: str  # succeeded, failed, cancelled, running
+    phases: Mapping[str, PhaseResult]
+    store: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    def outputs(self) -> dict[str, str]:
+        """Every artifact the run produced or reused, name to digest."""
+        return {name: d for result in self.phases.values() for name, d in result.outputs.items()}
+
+    def raise_for_status(self) -> RunResult:
+        """Raise a VoltxError naming the failed phases, unless every phase succeeded or skipped."""
+        if not self.ok:
+            failed = [f"{r.phase_id} ({r.reason})" for r in self.phases.values() if not r.ok]
+            raise VoltxError(f"run {self.run_id} {self.status}: " + "; ".join(failed))
+        return self
+
+
+@attrs.frozen
+class PlannedPhase:
+    """One phase as a plan sees it before anything runs."""
+
+    phase_id: str
+    name: str
+    action: str  # run, skip
+    reason: str
+    level: int
+    requires: tuple[str, ...]
+    produces: tuple[str, ...]
+    resources: Resources
+    reference_hours: float
+    fingerprint: str | None = None
+
+
+@attrs.frozen
+class Plan:
+    """The phases a target selects, what would run and why, in waves that can run in parallel."""
+
+    targets: tuple[str, ...]
+    profile: str
+    backend: str
+    store: str
+    phases: tuple[PlannedPhase, ...]
+    levels: tuple[tuple[str, ...], ...]
+    pinned: tuple[str, ...] = ()
+
+    @property
+    def to_run(self) -> list[str]:
+        return [p.phase_id for p in self.phases if p.action == "run"]

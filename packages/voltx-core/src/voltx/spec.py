@@ -1,0 +1,125 @@
+"""The phase contract: what a phase declares (`PhaseSpec`) and how it runs (`Phase`).
+
+Planning reads only `PhaseSpec` data. The code that trains is named by `entry`, a
+``"module:attribute"`` string that only the worker imports, so planning a pipeline never imports
+torch.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from voltx.errors import PhaseError
+
+if TYPE_CHECKING:
+    from voltx.context import PhaseContext
+
+PHASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@attrs.frozen
+class Resources:
+    """What one run of a phase needs from its host."""
+
+    gpus: int = 0
+    gpu_memory_gb: float = 0.0
+    cpu_cores: int = 1
+    ram_gb: float = 1.0
+    disk_gb: float = 1.0
+
+
+@attrs.frozen
+class EmptyConfig:
+    """The config of a phase that has no settings."""
+
+
+class Phase(abc.ABC):
+    """Base class for a phase written as a class; `run` does the work.
+
+    A phase can also be a plain function ``def run(ctx): ...``; `entry` names either.
+    """
+
+    @abc.abstractmethod
+    def run(self, ctx: PhaseContext) -> None:
+        """Read `ctx.inputs`, write every artifact of `ctx.outputs`."""
+
+
+PhaseEntry = Callable[["PhaseContext"], None]
+
+
+def _tuple_of_str(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+@attrs.frozen
+class PhaseSpec:
+    """Everything voltx knows about a phase without running it.
+
+    `profiles` maps a profile name (at least ``tiny`` and ``full`` for real phases) to a config
+    instance; the config class's defaults are used for a profile not listed.
+    `version` is the phase's code version: bump it when a change to the code should invalidate
+    earlier outputs (it is part of the fingerprint).
+    """
+
+    id: str = attrs.field()
+    name: str
+    entry: str | PhaseEntry = attrs.field(eq=False)
+    family: str = "misc"
+    requires: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+    produces: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+    config_class: type = attrs.field(default=EmptyConfig)
+    profiles: Mapping[str, Any] = attrs.field(factory=dict)
+    resources: Resources = Resources()
+    profile_resources: Mapping[str, Resources] = attrs.field(factory=dict)
+    reference_hours: float = 0.0
+    description: str = ""
+    version: str = "1"
+
+    @id.validator
+    def _check_id(self, _attribute: attrs.Attribute[str], value: str) -> None:
+        if not PHASE_ID_PATTERN.match(value):
+            raise ValueError(f"phase id {value!r} must be letters, digits, '.', '_' or '-'")
+
+    @config_class.validator
+    def _check_config_class(self, _attribute: attrs.Attribute[type], value: type) -> None:
+        if not attrs.has(value):
+            raise TypeError(f"phase {self.id}: config_class must be an attrs class")
+
+    def default_config(self, profile: str | None) -> Any:
+        """The config instance of `profile`, or the class defaults."""
+        if profile and profile in self.profiles:
+            return self.profiles[profile]
+        return self.config_class()
+
+    def resources_for(self, profile: str | None) -> Resources:
+        """The resources the phase needs under `profile`."""
+        if profile and profile in self.profile_resources:
+            return self.profile_resources[profile]
+        return self.resources
+
+
+def resolve_entry(spec: PhaseSpec) -> PhaseEntry:
+    """Import the phase's code and return a callable taking the context."""
+    entry = spec.entry
+    if callable(entry):
+        return entry
+    module_name, _, attribute = entry.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split(".") if attribute else ["run"]:
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise PhaseError(spec.id, f"cannot load entry {entry!r}: {exc}") from exc
+    if isinstance(target, type) and issubclass(target, Phase):
+        return target().run
+    if not callable(target):
+        raise PhaseError(spec.id, f"entry {entry!r} is not callable")
+    return target  # type: ignore[no-any-return]

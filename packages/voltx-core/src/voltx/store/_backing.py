@@ -1,0 +1,210 @@
+"""Byte-level access to a store's root, over a local folder or any fsspec filesystem.
+
+The local case is written against the OS directly because it needs what fsspec does not promise:
+atomic rename for blobs and refs, `link` for create-only manifests, and hard links so that a
+local worker can read a multi-gigabyte input without copying it.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+
+class Backing(abc.ABC):
+    """Files under a store root, addressed by relative posix paths."""
+
+    url: str
+
+    @abc.abstractmethod
+    def read_bytes(self, rel: str) -> bytes:
+        """The file's content; FileNotFoundError when absent."""
+
+    @abc.abstractmethod
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Replace the file's content in one step (readers see old or new, never half)."""
+
+    @abc.abstractmethod
+    def create(self, rel: str, data: bytes) -> bool:
+        """Write the file only if it does not exist; False when it already did."""
+
+    @abc.abstractmethod
+    def put_file(self, source: Path, rel: str) -> None:
+        """Copy a local file in, appearing complete or not at all."""
+
+    @abc.abstractmethod
+    def get_file(self, rel: str, dest: Path, *, link: bool) -> None:
+        """Copy (or, when `link` and possible, hard-link) a file out to `dest`."""
+
+    @abc.abstractmethod
+    def exists(self, rel: str) -> bool:
+        """True when the file exists."""
+
+    @abc.abstractmethod
+    def size(self, rel: str) -> int:
+        """The file's size in bytes."""
+
+    @abc.abstractmethod
+    def list_files(self, prefix: str) -> list[str]:
+        """Every file under the folder `prefix`, as paths relative to the root."""
+
+    @abc.abstractmethod
+    def delete(self, rel: str) -> None:
+        """Remove a file if present."""
+
+    @property
+    def local_root(self) -> Path | None:
+        """The root as a local folder, when the store is one."""
+        return None
+
+
+class LocalBacking(Backing):
+    """A store in a local folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = f"file://{root}"
+
+    @property
+    def local_root(self) -> Path:
+        return self.root
+
+    def _path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def _staging(self) -> Path:
+        staging = self.root / "tmp"
+        staging.mkdir(parents=True, exist_ok=True)
+        return staging / uuid.uuid4().hex
+
+    def read_bytes(self, rel: str) -> bytes:
+        return self._path(rel).read_bytes()
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        tmp = self._staging()
+        tmp.write_bytes(data)
+        target = self._path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+
+    def create(self, rel: str, data: bytes) -> bool:
+        tmp = self._staging()
+        tmp.write_bytes(data)
+        target = self._path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # link() fails when the target exists: the create-only step, atomic on POSIX.
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink()
+        return True
+
+    def put_file(self, source: Path, rel: str) -> None:
+        tmp = self._staging()
+        shutil.copyfile(source, tmp)
+        # Blobs are immutable: read-only, so a hard-linked input cannot be edited in place.
+        tmp.chmod(0o444)
+        target = self._path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+
+    def get_file(self, rel: str, dest: Path, *, link: bool) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        source = self._path(rel)
+        if link:
+            try:
+                os.link(source, dest)
+                return
+            except OSError:
+                pass  # another filesystem, or links not allowed: fall back to a copy
+        shutil.copyfile(source, dest)
+
+    def exists(self, rel: str) -> bool:
+        return self._path(rel).exists()
+
+    def size(self, rel: str) -> int:
+        return self._path(rel).stat().st_size
+
+    def list_files(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(
+            path.relative_to(self.root).as_posix() for path in base.rglob("*") if path.is_file()
+        )
+
+    def delete(self, rel: str) -> None:
+        self._path(rel).unlink(missing_ok=True)
+
+
+class FsspecBacking(Backing):
+    """A store on any fsspec filesystem (memory://, s3://, gcs://, ...)."""
+
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        self.url = url.rstrip("/")
+        self.fs, root = fsspec.core.url_to_fs(self.url, **storage_options)
+        self.root = root.rstrip("/")
+
+    def _path(self, rel: str) -> str:
+        return f"{self.root}/{rel}"
+
+    def read_bytes(self, rel: str) -> bytes:
+        data = self.fs.cat_file(self._path(rel))
+        assert isinstance(data, bytes)
+        return data
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        # A single PUT is atomic on object stores and in memory.
+        self.fs.pipe_file(self._path(rel), data)
+
+    def create(self, rel: str, data: bytes) -> bool:
+        try:
+            self.fs.pipe_file(self._path(rel), data, mode="create")
+        except FileExistsError:
+            return False
+        return True
+
+    def put_file(self, source: Path, rel: str) -> None:
+        self.fs.put_file(str(source), self._path(rel))
+
+    def get_file(self, rel: str, dest: Path, *, link: bool) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self.fs.get_file(self._path(rel), str(dest))
+
+    def exists(self, rel: str) -> bool:
+        return bool(self.fs.exists(self._path(rel)))
+
+    def size(self, rel: str) -> int:
+        return int(self.fs.size(self._path(rel)))
+
+    def list_files(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        try:
+            found = self.fs.find(base)
+        except FileNotFoundError:
+            return []
+        start = len(self.root) + 1
+        return sorted(path[start:] if path.startswith(self.root) else path for path in found)
+
+    def delete(self, rel: str) -> None:
+        try:
+            self.fs.rm_file(self._path(rel))
+        except FileNotFoundError:
+            pass
+
+
+def open_backing(url: str, **storage_options: Any) -> Backing:
+    """The backing for a store URL; a plain path or ``file://`` URL is a local folder."""
+    if "://" not in url or url.startswith("file://"):
+        root = Path(url.removeprefix("file://")).expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        return LocalBacking(root)
+    return FsspecBacking(url, **storage_options)

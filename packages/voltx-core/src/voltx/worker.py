@@ -1,0 +1,170 @@
+"""The worker: runs one phase on whatever machine its job landed on.
+
+``python -m voltx worker job.json``, started by a backend inside the job folder. It fetches the
+inputs from the store, runs the phase, commits the outputs and the fingerprint record, and writes
+``result.json``. Local and remote runs execute this same code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+from voltx import __version__
+from voltx._logging import redact_text, register_environment_secrets
+from voltx.checkpoints import CheckpointManager
+from voltx.config import merge, structure
+from voltx.context import MetricsReporter, PhaseContext
+from voltx.errors import PhaseError, VoltxError
+from voltx.fingerprint import record_success
+from voltx.plugins import host
+from voltx.spec import resolve_entry
+from voltx.store import ArtifactStore
+from voltx.store.artifacts import utc_now
+
+JOB_FILE = "job.json"
+RESULT_FILE = "result.json"
+# Config values whose keys name secrets travel in this environment variable, never in job.json.
+SECRETS_ENV = "VOLTX_JOB_SECRETS"
+
+
+def write_result(job_dir: Path, result: dict[str, Any]) -> None:
+    staging = job_dir / f".{RESULT_FILE}.tmp"
+    staging.write_text(json.dumps(result, indent=1))
+    os.replace(staging, job_dir / RESULT_FILE)
+
+
+def _make_logger(stream: TextIO, job: dict[str, Any]) -> Any:
+    from voltx._logging import _redact_processor
+
+    return structlog.wrap_logger(
+        structlog.PrintLogger(file=stream),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _redact_processor,
+            structlog.processors.JSONRenderer(),
+        ],
+    ).bind(run_id=job["run_id"], phase_id=job["phase_id"], attempt=job.get("attempt", 1))
+
+
+def run_job(job_dir: Path, log_stream: TextIO | None = None) -> int:
+    """Run the job described by ``job_dir/job.json``; returns the process exit code."""
+    job = json.loads((job_dir / JOB_FILE).read_text())
+    secrets = json.loads(os.environ.get(SECRETS_ENV, "{}"))
+    register_environment_secrets()
+    log = _make_logger(log_stream or sys.stderr, job)
+    started = time.time()
+    try:
+        outputs = _run_phase(job_dir, job, secrets, log)
+    except BaseException as exc:
+        message = redact_text(f"{type(exc).__name__}: {exc}")
+        if not isinstance(exc, VoltxError):
+            log.error("phase raised", error=message, traceback=traceback.format_exc())
+        else:
+            log.error("phase failed", error=message)
+        write_result(job_dir, {"status": "failed", "error": message})
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        return 1
+    duration = time.time() - started
+    log.info("phase finished", duration_s=round(duration, 3), outputs=outputs)
+    write_result(job_dir, {"status": "succeeded", "outputs": outputs, "duration_s": duration})
+    return 0
+
+
+def _run_phase(
+    job_dir: Path, job: dict[str, Any], secrets: dict[str, Any], log: Any
+) -> dict[str, str]:
+    plugins = host()
+    registry = plugins.registry()
+    spec = registry.phase(job["phase_id"])
+    origin = registry.phase_origin.get(spec.id, "unknown")
+    store = ArtifactStore.open(job["store"])
+    config_data = merge(job["config"], secrets)
+    config = structure(spec.config_class, config_data, path=spec.id)
+
+    inputs: dict[str, Path] = {}
+    for name, digest in job["inputs"].items():
+        inputs[name] = store.get(digest, job_dir / "inputs" / name, link=True)
+    outputs: dict[str, Path] = {}
+    for name in spec.produces:
+        outputs[name] = job_dir / "outputs" / name
+        outputs[name].mkdir(parents=True, exist_ok=True)
+
+    checkpoint_root = store.local_dir("checkpoints", spec.id, job["fingerprint"][:16])
+    checkpoints = CheckpointManager(checkpoint_root or job_dir / "checkpoints")
+    metrics = MetricsReporter(job_dir, log)
+    devices = job.get("devices") or []
+    context = PhaseContext(
+        run_id=job["run_id"],
+        phase_id=spec.id,
+        config=config,
+        inputs=inputs,
+        outputs=outputs,
+        work_dir=job_dir,
+        log=log,
+        metrics=metrics,
+        checkpoints=checkpoints,
+        device="cuda" if devices else "cpu",
+        profile=job.get("profile"),
+    )
+    log.info("phase starting", phase=spec.name, plugin=origin, inputs=job["inputs"])
+    entry = resolve_entry(spec)
+    started_at = utc_now()
+    try:
+        entry(context)
+    except VoltxError:
+        raise
+    except Exception as exc:
+        # The user-code boundary: the failure names the phase and the plugin it came from.
+        raise PhaseError(spec.id, f"({origin}) {type(exc).__name__}: {exc}") from exc
+    finally:
+        metrics.close()
+
+    empty = [name for name, folder in outputs.items() if not any(folder.iterdir())]
+    if empty:
+        raise PhaseError(spec.id, f"wrote nothing for output {', '.join(empty)}")
+    lineage = {
+        "phase": spec.id,
+        "phase_version": spec.version,
+        "plugin": origin,
+        "run_id": job["run_id"],
+        "profile": job.get("profile"),
+        "config": job["config"],
+        "inputs": job["inputs"],
+        "fingerprint": job["fingerprint"],
+        "voltx_version": __version__,
+        "host": socket.gethostname(),
+        "started_at": started_at,
+        "finished_at": utc_now(),
+    }
+    committed = {
+        name: store.commit(name, folder, lineage).digest for name, folder in outputs.items()
+    }
+    record_success(
+        store,
+        phase_id=spec.id,
+        fp=job["fingerprint"],
+        version=spec.version,
+        config=job["config"],
+        inputs=job["inputs"],
+        outputs=committed,
+        run_id=job["run_id"],
+    )
+    return committed
+
+
+def main(argv: list[str]) -> int:
+    """Entry for ``voltx worker JOB_FILE``."""
+    job_file = Path(argv[0]) if argv else Path(JOB_FILE)
+    return run_job(job_file.resolve().parent)
