@@ -17,8 +17,12 @@ from typing import Any
 import structlog
 
 REDACTED = "***"
+# Matched against the end of a key, so `hf_token` and `AWS_SECRET_ACCESS_KEY` are secret while an
+# artifact named `ex_token_counts` or a setting named `max_tokens` is not.
 SECRET_KEY_PATTERN = re.compile(
-    r"(api[_-]?key|secret|token|passw(or)?d|credential|private[_-]?key|access[_-]?key)", re.I
+    r"(^|[_.-])(api[_-]?key|apikey|access[_-]?key|secret([_-]?key)?|token|passw(or)?d|passphrase"
+    r"|credentials?|private[_-]?key|auth)$",
+    re.I,
 )
 # A secret shorter than this would be "redacted" inside ordinary words; such values are too weak
 # to be real credentials anyway.

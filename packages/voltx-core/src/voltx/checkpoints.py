@@ -9,7 +9,6 @@ reader looks at.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -36,6 +35,9 @@ class CheckpointManager:
     """Checkpoints of one phase under `root`, keeping the newest `keep`."""
 
     def __init__(self, root: Path, keep: int = 3) -> None:
+        if keep < 1:
+            # keep=0 would prune the checkpoint just committed, leaving nothing to resume from.
+            raise ValueError(f"keep must be at least 1, got {keep}")
         self.root = root
         self.keep = keep
         root.mkdir(parents=True, exist_ok=True)
@@ -66,10 +68,10 @@ class CheckpointManager:
             final = self.root / f"{_PREFIX}{step:09d}"
             if final.exists():
                 shutil.rmtree(final)
-            os.replace(staging, final)
+            staging.replace(final)
             pointer = self.root / f".latest-{uuid.uuid4().hex[:8]}"
             pointer.write_text(final.name)
-            os.replace(pointer, self.root / "latest")
+            pointer.replace(self.root / "latest")
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -111,3 +113,5 @@ class CheckpointManager:
         for staging in self.root.glob(".staging-*"):
             # Only this phase writes here, one writer at a time: older staging is a dead write.
             shutil.rmtree(staging, ignore_errors=True)
+        for pointer in self.root.glob(".latest-*"):
+            pointer.unlink(missing_ok=True)  # a pointer a dead write never moved into place

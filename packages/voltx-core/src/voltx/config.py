@@ -8,15 +8,17 @@ one `ConfigError`.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
 import attrs
 import cattrs
+from cattrs.v import format_exception
 
 from voltx.errors import ConfigError, did_you_mean
 
@@ -40,7 +42,9 @@ def _strict_scalar(kind: type) -> Any:
 for _kind in (int, float, str, bool):
     _converter.register_structure_hook(_kind, _strict_scalar(_kind))
 _converter.register_unstructure_hook(PurePath, str)
-_converter.register_structure_hook(PurePath, lambda value, cls: cls(_strict_scalar(str)(value, str)))
+_converter.register_structure_hook(
+    PurePath, lambda value, cls: cls(_strict_scalar(str)(value, str))
+)
 
 
 def unstructure(config: Any) -> dict[str, Any]:
@@ -86,7 +90,10 @@ def _structure_into(cls: type, data: Any, path: str, problems: list[str]) -> Any
         try:
             values[name] = _converter.structure(value, hint)
         except Exception as exc:  # cattrs raises many kinds; each becomes one readable line
-            problems.append(f"{path}.{name}: {_describe(exc)}")
+            problems.extend(_describe(exc, f"{path}.{name}"))
+    for name, field in fields.items():
+        if field.default is attrs.NOTHING and field.init and name not in data:
+            problems.append(f"{path}.{name}: required key is missing")
     if problems:
         return None
     try:
@@ -96,10 +103,20 @@ def _structure_into(cls: type, data: Any, path: str, problems: list[str]) -> Any
         return None
 
 
-def _describe(exc: Exception) -> str:
+def _describe(exc: Exception, path: str) -> list[str]:
+    """One ``path: problem`` line per failure, with the index inside a list or tuple."""
     if isinstance(exc, cattrs.BaseValidationError):
-        return "; ".join(cattrs.transform_error(exc, path="value"))
-    return str(exc)
+        lines = cattrs.transform_error(exc, path=path, format_exception=_format_exception)
+        split = (line.rpartition(" @ ") for line in lines)
+        return [f"{where}: {message}" for message, _, where in split]
+    return [f"{path}: {exc}"]
+
+
+def _format_exception(exc: BaseException, kind: type | None) -> str:
+    # Our scalar hooks already say what was expected and what came; cattrs' text would not.
+    if isinstance(exc, TypeError | ValueError) and str(exc).startswith("expected "):
+        return str(exc)
+    return format_exception(exc, kind)
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,20 +132,29 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
 
 
 def parse_value(text: str) -> Any:
-    """A ``--set`` value: TOML syntax when it parses (16, 1e-4, true, [1, 2]), else a string."""
+    """A ``--set`` value: TOML syntax when it parses (16, 1e-4, true, [1, 2]), else a string.
+
+    TOML dates and times stay text: no config field holds one, and ``run=2024-01-01`` means the
+    string.
+    """
     try:
-        return tomllib.loads(f"value = {text}")["value"]
+        value = tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
+    if isinstance(value, dt.date | dt.time):  # datetime is a date subclass
+        return text
+    return value
 
 
 def parse_overrides(
-    assignments: list[str] | tuple[str, ...] | Mapping[str, Any], phase_ids: list[str]
+    assignments: Sequence[str] | Mapping[str, Any], phase_ids: list[str]
 ) -> dict[str, dict[str, Any]]:
     """Turn ``["2.1.batch_size=16"]`` (or a mapping of the same keys) into per-phase tables.
 
     The phase id is the longest registered id that prefixes the key, since ids contain dots.
     """
+    if isinstance(assignments, str):
+        assignments = [assignments]  # one assignment, not a sequence of characters
     if isinstance(assignments, Mapping):
         items = [(str(key), value) for key, value in assignments.items()]
     else:
@@ -142,13 +168,19 @@ def parse_overrides(
     tables: dict[str, dict[str, Any]] = {}
     by_length = sorted(phase_ids, key=len, reverse=True)
     for key, value in items:
+        if key in phase_ids:
+            problems.append(f"{key}: name a key of phase {key}, as in {key}.KEY=VALUE")
+            continue
         phase_id = next((pid for pid in by_length if key.startswith(pid + ".")), None)
         if phase_id is None:
             head = key.rsplit(".", 1)[0]
             problems.append(f"{key}: no phase {head!r}{did_you_mean(head, phase_ids)}")
             continue
-        table = tables.setdefault(phase_id, {})
         *parents, leaf = key[len(phase_id) + 1 :].split(".")
+        if not leaf or not all(parents):
+            problems.append(f"{key}: empty key name")
+            continue
+        table = tables.setdefault(phase_id, {})
         for parent in parents:
             table = table.setdefault(parent, {})
         table[leaf] = value

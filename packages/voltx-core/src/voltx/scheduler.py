@@ -316,6 +316,9 @@ class Scheduler:
             finally:
                 self._finish(phase_id, "cancelled", "interrupted by the user", attempts=job.attempt)
         self.running.clear()
+        for phase_id in self.order:
+            if phase_id not in self.results:
+                self._finish(phase_id, "cancelled", "run interrupted before the phase started")
         self.ledger.record("run_finished", status="cancelled")
 
 

@@ -14,8 +14,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
 
 class Backing(abc.ABC):
     """Files under a store root, addressed by relative posix paths."""
@@ -149,6 +147,9 @@ class FsspecBacking(Backing):
     """A store on any fsspec filesystem (memory://, s3://, gcs://, ...)."""
 
     def __init__(self, url: str, **storage_options: Any) -> None:
+        # Imported here: a worker on a local store should not pay for fsspec's import.
+        import fsspec
+
         self.url = url.rstrip("/")
         self.fs, root = fsspec.core.url_to_fs(self.url, **storage_options)
         self.root = root.rstrip("/")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 _CHUNK = 4 * 1024 * 1024
 FOLDER_DIGEST_HEADER = b"voltx-folder-v1\n"
+# Files modified more recently than this are not cached (see HashCache).
+_RACY_NS = 2_000_000_000
+# v2 added ctime_ns; a new table keeps an older cache file usable instead of failing on insert.
+_TABLE = "hashes_v2"
 
 
 def sha256_file(path: Path) -> str:
@@ -39,9 +45,15 @@ def default_cache_dir() -> Path:
 
 
 class HashCache:
-    """sha256 of local files keyed by (path, size, mtime, inode), so a rerun does not re-read 44 GB.
+    """sha256 of local files keyed by (path, size, mtime, ctime, inode), so a rerun does not
+    re-read 44 GB.
 
     SQLite because several workers may hash at once, and it handles concurrent writers for us.
+    A file modified within the last `_RACY_NS` is hashed but not cached: on a filesystem whose
+    clock ticks coarsely, a second same-size write in the same tick would leave every stat field
+    as it was, and the cache would return the old content's digest (git's "racy clean" problem).
+    The change time is in the key because tools that restore mtimes (``cp -p``, ``tar x``,
+    ``rsync -t``) cannot restore it.
     """
 
     def __init__(self, location: Path | None = None) -> None:
@@ -50,34 +62,48 @@ class HashCache:
     def _connect(self) -> sqlite3.Connection:
         self.location.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.location, timeout=30)
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER,"
-            " mtime_ns INTEGER, inode INTEGER, sha256 TEXT)"
-        )
+        try:
+            connection.execute(
+                f"CREATE TABLE IF NOT EXISTS {_TABLE} (path TEXT PRIMARY KEY, size INTEGER,"
+                " mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, sha256 TEXT)"
+            )
+        except sqlite3.Error:
+            connection.close()
+            raise
         return connection
 
     def sha256(self, path: Path) -> str:
-        """The file's digest, from the cache when its size, mtime and inode are unchanged."""
+        """The file's digest, from the cache when its size, times and inode are unchanged."""
         resolved = path.resolve()
-        stat = resolved.stat()
-        key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        key = _stat_key(resolved)
         try:
             connection = self._connect()
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):
             return sha256_file(resolved)  # an unwritable cache must not stop the work
         try:
-            with connection:
+            try:
                 row = connection.execute(
-                    "SELECT size, mtime_ns, inode, sha256 FROM hashes WHERE path = ?",
+                    f"SELECT size, mtime_ns, ctime_ns, inode, sha256 FROM {_TABLE} WHERE path = ?",
                     (str(resolved),),
                 ).fetchone()
-                if row and tuple(row[:3]) == key:
-                    return str(row[3])
-                digest = sha256_file(resolved)
-                connection.execute(
-                    "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)",
-                    (str(resolved), *key, digest),
-                )
-                return digest
+            except sqlite3.Error:
+                row = None
+            if row and tuple(row[:4]) == key:
+                return str(row[4])
+            digest = sha256_file(resolved)
+            settled = time.time_ns() - key[1] > _RACY_NS
+            # Cache only what was stable while it was read and cannot be rewritten unnoticed.
+            if settled and _stat_key(resolved) == key:
+                with contextlib.suppress(sqlite3.Error), connection:
+                    connection.execute(
+                        f"INSERT OR REPLACE INTO {_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
+                        (str(resolved), *key, digest),
+                    )
+            return digest
         finally:
             connection.close()
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int]:
+    stat = path.stat()
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)

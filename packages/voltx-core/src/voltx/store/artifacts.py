@@ -14,6 +14,7 @@ ref or a manifest, so data that a crash left without a manifest is never seen; `
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import hashlib
 import json
@@ -175,7 +176,7 @@ class ArtifactStore:
         # Same content committed before: that manifest stands (content is what it describes).
         self._backing.create(_manifest_path(digest), manifest)
         self.set_ref(name, digest)
-        return self.load_manifest(digest)
+        return attrs.evolve(self.load_manifest(digest), name=name)
 
     def add(self, name: str, path: Path) -> Artifact:
         """Add an outside file or folder as a source artifact named `name`."""
@@ -192,13 +193,16 @@ class ArtifactStore:
         record = {"name": name, "digest": digest, "updated_at": utc_now()}
         self._backing.write_bytes(_ref_path(name), json.dumps(record).encode())
 
-    def _scan(self, source: Path, use_hash_cache: bool) -> tuple[list[tuple[str, int, str]], str]:
+    def _scan(
+        self, source: Path, use_hash_cache: bool
+    ) -> tuple[builtins.list[tuple[str, int, str]], str]:
         def digest_of(path: Path) -> str:
             return self._hash_cache.sha256(path) if use_hash_cache else sha256_file(path)
 
         try:
             if source.is_file():
-                return [(check_member_path(source.name), source.stat().st_size, digest_of(source))], "file"
+                entry = (check_member_path(source.name), source.stat().st_size, digest_of(source))
+                return [entry], "file"
             if not source.is_dir():
                 raise SourceFileError(str(source), "no such file or folder")
             entries = []
@@ -222,7 +226,12 @@ class ArtifactStore:
             data = json.loads(self._backing.read_bytes(_manifest_path(digest)))
         except FileNotFoundError as exc:
             raise ArtifactNotFoundError(digest) from exc
-        return Artifact.from_json(data)
+        artifact = Artifact.from_json(data)
+        if artifact.digest != digest:
+            raise IntegrityError(
+                f"manifest {digest[:12]} describes artifact {artifact.digest[:12]} instead"
+            )
+        return artifact
 
     def ref(self, name: str) -> str | None:
         """The digest `name` points at, or None."""
@@ -236,21 +245,27 @@ class ArtifactStore:
         """The artifact a name, a digest, or a unique digest prefix (8+ chars) refers to."""
         if is_digest(name_or_digest):
             return self.load_manifest(name_or_digest)
+        digest = self.ref(name_or_digest)
         if len(name_or_digest) >= 8 and all(c in "0123456789abcdef" for c in name_or_digest):
             matches = [d for d in self._manifest_digests() if d.startswith(name_or_digest)]
             if len(matches) == 1:
                 return self.load_manifest(matches[0])
-        digest = self.ref(name_or_digest)
+            if len(matches) > 1 and digest is None:
+                raise StoreError(
+                    f"digest prefix {name_or_digest!r} is ambiguous: it matches"
+                    f" {len(matches)} artifacts; give more characters"
+                )
         if digest is None:
             raise ArtifactNotFoundError(name_or_digest, self.names())
-        return self.load_manifest(digest)
+        # The manifest keeps the name it was first committed under; this ref's name is the answer.
+        return attrs.evolve(self.load_manifest(digest), name=name_or_digest)
 
     def has(self, name: str) -> bool:
         """True when `name` refers to a committed artifact."""
         digest = self.ref(name)
         return digest is not None and self._backing.exists(_manifest_path(digest))
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         """Every ref name."""
         return [
             path.removeprefix("refs/").removesuffix(".json")
@@ -306,7 +321,7 @@ class ArtifactStore:
                 raise IntegrityError(f"{artifact.name}/{entry.path}: content does not match")
         return artifact
 
-    def _manifest_digests(self) -> list[str]:
+    def _manifest_digests(self) -> builtins.list[str]:
         return [
             path.removeprefix("manifests/").removesuffix(".json")
             for path in self._backing.list_files("manifests")
@@ -331,7 +346,7 @@ class ArtifactStore:
             return None
         return dict(data)
 
-    def list_records(self, prefix: str) -> list[str]:
+    def list_records(self, prefix: str) -> builtins.list[str]:
         """Paths (relative to ``records/``) of the documents under `prefix`."""
         return [
             path.removeprefix("records/")
@@ -380,16 +395,19 @@ class ArtifactStore:
                 self._backing.delete(path)
         return GcReport(tuple(doomed_manifests), tuple(doomed_blobs), tuple(staging), freed)
 
-    def _stale_staging(self) -> list[str]:
+    def _stale_staging(self) -> builtins.list[str]:
         root = self.local_root
         if root is None:
             return []
         cutoff = time.time() - _STALE_STAGING_S
-        return [
-            path
-            for path in self._backing.list_files("tmp")
-            if (root / path).stat().st_mtime < cutoff
-        ]
+        stale = []
+        for path in self._backing.list_files("tmp"):
+            try:
+                if (root / path).stat().st_mtime < cutoff:
+                    stale.append(path)
+            except FileNotFoundError:
+                continue  # a live writer renamed it into place while we looked
+        return stale
 
     # -- local helpers ---------------------------------------------------------------------
 

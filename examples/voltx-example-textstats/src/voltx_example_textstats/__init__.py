@@ -1,0 +1,1 @@
+"""Example voltx plugin: corpus statistics in four phases (see README.md)."""

@@ -1,0 +1,1 @@
+"""The Volt X training phases for voltx."""

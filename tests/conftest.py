@@ -1,0 +1,71 @@
+"""Shared fixtures: a loopback-only network guard, isolated voltx folders, the example plugin."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _support import EXAMPLE
+
+
+def _is_loopback(host: Any) -> bool:
+    if host in (None, "", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_only() -> Iterator[None]:
+    """Fail any test that tries to reach beyond 127.0.0.1 (stray metadata or real API calls)."""
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect = socket.socket.connect
+
+    def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _is_loopback(host):
+            raise AssertionError(f"test tried to resolve non-loopback host {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def guarded_connect(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
+            raise AssertionError(f"test tried to connect to non-loopback address {address!r}")
+        return real_connect(self, address)
+
+    socket.getaddrinfo = guarded_getaddrinfo  # type: ignore[assignment]
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = real_getaddrinfo
+        socket.socket.connect = real_connect  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep caches and user folders out of the real home directory."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("VOLTX_CACHE_DIR", str(home / "cache"))
+    monkeypatch.setenv("VOLTX_HOME", str(home / "voltx"))
+
+
+@pytest.fixture(scope="session")
+def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin, installed from its own pyproject into a fresh folder (once per run)."""
+    site = tmp_path_factory.mktemp("example-site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--no-build-isolation", "--target", str(site), str(EXAMPLE)],
+        check=True,
+        capture_output=True,
+    )
+    return site
+
