@@ -3,9 +3,10 @@
     python bench/scheduler.py [--seconds 3] [--repeat 2]
 
 Each phase sleeps a known time on the local backend (a real worker subprocess per phase). The
-graph's widest level is as wide as this machine has cores (at least 2, `--width` to change), so a
-perfect scheduler takes exactly the critical path: 5 x seconds. The ratio printed is wall / critical path; the target is at most 1.15. The
-per-phase overhead (worker start, input staging, commit, polling) is printed too.
+graph's widest level is as wide as this machine has cores (at least 2, `--width` to change),
+so a perfect scheduler takes exactly the critical path: 5 x seconds. The ratio printed is
+wall / critical path; the target is at most 1.15. The per-phase overhead (worker start, input
+staging, commit, polling) is printed too.
 """
 
 from __future__ import annotations
@@ -37,19 +38,17 @@ def main() -> int:
     sys.path.insert(0, str(HERE))
 
     import _sleep_plugin
-    from voltx_backends import LocalBackend
 
     import voltx
     from voltx._logging import configure_logging
+    from voltx_backends import LocalBackend
 
     configure_logging(json=True, stream=open(os.devnull, "w"), force=True)  # noqa: SIM115
     critical = _sleep_plugin.CRITICAL_PATH_LENGTH * args.seconds
     ratios = []
     for attempt in range(args.repeat):
         with tempfile.TemporaryDirectory() as folder:
-            backend = LocalBackend(
-                work_dir=Path(folder) / "work", cpu_cores=args.width
-            )
+            backend = LocalBackend(work_dir=Path(folder) / "work", cpu_cores=args.width)
             salt = uuid.uuid4().hex
             overrides = {f"bench.{n}.seconds": args.seconds for n in _sleep_plugin.GRAPH}
             overrides |= {f"bench.{n}.salt": salt for n in _sleep_plugin.GRAPH}

@@ -50,7 +50,9 @@ def _loopback_only() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep caches and user folders out of the real home directory."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("VOLTX_CACHE_DIR", str(home / "cache"))
@@ -62,10 +64,20 @@ def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugin, installed from its own pyproject into a fresh folder (once per run)."""
     site = tmp_path_factory.mktemp("example-site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--no-build-isolation", "--target", str(site), str(EXAMPLE)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(EXAMPLE),
+        ],
         check=True,
         capture_output=True,
     )
     return site
-

@@ -87,8 +87,13 @@ def test_failed_phase_blocks_descendants_and_independent_lane_finishes(
 ) -> None:
     env = subprocess_env(TEST_PLUGINS, VOLTX_PLUGINS="slow_pipeline")
     result = voltx_cli(
-        "run", "slow.after_fail,slow.side", "--set", "slow.side.seconds=0.5",
-        cwd=project, env=env, check=False,
+        "run",
+        "slow.after_fail,slow.side",
+        "--set",
+        "slow.side.seconds=0.5",
+        cwd=project,
+        env=env,
+        check=False,
     )
     assert result.returncode == 1
     statuses = run_table(result.stdout)
@@ -132,7 +137,10 @@ def test_sigkill_orchestrator_then_rerun(project: Path) -> None:
     args = ["run", "slow.c", "--set", "slow.b.seconds=3", "--set", "slow.a.seconds=0.1"]
     orchestrator = subprocess.Popen(
         [sys.executable, "-m", "voltx", *args],
-        cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     store = project / ".voltx"
     # Kill as soon as phase b's job is running (its first output file exists).
@@ -158,9 +166,23 @@ def test_sigkill_orchestrator_then_rerun(project: Path) -> None:
 def test_ctrl_c_cancels_every_job(project: Path) -> None:
     env = subprocess_env(TEST_PLUGINS, VOLTX_PLUGINS="slow_pipeline")
     orchestrator = subprocess.Popen(
-        [sys.executable, "-m", "voltx", "run", "slow.b", "slow.side",
-         "--set", "slow.b.seconds=30", "--set", "slow.side.seconds=30"],
-        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "voltx",
+            "run",
+            "slow.b",
+            "slow.side",
+            "--set",
+            "slow.b.seconds=30",
+            "--set",
+            "slow.side.seconds=30",
+        ],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     store = project / ".voltx"
     _wait_for(lambda: any(store.glob("work/jobs/*slow.b*/outputs/slow_b/part-1.txt")))
@@ -194,7 +216,8 @@ def test_planted_secret_reaches_the_phase_but_no_file_or_log(project: Path) -> N
     for text in (result.stdout, result.stderr, logs.stdout):
         assert secret not in text
     leaked = [
-        path for path in project.rglob("*")
+        path
+        for path in project.rglob("*")
         if path.is_file() and secret.encode() in path.read_bytes()
     ]
     assert leaked == []

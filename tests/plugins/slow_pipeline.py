@@ -59,20 +59,58 @@ def fail(ctx: PhaseContext) -> None:
 
 
 PHASES = (
-    PhaseSpec(id="slow.a", name="a", entry=f"{__name__}:sleep_then_write", produces=("slow_a",),
-              config_class=SleepConfig),
-    PhaseSpec(id="slow.b", name="b", entry=f"{__name__}:sleep_then_write", requires=("slow_a",),
-              produces=("slow_b",), config_class=SleepConfig),
-    PhaseSpec(id="slow.c", name="c", entry=f"{__name__}:sleep_then_write", requires=("slow_b",),
-              produces=("slow_c",), config_class=SleepConfig),
-    PhaseSpec(id="slow.side", name="independent lane", entry=f"{__name__}:sleep_then_write",
-              produces=("slow_side",), config_class=SleepConfig),
-    PhaseSpec(id="slow.fail", name="fails", entry=f"{__name__}:fail", requires=("slow_a",),
-              produces=("slow_never",)),
-    PhaseSpec(id="slow.after_fail", name="blocked", entry=f"{__name__}:sleep_then_write",
-              requires=("slow_never",), produces=("slow_blocked",), config_class=SleepConfig),
-    PhaseSpec(id="secret.use", name="secret", entry=f"{__name__}:use_secret",
-              produces=("secret_proof",), config_class=SecretConfig),
+    PhaseSpec(
+        id="slow.a",
+        name="a",
+        entry=f"{__name__}:sleep_then_write",
+        produces=("slow_a",),
+        config_class=SleepConfig,
+    ),
+    PhaseSpec(
+        id="slow.b",
+        name="b",
+        entry=f"{__name__}:sleep_then_write",
+        requires=("slow_a",),
+        produces=("slow_b",),
+        config_class=SleepConfig,
+    ),
+    PhaseSpec(
+        id="slow.c",
+        name="c",
+        entry=f"{__name__}:sleep_then_write",
+        requires=("slow_b",),
+        produces=("slow_c",),
+        config_class=SleepConfig,
+    ),
+    PhaseSpec(
+        id="slow.side",
+        name="independent lane",
+        entry=f"{__name__}:sleep_then_write",
+        produces=("slow_side",),
+        config_class=SleepConfig,
+    ),
+    PhaseSpec(
+        id="slow.fail",
+        name="fails",
+        entry=f"{__name__}:fail",
+        requires=("slow_a",),
+        produces=("slow_never",),
+    ),
+    PhaseSpec(
+        id="slow.after_fail",
+        name="blocked",
+        entry=f"{__name__}:sleep_then_write",
+        requires=("slow_never",),
+        produces=("slow_blocked",),
+        config_class=SleepConfig,
+    ),
+    PhaseSpec(
+        id="secret.use",
+        name="secret",
+        entry=f"{__name__}:use_secret",
+        produces=("secret_proof",),
+        config_class=SecretConfig,
+    ),
 )
 
 

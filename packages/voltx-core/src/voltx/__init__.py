@@ -1,7 +1,7 @@
 """voltx: run the Volt X training pipeline as a graph of phases, anywhere.
 
-    import voltx
-    result = voltx.run("2.1", backend="local")
+import voltx
+result = voltx.run("2.1", backend="local")
 """
 
 from __future__ import annotations

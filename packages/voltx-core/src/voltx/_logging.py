@@ -53,7 +53,8 @@ def register_environment_secrets(extra_names: Iterable[str] = ()) -> None:
 
 def redact_text(text: str) -> str:
     """`text` with every registered secret replaced."""
-    for secret in _secrets:
+    # Longest first: replacing a secret that is part of a longer one would leave the rest showing.
+    for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
@@ -63,7 +64,9 @@ def redact(value: Any) -> Any:
     """A copy of plain data with secret-named keys and secret values redacted."""
     if isinstance(value, Mapping):
         return {
-            key: (REDACTED if isinstance(key, str) and is_secret_key(key) and item else redact(item))
+            key: (
+                REDACTED if isinstance(key, str) and is_secret_key(key) and item else redact(item)
+            )
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):
@@ -79,6 +82,12 @@ def _redact_processor(
     redacted = redact(dict(event_dict))
     assert isinstance(redacted, dict)
     return redacted
+
+
+def _redact_rendered(_logger: Any, _method: str, rendered: Any) -> Any:
+    # Values that are not plain data (a client object whose repr holds its token) are turned into
+    # text only by the renderer, so the rendered line is searched once more.
+    return redact_text(rendered) if isinstance(rendered, str) else rendered
 
 
 def configure_logging(
@@ -109,6 +118,7 @@ def configure_logging(
             structlog.processors.format_exc_info,
             _redact_processor,
             renderer,
+            _redact_rendered,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=stream),

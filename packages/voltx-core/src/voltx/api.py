@@ -129,13 +129,12 @@ def run(
     configs = session.configs(selected)
     session.stage_inputs(selected)
     executor = backend if isinstance(backend, Backend) else _make_backend(session)
-    if session.store.local_root is None and not executor.runs_in_process:
-        if session.store.url.startswith("memory://"):
-            raise BackendError(
-                f"store {session.store.url} lives in this process only; backend "
-                f"{executor.name} runs phases in other processes: use a file:// or s3:// store",
-                executor.name,
-            )
+    if session.store.url.startswith("memory://") and not executor.runs_in_process:
+        raise BackendError(
+            f"store {session.store.url} lives in this process only; backend "
+            f"{executor.name} runs phases in other processes: use a file:// or s3:// store",
+            executor.name,
+        )
     targets = session.graph.resolve_targets(target)
     key = target_key(targets, session.profile, session.backend)
     run_id = _continue_or_start(session, key, force)

@@ -85,8 +85,11 @@ def why_run(
     changed = _changed_keys(last.get("config", {}), dict(config))
     if changed:
         return "config changed: " + ", ".join(changed[:4]) + ("..." if len(changed) > 4 else "")
-    moved = sorted(k for k in set(inputs) | set(last.get("inputs", {}))
-                   if last.get("inputs", {}).get(k) != inputs.get(k))
+    moved = sorted(
+        k
+        for k in set(inputs) | set(last.get("inputs", {}))
+        if last.get("inputs", {}).get(k) != inputs.get(k)
+    )
     if moved:
         return "input changed: " + ", ".join(moved)
     return "outputs missing from the store"

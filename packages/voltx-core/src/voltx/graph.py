@@ -20,14 +20,20 @@ class Graph:
     @classmethod
     def build(cls, specs: Iterable[PhaseSpec]) -> Graph:
         """Index the producers and check for two producers of one artifact and for cycles."""
-        phases = {spec.id: spec for spec in specs}
+        phases: dict[str, PhaseSpec] = {}
+        for spec in specs:
+            if spec.id in phases:
+                # A dict would keep the last silently; the first phase would vanish from plans.
+                raise GraphError(f"phase id {spec.id!r} is declared twice", (spec.id,))
+            phases[spec.id] = spec
         producer: dict[str, str] = {}
         for spec in phases.values():
             for artifact in spec.produces:
                 if artifact in producer:
                     other = producer[artifact]
                     raise GraphError(
-                        f"artifact {artifact!r} has two producers: phase {other} and phase {spec.id}",
+                        f"artifact {artifact!r} has two producers:"
+                        f" phase {other} and phase {spec.id}",
                         (other, spec.id),
                     )
                 producer[artifact] = spec.id
@@ -137,4 +143,6 @@ class Graph:
 
 def _id_sort_key(phase_id: str) -> tuple[object, ...]:
     """Sort "2.10" after "2.9": numeric parts as numbers."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in phase_id.split("."))
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in phase_id.split(".")
+    )

@@ -67,36 +67,48 @@ class PluginHost:
         self._registry: Registry | None = None
         self._lock = threading.RLock()
         self._loaded = False
+        self._loading = False
 
     def _load(self) -> None:
         with self._lock:
-            if self._loaded:
+            # A plugin that asks for the registry while it is being imported gets what is loaded.
+            if self._loaded or self._loading:
                 return
-            self._loaded = True
-            allowed = os.environ.get("VOLTX_LOAD_PLUGINS")
-            names = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
-            for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-                if names is not None and entry_point.name not in names:
-                    continue
-                distribution = entry_point.dist.name if entry_point.dist else entry_point.name
-                try:
-                    plugin = entry_point.load()
-                except Exception as exc:
-                    raise PluginError(
-                        f"plugin {entry_point.name!r} from distribution {distribution!r} failed "
-                        f"to import: {type(exc).__name__}: {exc}",
-                        distribution,
-                    ) from exc
-                self.add(plugin, distribution)
-            for module_name in filter(None, os.environ.get("VOLTX_PLUGINS", "").split(",")):
-                try:
-                    module = importlib.import_module(module_name.strip())
-                except Exception as exc:
-                    raise PluginError(
-                        f"plugin module {module_name!r} (VOLTX_PLUGINS) failed to import: {exc}",
-                        module_name,
-                    ) from exc
-                self.add(module, module_name.strip())
+            self._loading = True
+            try:
+                self._load_all()
+                # Only after success: after a failure the next use fails the same way, instead
+                # of going on with whichever plugins happened to load before the broken one.
+                self._loaded = True
+            finally:
+                self._loading = False
+
+    def _load_all(self) -> None:
+        """Import every allowed entry point, then the modules named in VOLTX_PLUGINS."""
+        allowed = os.environ.get("VOLTX_LOAD_PLUGINS")
+        names = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if names is not None and entry_point.name not in names:
+                continue
+            distribution = entry_point.dist.name if entry_point.dist else entry_point.name
+            try:
+                plugin = entry_point.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {entry_point.name!r} from distribution {distribution!r} failed "
+                    f"to import: {type(exc).__name__}: {exc}",
+                    distribution,
+                ) from exc
+            self.add(plugin, distribution)
+        for module_name in filter(None, os.environ.get("VOLTX_PLUGINS", "").split(",")):
+            try:
+                module = importlib.import_module(module_name.strip())
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin module {module_name!r} (VOLTX_PLUGINS) failed to import: {exc}",
+                    module_name,
+                ) from exc
+            self.add(module, module_name.strip())
 
     def add(self, plugin: ModuleType | object, origin: str) -> None:
         """Register one plugin object; `origin` (its distribution) names it in errors."""

@@ -83,7 +83,9 @@ def load_project(path: Path | None) -> Project:
     if problems:
         raise ConfigError(problems, source=source)
     store = resolve_store_url(values.pop("store", DEFAULT_STORE), path.parent)
-    resolved_inputs = {name: str((path.parent / loc).resolve()) for name, loc in inputs.items()}
+    resolved_inputs = {
+        name: str((path.parent / Path(loc).expanduser()).resolve()) for name, loc in inputs.items()
+    }
     return Project(
         store=store,
         phases=phases,
@@ -100,7 +102,8 @@ def resolve_store_url(url: str, base: Path) -> str:
     local = url.removeprefix("file://")
     if "://" in local:
         return url
-    return str((base / local).resolve())
+    # `~/store` means the home folder, not a folder named "~" inside the project.
+    return str((base / Path(local).expanduser()).resolve())
 
 
 def _table(data: Mapping[str, Any], key: str, problems: list[str]) -> dict[str, Any]:
@@ -120,7 +123,8 @@ INIT_TEMPLATE = """\
 store = "file://.voltx"
 # Where phases run: local, ssh, vast (the last two come with voltx-backends).
 backend = "local"
-# Which config profile each phase starts from: tiny (minutes on a laptop) or full (the paper's sizes).
+# Which config profile each phase starts from: tiny (minutes on a laptop) or full (the paper's
+# sizes).
 profile = "tiny"
 # At most this many phases at once (default: as many as the backend's resources allow).
 # max_parallel = 4

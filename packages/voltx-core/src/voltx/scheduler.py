@@ -161,8 +161,10 @@ class Scheduler:
             return False
         if needed.gpus > len(self._free_devices):
             return False
-        reason = "forced" if self.force else why_run(
-            self.session.store, spec.id, spec.version, config, inputs
+        reason = (
+            "forced"
+            if self.force
+            else why_run(self.session.store, spec.id, spec.version, config, inputs)
         )
         self._submit(phase_id, needed, fp, inputs, reason)
         return True

@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message: str) -> str:
+    # Messages from pluggy or a plugin's exception can span lines; the error stays one line.
+    return " | ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -99,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     except VoltxError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"voltx: error: {redact_text(str(exc))}", file=sys.stderr)
+        print(f"voltx: error: {_one_line(redact_text(str(exc))) or type(exc).__name__}",
+              file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("voltx: interrupted", file=sys.stderr)

@@ -8,6 +8,7 @@ local worker can read a multi-gigabyte input without copying it.
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import shutil
 import uuid
@@ -196,10 +197,8 @@ class FsspecBacking(Backing):
         return sorted(path[start:] if path.startswith(self.root) else path for path in found)
 
     def delete(self, rel: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self._path(rel))
-        except FileNotFoundError:
-            pass
 
 
 def open_backing(url: str, **storage_options: Any) -> Backing:

@@ -419,4 +419,3 @@ class ArtifactStore:
         folder = root.joinpath(*parts)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
-

@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` and `make test`. Each builds its own venv.
+PYTHON ?= python3
+PACKAGES = -e packages/voltx-core -e packages/voltx-backends -e packages/voltx-phases
+PIP_QUIET = --quiet --disable-pip-version-check
+
+.PHONY: demo test lint typecheck test-core clean
+
+# Install voltx with the example plugin and run the demo pipeline on the embedded data.
+demo: .venv/.installed
+	.venv/bin/voltx run all
+	.venv/bin/voltx artifacts list
+
+.venv/.installed: packages/*/pyproject.toml examples/voltx-example-textstats/pyproject.toml
+	$(PYTHON) -m venv .venv
+	.venv/bin/pip install $(PIP_QUIET) $(PACKAGES) -e examples/voltx-example-textstats
+	touch $@
+
+# Lint, type-check, run the whole suite, then check voltx-core alone in a venv without torch.
+test: .venv-test/.installed lint typecheck test-core
+	.venv-test/bin/pytest -q
+
+.venv-test/.installed: packages/*/pyproject.toml requirements-dev.txt
+	$(PYTHON) -m venv .venv-test
+	.venv-test/bin/pip install $(PIP_QUIET) $(PACKAGES) -r requirements-dev.txt
+	touch $@
+
+lint: .venv-test/.installed
+	.venv-test/bin/ruff check .
+	.venv-test/bin/ruff format --check .
+
+typecheck: .venv-test/.installed
+	.venv-test/bin/mypy
+
+# voltx-core must install and pass its own tests with nothing else present (no torch, no plugins).
+test-core: .venv-core/.installed
+	.venv-core/bin/pytest -q -p no:cacheprovider tests/core
+
+.venv-core/.installed: packages/voltx-core/pyproject.toml requirements-dev.txt
+	$(PYTHON) -m venv .venv-core
+	.venv-core/bin/pip install $(PIP_QUIET) -e packages/voltx-core pytest==9.2.0
+	touch $@
+
+clean:
+	rm -rf .venv .venv-test .venv-core .voltx
