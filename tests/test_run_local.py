@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -221,3 +222,24 @@ def test_planted_secret_reaches_the_phase_but_no_file_or_log(project: Path) -> N
         if path.is_file() and secret.encode() in path.read_bytes()
     ]
     assert leaked == []
+
+
+def test_lost_job_is_resubmitted(project: Path) -> None:
+    env = subprocess_env(TEST_PLUGINS, VOLTX_PLUGINS="slow_pipeline")
+    orchestrator = subprocess.Popen(
+        [sys.executable, "-m", "voltx", "run", "slow.b", "--set", "slow.b.seconds=2"],
+        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    store = project / ".voltx"
+    _wait_for(lambda: any(store.glob("work/jobs/*slow.b-1/outputs/slow_b/part-1.txt")))
+    (first_pid,) = [
+        int(p.read_text()) for p in store.glob("work/jobs/*slow.b-1/pid")
+    ]
+    # The machine "vanishes": the whole job dies at once, wrapper included, with no exit code.
+    os.killpg(first_pid, signal.SIGKILL)
+    stdout, stderr = orchestrator.communicate(timeout=60)
+    assert orchestrator.returncode == 0, stderr
+    assert run_table(stdout)["slow.b"] == "succeeded"
+    assert "job lost; resubmitting" in stderr
+    status = json.loads(voltx_cli("status", "--json", cwd=project, env=env).stdout)
+    assert status["phases"]["slow.b"]["attempts"] == 2

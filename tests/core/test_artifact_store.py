@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -264,10 +265,39 @@ def test_get_with_link_on_a_local_store_shares_a_read_only_blob(local_case, tmp_
     blob = blob / sha(TREE["weights.bin"])
     assert os.stat(linked).st_ino == os.stat(blob).st_ino
     assert stat.S_IMODE(os.stat(linked).st_mode) & 0o222 == 0  # nobody may write
-    if os.geteuid() != 0:  # root ignores permission bits
-        with pytest.raises(PermissionError):
-            linked.write_bytes(b"edited in place")
+    assert not try_to_append(linked)
+    assert linked.read_bytes() == TREE["weights.bin"]
+    # The same attempt on a writable copy succeeds, so the refusal above is the blob's doing.
+    copy = store.get("ckpt", tmp_path / "copied") / "weights.bin"
+    copy.chmod(0o666)
+    assert try_to_append(copy)
     assert store.verify("ckpt").name == "ckpt"
+
+
+def try_to_append(path: Path) -> bool:
+    """Whether an ordinary user can write to `path` (root ignores permission bits, so as root
+    the attempt is made by `nobody`, from inside the folder so the test's 0700 parents allow it)."""
+    if os.geteuid() != 0:
+        try:
+            with open(path, "ab") as stream:
+                stream.write(b"edited in place")
+        except PermissionError:
+            return False
+        return True
+    script = f"cat {path.name} > /dev/null && printf edited >> {path.name}"
+    result = subprocess.run(
+        ["/bin/sh", "-c", script],
+        cwd=path.parent,
+        user=65534,
+        group=65534,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode and "ermission denied" not in result.stderr:
+        pytest.fail(f"could not test the write as nobody: {result.stderr}")
+    return result.returncode == 0
 
 
 def test_get_with_link_on_memory_copies(memory_case, tmp_path):

@@ -227,3 +227,19 @@ def test_configure_logging_runs_once_unless_forced():
     structlog.get_logger("voltx.test").info("two")
     assert [line["event"] for line in log_lines(first)] == ["one"]
     assert [line["event"] for line in log_lines(second)] == ["two"]
+
+
+def test_default_stream_follows_sys_stderr(monkeypatch):
+    """Configured while one stderr is in place, logging keeps working after it is swapped out."""
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    configure_logging(json=True)
+    structlog.get_logger("voltx.test").info("one")
+    assert [line["event"] for line in log_lines(first)] == ["one"]
+    first.close()  # a test runner's capture ends, or an embedding app restores its stream
+
+    second = io.StringIO()
+    monkeypatch.setattr("sys.stderr", second)
+    structlog.get_logger("voltx.test").info("two")
+
+    assert [line["event"] for line in log_lines(second)] == ["two"]

@@ -90,6 +90,23 @@ def _redact_rendered(_logger: Any, _method: str, rendered: Any) -> Any:
     return redact_text(rendered) if isinstance(rendered, str) else rendered
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at each write.
+
+    Binding the object ``sys.stderr`` held at configure time would keep writing to it after a
+    test runner or an embedding application swapped it out and closed it.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     *, json: bool | None = None, level: int = logging.INFO, stream: Any = None, force: bool = False
 ) -> None:
@@ -102,7 +119,7 @@ def configure_logging(
     if _configured and not force:
         return
     register_environment_secrets()
-    stream = stream or sys.stderr
+    stream = stream or _CurrentStderr()
     if json is None:
         json = not stream.isatty()
     renderer: Any = (

@@ -105,8 +105,11 @@ class Backend(abc.ABC):
         return sys.executable
 
     def capacity(self) -> Resources:
-        """Resources available to run jobs at once; the scheduler never exceeds them."""
-        return Resources(cpu_cores=1)
+        """Resources available to run jobs at once; the scheduler never exceeds them.
+
+        Memory and disk are in GiB (per GPU for `gpu_memory_gb`); infinity means not rationed.
+        """
+        return Resources(cpu_cores=1, ram_gb=float("inf"), disk_gb=float("inf"))
 
     @property
     def runs_in_process(self) -> bool:

@@ -100,15 +100,17 @@ class PluginHost:
                     distribution,
                 ) from exc
             self.add(plugin, distribution)
-        for module_name in filter(None, os.environ.get("VOLTX_PLUGINS", "").split(",")):
+        extra = os.environ.get("VOLTX_PLUGINS", "").split(",")
+        for module_name in filter(None, (name.strip() for name in extra)):
             try:
-                module = importlib.import_module(module_name.strip())
+                module = importlib.import_module(module_name)
             except Exception as exc:
                 raise PluginError(
-                    f"plugin module {module_name!r} (VOLTX_PLUGINS) failed to import: {exc}",
+                    f"plugin module {module_name!r} (VOLTX_PLUGINS) failed to import: "
+                    f"{type(exc).__name__}: {exc}",
                     module_name,
                 ) from exc
-            self.add(module, module_name.strip())
+            self.add(module, module_name)
 
     def add(self, plugin: ModuleType | object, origin: str) -> None:
         """Register one plugin object; `origin` (its distribution) names it in errors."""
@@ -119,7 +121,10 @@ class PluginHost:
                 self.manager.register(plugin, name=f"{origin}:{id(plugin)}")
                 self.manager.check_pending()
             except pluggy.PluginValidationError as exc:
-                self.manager.unregister(plugin)
+                # pluggy checks a hookimpl's arguments before registering anything, and unknown
+                # hooks (check_pending) after: only in the second case is there something to undo.
+                if self.manager.is_registered(plugin):
+                    self.manager.unregister(plugin)
                 raise PluginError(f"plugin from {origin!r}: {exc}", origin) from exc
             self._origin[id(plugin)] = origin
             self._registry = None

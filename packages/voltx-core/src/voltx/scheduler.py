@@ -74,6 +74,7 @@ class Scheduler:
         self.attempts: dict[str, int] = {}
         self._free_devices = list(range(self.capacity.gpus))
         self._cpu_in_use = 0
+        self._ram_in_use = 0.0
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -157,7 +158,11 @@ class Scheduler:
             return True
         if self.max_parallel is not None and len(self.running) >= self.max_parallel:
             return False
-        if needed.cpu_cores + self._cpu_in_use > self.capacity.cpu_cores and self.running:
+        # A phase that fits nowhere alone was clamped by _fit; otherwise wait for room.
+        if self.running and (
+            needed.cpu_cores + self._cpu_in_use > self.capacity.cpu_cores
+            or needed.ram_gb + self._ram_in_use > self.capacity.ram_gb
+        ):
             return False
         if needed.gpus > len(self._free_devices):
             return False
@@ -176,8 +181,12 @@ class Scheduler:
                 f"needs {wanted.gpus} GPU(s) but backend {self.backend.name} has "
                 f"{self.capacity.gpus}; use a GPU backend or the tiny profile"
             )
-        # A phase asking for more cores than the machine has still runs, alone, on all of them.
-        return attrs.evolve(wanted, cpu_cores=min(wanted.cpu_cores, self.capacity.cpu_cores))
+        # A phase asking for more cores or memory than the machine has still runs, alone.
+        return attrs.evolve(
+            wanted,
+            cpu_cores=min(wanted.cpu_cores, self.capacity.cpu_cores),
+            ram_gb=min(wanted.ram_gb, self.capacity.ram_gb),
+        )
 
     def _submit(
         self, phase_id: str, needed: Resources, fp: str, inputs: dict[str, str], reason: str
@@ -187,6 +196,7 @@ class Scheduler:
         devices = tuple(self._free_devices[: needed.gpus])
         del self._free_devices[: needed.gpus]
         self._cpu_in_use += needed.cpu_cores
+        self._ram_in_use += needed.ram_gb
         public, secret = split_secrets(self.configs[phase_id])
         job = {
             "run_id": self.ledger.run_id,
@@ -232,6 +242,7 @@ class Scheduler:
 
     def _release(self, job: _Running) -> None:
         self._cpu_in_use -= job.resources.cpu_cores
+        self._ram_in_use -= job.resources.ram_gb
         self._free_devices = sorted([*self._free_devices, *job.devices])
 
     def _collect_finished(self) -> bool:
@@ -306,6 +317,7 @@ class Scheduler:
             needed = self._fit(spec.resources_for(self.session.profile))
             resources = needed if isinstance(needed, Resources) else Resources()
             self._cpu_in_use += resources.cpu_cores
+            self._ram_in_use += resources.ram_gb
             self.running[phase_id] = _Running(
                 phase_id, handle, resources, (), state.attempts, time.monotonic(), fp, {}
             )

@@ -65,13 +65,25 @@ class Session:
         return resolved
 
     def stage_inputs(self, phase_ids: Sequence[str]) -> None:
-        """Add the project's listed input files the selection needs; fail on what nobody makes."""
+        """Add the project's listed input files the selection needs; fail on what nobody makes.
+
+        Everything is checked before anything is added, so a bad input leaves the store as it was.
+        """
         needed = {a for pid in phase_ids for a in self.registry.phase(pid).requires}
         produced = {a for pid in phase_ids for a in self.registry.phase(pid).produces}
-        for name in sorted(needed & set(self.project.inputs)):
-            if name not in produced:
-                self.store.add(name, Path(self.project.inputs[name]))
-        missing = sorted(a for a in needed - produced if not self.store.has(a))
+        listed = {
+            name: Path(self.project.inputs[name])
+            for name in sorted((needed - produced) & set(self.project.inputs))
+        }
+        absent = [
+            f"inputs.{name}: no such file or folder: {path}"
+            for name, path in listed.items()
+            if not path.exists()
+        ]
+        if absent:
+            source = str(self.project.path) if self.project.path else None
+            raise ConfigError(absent, source=source)
+        missing = sorted(a for a in needed - produced - set(listed) if not self.store.has(a))
         if missing:
             users = {
                 a: [pid for pid in phase_ids if a in self.registry.phase(pid).requires]
@@ -83,6 +95,8 @@ class Session:
                 "add each with `voltx artifacts add NAME PATH` or list it under [inputs]",
                 [pid for a in missing for pid in users[a]],
             )
+        for name, path in listed.items():
+            self.store.add(name, path)
 
 
 def split_secrets(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

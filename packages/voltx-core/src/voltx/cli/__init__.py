@@ -104,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     except VoltxError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"voltx: error: {_one_line(redact_text(str(exc))) or type(exc).__name__}",
-              file=sys.stderr)
+        print(
+            f"voltx: error: {_one_line(redact_text(str(exc))) or type(exc).__name__}",
+            file=sys.stderr,
+        )
         return exc.exit_code
     except KeyboardInterrupt:
         print("voltx: interrupted", file=sys.stderr)

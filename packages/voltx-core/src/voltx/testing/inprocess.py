@@ -89,7 +89,8 @@ class InProcessBackend(Backend):
         return True
 
     def capacity(self) -> Resources:
-        return Resources(cpu_cores=self.cpu_cores)
+        # Threads share this process's memory; the scheduler should not ration it.
+        return Resources(cpu_cores=self.cpu_cores, ram_gb=float("inf"), disk_gb=float("inf"))
 
     def submit(self, request: JobRequest) -> JobHandle:
         if tuple(request.argv[1:4]) != ("-m", "voltx", "worker"):
