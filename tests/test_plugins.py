@@ -423,20 +423,13 @@ class Observer:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
 
+    def _record(self, kind: str, **data: Any) -> None:
+        with self._lock:
+            self.calls.append((kind, data))
+
     @voltx.hookimpl
     def phase_started(self, run_id: str, phase_id: str, backend: str, attempt: int) -> None:
-        with self._lock:
-            self.calls.append(
-                (
-                    "started",
-                    {
-                        "run_id": run_id,
-                        "phase_id": phase_id,
-                        "backend": backend,
-                        "attempt": attempt,
-                    },
-                )
-            )
+        self._record("started", run_id=run_id, phase_id=phase_id, backend=backend, attempt=attempt)
 
     @voltx.hookimpl
     def phase_finished(
@@ -447,19 +440,14 @@ class Observer:
         outputs: Mapping[str, str],
         error: str | None,
     ) -> None:
-        with self._lock:
-            self.calls.append(
-                (
-                    "finished",
-                    {
-                        "run_id": run_id,
-                        "phase_id": phase_id,
-                        "status": status,
-                        "outputs": dict(outputs),
-                        "error": error,
-                    },
-                )
-            )
+        self._record(
+            "finished",
+            run_id=run_id,
+            phase_id=phase_id,
+            status=status,
+            outputs=dict(outputs),
+            error=error,
+        )
 
     def of(self, kind: str) -> dict[str, dict[str, Any]]:
         return {data["phase_id"]: data for event, data in self.calls if event == kind}

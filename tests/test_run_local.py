@@ -228,13 +228,15 @@ def test_lost_job_is_resubmitted(project: Path) -> None:
     env = subprocess_env(TEST_PLUGINS, VOLTX_PLUGINS="slow_pipeline")
     orchestrator = subprocess.Popen(
         [sys.executable, "-m", "voltx", "run", "slow.b", "--set", "slow.b.seconds=2"],
-        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     store = project / ".voltx"
     _wait_for(lambda: any(store.glob("work/jobs/*slow.b-1/outputs/slow_b/part-1.txt")))
-    (first_pid,) = [
-        int(p.read_text()) for p in store.glob("work/jobs/*slow.b-1/pid")
-    ]
+    (first_pid,) = [int(p.read_text()) for p in store.glob("work/jobs/*slow.b-1/pid")]
     # The machine "vanishes": the whole job dies at once, wrapper included, with no exit code.
     os.killpg(first_pid, signal.SIGKILL)
     stdout, stderr = orchestrator.communicate(timeout=60)

@@ -12,7 +12,9 @@ from voltx._logging import ensure_logging
 from voltx.backend import Backend
 from voltx.errors import BackendError, VoltxError
 from voltx.fingerprint import committed_outputs, fingerprint, why_run
+from voltx.graph import Graph
 from voltx.ledger import Ledger, last_run_for, latest_run_id, new_run_id, remember_run, target_key
+from voltx.plugins import registry
 from voltx.results import PhaseResult, Plan, PlannedPhase, RunResult
 from voltx.scheduler import Scheduler
 from voltx.session import Overrides, Session, open_session
@@ -24,12 +26,9 @@ ProjectConfig = str | Path | Mapping[str, Mapping[str, Any]] | None
 
 
 def phases() -> list[PhaseSpec]:
-    """Every registered phase, in graph order."""
-    session_registry = open_session().registry
-    from voltx.graph import Graph
-
-    graph = Graph.build(session_registry.phases.values())
-    return [session_registry.phases[pid] for pid in graph.topological(graph.phases)]
+    """Every registered phase, in graph order (reads no project file and opens no store)."""
+    graph = Graph.build(registry().phases.values())
+    return [graph.phases[pid] for pid in graph.topological(graph.phases)]
 
 
 def plan(

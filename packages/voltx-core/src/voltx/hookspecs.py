@@ -40,7 +40,7 @@ def phase_started(run_id: str, phase_id: str, backend: str, attempt: int) -> Non
 def phase_finished(
     run_id: str, phase_id: str, status: str, outputs: Mapping[str, str], error: str | None
 ) -> None:
-    """Observe that a phase ended; `status` is succeeded, failed, skipped or cancelled."""
+    """Observe that a phase ended: succeeded, failed, skipped, blocked or cancelled."""
 
 
 ALL_HOOKS: tuple[Any, ...] = (register_phases, register_backends, phase_started, phase_finished)

@@ -48,8 +48,14 @@ def _store(args: argparse.Namespace) -> Any:
 
 def cmd_list(args: argparse.Namespace) -> int:
     rows = [
-        (a.name, a.short, a.kind, human_bytes(a.size), a.lineage.get("phase") or "added",
-         a.created_at)
+        (
+            a.name,
+            a.short,
+            a.kind,
+            human_bytes(a.size),
+            a.lineage.get("phase") or "added",
+            a.created_at,
+        )
         for a in sorted(_store(args).list(), key=lambda a: a.name)
     ]
     print(table(["name", "digest", "kind", "size", "made by", "created"], rows))
@@ -79,8 +85,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     print("lineage:")
     for key, value in sorted(artifact.lineage.items()):
         print(f"  {key}: {json.dumps(value, sort_keys=True)}")
-    print(table(["file", "size", "sha256"],
-                [(f.path, human_bytes(f.size), f.sha256[:16]) for f in artifact.files]))
+    print(
+        table(
+            ["file", "size", "sha256"],
+            [(f.path, human_bytes(f.size), f.sha256[:16]) for f in artifact.files],
+        )
+    )
     return 0
 
 

@@ -90,8 +90,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(attrs.asdict(result), indent=1, default=str))
         return 0
     rows = [
-        (p.phase_id, p.status, p.attempts, p.started_at or "-", p.finished_at or "-",
-         p.reason or "-")
+        (
+            p.phase_id,
+            p.status,
+            p.attempts,
+            p.started_at or "-",
+            p.finished_at or "-",
+            p.reason or "-",
+        )
         for p in result.phases.values()
     ]
     print(table(["phase", "status", "attempts", "started", "finished", "reason"], rows))
