@@ -595,3 +595,29 @@ def test_every_hookspec_is_documented_with_its_signature(name: str) -> None:
 def test_the_docs_document_no_hook_that_does_not_exist() -> None:
     documented = {m.group(1) for h in doc_headings() if (m := re.match(r"(\w+)\(", h))}
     assert documented <= set(hookspecs())
+
+
+def test_artifact_checks_vet_added_files(tmp_path: Path) -> None:
+    """A registered check refuses a bad file in one line, and the store stays empty."""
+    from voltx.cli import main as cli_main
+    from voltx.testing import registered_plugin
+
+    class Checks:
+        @voltx.hookimpl
+        def register_artifact_checks(self, register: Any) -> None:
+            def must_start_with_magic(path: Path) -> None:
+                if not path.read_bytes().startswith(b"VXCB"):
+                    raise ValueError("magic is not VXCB")
+
+            register("codebook_code", must_start_with_magic)
+
+    good, bad = tmp_path / "good.bin", tmp_path / "bad.bin"
+    good.write_bytes(b"VXCB...")
+    bad.write_bytes(b"NOPE...")
+    store = tmp_path / "store"
+    with registered_plugin(Checks()):
+        assert cli_main(["--store", str(store), "artifacts", "add", "codebook_code", str(bad)]) == 1
+        assert not list(store.glob("refs/*"))
+        assert (
+            cli_main(["--store", str(store), "artifacts", "add", "codebook_code", str(good)]) == 0
+        )

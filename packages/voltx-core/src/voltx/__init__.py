@@ -14,6 +14,7 @@ from voltx.backend import Backend, JobHandle, JobRequest, JobState, JobStatus
 from voltx.checkpoints import Checkpoint, CheckpointManager
 from voltx.context import PhaseContext
 from voltx.errors import (
+    ArtifactFormatError,
     ArtifactNotFoundError,
     BackendError,
     ConfigError,
@@ -48,6 +49,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ArtifactFormatError",
     "ArtifactNotFoundError",
     "ArtifactStore",
     "Backend",

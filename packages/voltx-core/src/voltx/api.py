@@ -64,6 +64,7 @@ def _plan(session: Session, target: str | Sequence[str], force: bool) -> Plan:
             action, reason = "run", f"upstream {', '.join(upstream_running)} will run"
         else:
             inputs = {name: session.store.ref(name) or "" for name in spec.requires}
+            inputs |= {n: d for n in spec.optional if (d := session.store.ref(n)) is not None}
             fp = fingerprint(spec.id, spec.version, configs[phase_id], inputs)
             if force:
                 action, reason = "run", "forced"

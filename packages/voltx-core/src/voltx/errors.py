@@ -84,6 +84,15 @@ class SourceFileError(StoreError):
         super().__init__(f"{path}: {reason}")
 
 
+class ArtifactFormatError(StoreError):
+    """A file added as an artifact does not have the names, shapes or header its users expect."""
+
+    def __init__(self, name: str, path: str, reason: str) -> None:
+        self.name = name
+        self.path = path
+        super().__init__(f"{path} cannot be {name}: {reason}")
+
+
 class IntegrityError(StoreError):
     """Data in the store does not match its manifest."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -19,6 +20,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 RegisterPhase = Callable[["PhaseSpec"], None]
 BackendFactory = Callable[..., "Backend"]
 RegisterBackend = Callable[[str, BackendFactory], None]
+# A check takes the path of a file or folder about to be added as the artifact, and raises
+# (ValueError or a VoltxError) with an explanation when its names, shapes or headers are wrong.
+ArtifactCheck = Callable[[Path], None]
+RegisterArtifactCheck = Callable[[str, "ArtifactCheck | str"], None]
 
 
 @hookspec
@@ -29,6 +34,11 @@ def register_phases(register: RegisterPhase) -> None:
 @hookspec
 def register_backends(register: RegisterBackend) -> None:
     """Call ``register(name, factory)``; voltx calls ``factory(work_dir=..., **settings)``."""
+
+
+@hookspec
+def register_artifact_checks(register: RegisterArtifactCheck) -> None:
+    """Call ``register(artifact_name, check)``; a check (or "module:function") vets added files."""
 
 
 @hookspec
@@ -43,4 +53,10 @@ def phase_finished(
     """Observe that a phase ended: succeeded, failed, skipped, blocked or cancelled."""
 
 
-ALL_HOOKS: tuple[Any, ...] = (register_phases, register_backends, phase_started, phase_finished)
+ALL_HOOKS: tuple[Any, ...] = (
+    register_phases,
+    register_backends,
+    register_artifact_checks,
+    phase_started,
+    phase_finished,
+)

@@ -25,7 +25,7 @@ import structlog
 
 from voltx import hookspecs
 from voltx.errors import PluginError, UnknownPhaseError, did_you_mean
-from voltx.hookspecs import BackendFactory
+from voltx.hookspecs import ArtifactCheck, BackendFactory
 from voltx.spec import PhaseSpec
 
 ENTRY_POINT_GROUP = "voltx"
@@ -40,6 +40,8 @@ class Registry:
     phase_origin: dict[str, str] = attrs.field(factory=dict)
     backends: dict[str, BackendFactory] = attrs.field(factory=dict)
     backend_origin: dict[str, str] = attrs.field(factory=dict)
+    # artifact name -> [(origin, check or "module:function")]
+    artifact_checks: dict[str, list[tuple[str, ArtifactCheck | str]]] = attrs.field(factory=dict)
 
     def phase(self, phase_id: str) -> PhaseSpec:
         try:
@@ -174,6 +176,9 @@ class PluginHost:
             registry.backends[name] = factory
             registry.backend_origin[name] = origin
 
+        def register_check(name: str, check: ArtifactCheck | str, origin: str) -> None:
+            registry.artifact_checks.setdefault(name, []).append((origin, check))
+
         # Each implementation is called on its own so that a registration names its plugin.
         hooks = self.manager.hook
         for impl in hooks.register_phases.get_hookimpls():
@@ -182,6 +187,9 @@ class PluginHost:
         for impl in hooks.register_backends.get_hookimpls():
             origin = self._origin.get(id(impl.plugin), impl.plugin_name)
             self._call(impl.function, origin, functools.partial(register_backend, origin=origin))
+        for impl in hooks.register_artifact_checks.get_hookimpls():
+            origin = self._origin.get(id(impl.plugin), impl.plugin_name)
+            self._call(impl.function, origin, functools.partial(register_check, origin=origin))
         return registry
 
     @staticmethod

@@ -134,6 +134,10 @@ class Scheduler:
             if digest is None:
                 raise KeyError(name)
             digests[name] = digest
+        for name in self.session.registry.phase(phase_id).optional:
+            digest = self.session.store.ref(name)
+            if digest is not None:
+                digests[name] = digest
         return digests
 
     def _try_start(self, phase_id: str) -> bool:

@@ -12,6 +12,7 @@ from voltx._logging import is_secret_key, register_environment_secrets
 from voltx.config import merge, parse_overrides, structure, unstructure
 from voltx.errors import ConfigError, GraphError, did_you_mean
 from voltx.graph import Graph
+from voltx.imports import check_artifact
 from voltx.plugins import Registry, registry
 from voltx.project import Project, find_project_file, load_project, resolve_store_url
 from voltx.store import ArtifactStore
@@ -71,9 +72,10 @@ class Session:
         """
         needed = {a for pid in phase_ids for a in self.registry.phase(pid).requires}
         produced = {a for pid in phase_ids for a in self.registry.phase(pid).produces}
+        optional = {a for pid in phase_ids for a in self.registry.phase(pid).optional}
         listed = {
             name: Path(self.project.inputs[name])
-            for name in sorted((needed - produced) & set(self.project.inputs))
+            for name in sorted(((needed | optional) - produced) & set(self.project.inputs))
         }
         absent = [
             f"inputs.{name}: no such file or folder: {path}"
@@ -95,6 +97,8 @@ class Session:
                 "add each with `voltx artifacts add NAME PATH` or list it under [inputs]",
                 [pid for a in missing for pid in users[a]],
             )
+        for name, path in listed.items():
+            check_artifact(name, path)
         for name, path in listed.items():
             self.store.add(name, path)
 

@@ -65,6 +65,7 @@ class PhaseSpec:
 
     `profiles` maps a profile name (at least ``tiny`` and ``full`` for real phases) to a config
     instance; the config class's defaults are used for a profile not listed.
+    `optional` names inputs the phase uses when present (never produced by another phase).
     `version` is the phase's code version: bump it when a change to the code should invalidate
     earlier outputs (it is part of the fingerprint).
     """
@@ -74,6 +75,9 @@ class PhaseSpec:
     entry: str | PhaseEntry = attrs.field(eq=False)
     family: str = "misc"
     requires: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+    # Artifacts used when the store holds them (user files such as a raw dataset); their digests
+    # count in the fingerprint when present, and their absence is not an error.
+    optional: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
     produces: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
     config_class: type = attrs.field(default=EmptyConfig)
     profiles: Mapping[str, Any] = attrs.field(factory=dict)

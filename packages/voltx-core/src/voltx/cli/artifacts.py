@@ -63,7 +63,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    artifact = _store(args).add(args.name, args.path)
+    from voltx.imports import add_artifact
+
+    artifact = add_artifact(_store(args), args.name, args.path)
     print(f"added {args.name} {artifact.short} ({human_bytes(artifact.size)})")
     return 0
 
