@@ -1,0 +1,1 @@
+"""Plain helpers shared by the phases: seeding, schedules, devices, sandboxed execution."""
