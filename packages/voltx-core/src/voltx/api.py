@@ -113,9 +113,12 @@ def run(
     overrides: Overrides = None,
     max_parallel: int | None = None,
     force: bool = False,
+    max_attempts: int | None = None,
 ) -> RunResult:
     """Run `target` (a phase id, several, an artifact name, or ``all``) and what it needs.
 
+    A job that is lost (its process or machine vanished) is started again, resuming from its
+    latest checkpoint, up to `max_attempts` attempts in all.
     Returns each phase's status and outputs; a failed phase does not raise (use
     `RunResult.raise_for_status`). Running the same target again continues an unfinished run
     and skips every phase whose fingerprint is already committed.
@@ -166,6 +169,7 @@ def run(
                 configs,
                 force=force,
                 max_parallel=max_parallel or session.project.max_parallel,
+                max_attempts=max_attempts or session.project.max_attempts,
             )
             result = scheduler.execute()
         finally:

@@ -31,7 +31,11 @@ class MetricsReporter:
         self._metrics.flush()
 
     def progress(self, step: int, total: int | None = None, **values: float) -> None:
-        """Report how far the phase is; `voltx status` shows the latest report."""
+        """Report how far the phase is (a snapshot in ``progress.json``, replaced each call).
+
+        Values given here describe the moment (loss, samples/s); to keep a history, call
+        `log_metrics`, which appends to ``metrics.jsonl``.
+        """
         total = total if total is not None else self.total
         elapsed = time.monotonic() - self._started
         eta = (elapsed / step) * (total - step) if total and step > 0 else None
@@ -39,8 +43,6 @@ class MetricsReporter:
         staging = self.folder / ".progress.json.tmp"
         staging.write_text(json.dumps(snapshot))
         os.replace(staging, self.folder / "progress.json")
-        if values:
-            self.log_metrics(step, **values)
 
     def close(self) -> None:
         self._metrics.close()

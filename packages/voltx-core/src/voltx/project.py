@@ -15,7 +15,7 @@ PROJECT_FILE = "voltx.toml"
 DEFAULT_STORE = "file://.voltx"
 
 _TOP_LEVEL_KEYS = ("project", "phases", "backends", "inputs")
-_PROJECT_KEYS = ("store", "backend", "profile", "max_parallel", "secrets_env")
+_PROJECT_KEYS = ("store", "backend", "profile", "max_parallel", "max_attempts", "secrets_env")
 
 
 @attrs.frozen
@@ -26,6 +26,7 @@ class Project:
     backend: str = "local"
     profile: str = "tiny"
     max_parallel: int | None = None
+    max_attempts: int = 3
     phases: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     backends: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     inputs: Mapping[str, str] = attrs.field(factory=dict)
@@ -63,7 +64,13 @@ def load_project(path: Path | None) -> Project:
         if key not in _PROJECT_KEYS:
             problems.append(f"project.{key}: unknown key{did_you_mean(key, _PROJECT_KEYS)}")
     values: dict[str, Any] = {}
-    for key, kind in (("store", str), ("backend", str), ("profile", str), ("max_parallel", int)):
+    for key, kind in (
+        ("store", str),
+        ("backend", str),
+        ("profile", str),
+        ("max_parallel", int),
+        ("max_attempts", int),
+    ):
         if key in project_table:
             value = project_table[key]
             if not isinstance(value, kind) or isinstance(value, bool):
@@ -128,6 +135,8 @@ backend = "local"
 profile = "tiny"
 # At most this many phases at once (default: as many as the backend's resources allow).
 # max_parallel = 4
+# Start a lost job (its process or machine vanished) again, from its last checkpoint, this often.
+# max_attempts = 3
 # Environment variables whose values are secrets: redacted from every log, ledger and lineage.
 # secrets_env = ["HF_TOKEN"]
 

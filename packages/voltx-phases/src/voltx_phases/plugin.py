@@ -5,8 +5,9 @@ from __future__ import annotations
 import voltx
 from voltx import EmptyConfig, PhaseSpec, Resources
 from voltx.hookspecs import RegisterPhase
+from voltx_phases.soft_core import specs as soft_core_specs
 
-PHASES = (
+_OWN_PHASES = (
     PhaseSpec(
         id="0.4",
         name="code attention bias",
@@ -19,6 +20,9 @@ PHASES = (
         description="The constant 16x16 slot-attention prior for code (spec section 7.2)",
     ),
 )
+
+
+PHASES = (*_OWN_PHASES, *soft_core_specs.PHASES)
 
 
 @voltx.hookimpl

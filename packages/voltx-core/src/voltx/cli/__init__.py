@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run phases and everything they need")
     _common_run_options(run)
     run.add_argument("--max-parallel", "-j", type=int, help="at most this many phases at once")
+    run.add_argument("--max-attempts", type=int, help="attempts for a job that is lost (default 3)")
     run.set_defaults(handler=commands.cmd_run)
 
     status = sub.add_parser("status", help="show a run's state from its ledger")

@@ -63,6 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.target,
         force=args.force,
         max_parallel=args.max_parallel,
+        max_attempts=args.max_attempts,
         **_session_kwargs(args),  # type: ignore[arg-type]
     )
     _print_run(result)

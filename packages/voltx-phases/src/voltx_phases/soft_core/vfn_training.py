@@ -1,0 +1,482 @@
+"""Phase 2.1 (with 2.2 and 2.3): curriculum flow matching of the ScaledVFN, jointly with slot
+attention and the diffusion controller.
+
+    voltx run 2.1                          # tiny profile: seconds on a laptop CPU
+    voltx run 2.1 --profile full --backend vast
+    python -c 'import voltx; voltx.run("2.1")'
+
+What it fixes from the original `train-vfn` (spec sections 6.5-6.6):
+
+- one AdamW and one warmup+cosine schedule per stage, continuous across epochs (the original
+  rebuilt both every epoch, so warmup never finished); `legacy_epoch_restart` reproduces it;
+- each curriculum stage starts from the previous stage's final weights (the original started
+  every stage from random weights);
+- slot attention and the diffusion controller are trained (the original never trained them):
+  see `rar.py` for the objective;
+- training resumes from the latest complete checkpoint, bit for bit on CPU.
+
+Loss per step: MSE(VFN(x_t, t), a - q) + rar_weight * (L_rar + iteration_weight * L_iter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from voltx import PhaseContext, PhaseError
+from voltx_phases._common.devices import resolve_device
+from voltx_phases._common.weights import WeightsError, load_weights, save_weights
+from voltx_phases.soft_core.config import PROBLEM_DATASETS, Stage, VfnTrainingConfig
+from voltx_phases.soft_core.diffusion_controller import DiffusionController
+from voltx_phases.soft_core.pairs import PairSet, flow_batch, load_pairs, split_validation
+from voltx_phases.soft_core.rar import RarSettings, unrolled_rar
+from voltx_phases.soft_core.scaled_vfn import ScaledVFN, VfnShape, shape_from_tensors
+from voltx_phases.soft_core.slot_attention import SlotAttention
+
+STATE_FILE = "trainer_state.pt"
+WEIGHT_FILES = {
+    "vfn": "scaled_vfn.safetensors",
+    "attention": "slot_attention.safetensors",
+    "controller": "diffusion_controller.safetensors",
+}
+
+
+@attrs.define
+class Models:
+    vfn: ScaledVFN
+    attention: SlotAttention
+    controller: DiffusionController
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"vfn": self.vfn, "attention": self.attention, "controller": self.controller}
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]:
+        for module in self.modules().values():
+            yield from module.parameters()
+
+
+@attrs.define
+class Position:
+    """Where training stands; saved with every checkpoint."""
+
+    stage: int = 0
+    epoch: int = 0
+    batch: int = 0  # next batch of the epoch
+    step: int = 0  # optimizer steps done in this stage
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warmup to 1 over `warmup` steps (1-based), then cosine to `min_ratio` at `total`."""
+    step += 1
+    if warmup > 0 and step <= warmup:
+        return step / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 over a module's tensors in name order: proves which weights a stage started from."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+# -- checks before any training ------------------------------------------------------------
+
+
+def _check_inputs(
+    ctx: PhaseContext, config: VfnTrainingConfig
+) -> dict[str, tuple[PairSet, PairSet]]:
+    """Load every stage's pairs; every problem is reported before a step is taken."""
+    if not config.stages:
+        raise PhaseError(ctx.phase_id, "no curriculum stages configured")
+    expected = set(ctx.outputs) - {"slot_attention", "diffusion_controller", "vfn_training_report"}
+    outputs = {stage.output for stage in config.stages}
+    if outputs != expected:
+        raise PhaseError(
+            ctx.phase_id,
+            f"stage outputs {sorted(outputs)} must be exactly the phase's {sorted(expected)}",
+        )
+    frame_dir = ctx.inputs["problem_frames"]
+    pairs: dict[str, tuple[PairSet, PairSet]] = {}
+    for stage in config.stages:
+        unknown = [d for d in stage.datasets if d not in PROBLEM_DATASETS]
+        if unknown:
+            raise PhaseError(
+                ctx.phase_id,
+                f"stage {stage.name} lists unknown dataset {unknown[0]!r}; "
+                f"known: {', '.join(PROBLEM_DATASETS)}",
+            )
+        loaded = load_pairs(frame_dir, stage.datasets)
+        if len(loaded) < 2:
+            raise PhaseError(
+                ctx.phase_id,
+                f"stage {stage.name}: {len(loaded)} usable problem(s) in {', '.join(stage.datasets)} "
+                "after dropping problems whose frames share no slot; need at least 2",
+            )
+        train, valid = split_validation(loaded, config.validation_fraction)
+        if len(train) // stage.batch_size == 0:
+            raise PhaseError(
+                ctx.phase_id,
+                f"stage {stage.name}: {len(train)} training problems is less than one batch of "
+                f"{stage.batch_size}; lower {ctx.phase_id}.stages batch_size",
+            )
+        pairs[stage.name] = (train, valid)
+    return pairs
+
+
+def _initial_vfn(ctx: PhaseContext, shape: VfnShape) -> ScaledVFN:
+    vfn = ScaledVFN(shape)
+    if "scaled_vfn_init" not in ctx.inputs:
+        return vfn
+    path = ctx.input_file("scaled_vfn_init", "*.safetensors")
+    found = shape_from_tensors(load_file(str(path)))
+    if found != shape:
+        raise PhaseError(
+            ctx.phase_id,
+            f"scaled_vfn_init {path.name} is H={found.hidden_dim}, B={found.num_blocks}, "
+            f"F={found.time_freqs} but the config asks for H={shape.hidden_dim}, "
+            f"B={shape.num_blocks}, F={shape.time_freqs}; set hidden_dim/num_blocks/time_freqs",
+        )
+    try:
+        load_weights(vfn, path)
+    except WeightsError as exc:
+        raise PhaseError(ctx.phase_id, str(exc)) from exc
+    ctx.log.info("starting from scaled_vfn_init", file=path.name)
+    return vfn
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+
+
+def _rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
+        "python": random.getstate(),
+    }
+
+
+def _restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    random.setstate(state["python"])
+
+
+def _save(ctx: PhaseContext, models: Models, position: Position, trainer: dict[str, Any]) -> None:
+    global_step = position.stage * 10_000_000 + position.step
+    with ctx.checkpoints.save(global_step) as folder:
+        for key, module in models.modules().items():
+            save_weights(module, folder / WEIGHT_FILES[key])
+        torch.save(
+            {"position": attrs.asdict(position), "rng": _rng_state(), **trainer},
+            folder / STATE_FILE,
+        )
+
+
+def _stage_file(ctx: PhaseContext, stage: Stage) -> Path:
+    # Beside the checkpoints (a stable folder for this fingerprint), so a resumed run still has
+    # the finished stages' weights to publish.
+    folder = ctx.checkpoints.root / "stages"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{stage.output}.safetensors"
+
+
+# -- the loop --------------------------------------------------------------------------------
+
+
+def run(ctx: PhaseContext) -> None:
+    config: VfnTrainingConfig = ctx.config
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device, ctx)
+    pairs = _check_inputs(ctx, config)
+    shape = VfnShape(config.hidden_dim, config.num_blocks, config.time_freqs)
+    # Seed before building the models: their initial weights are part of the run's identity.
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    random.seed(config.seed)
+    models = Models(_initial_vfn(ctx, shape), SlotAttention(), DiffusionController())
+    bias = load_file(str(ctx.input_file("code_attention_bias", "*.safetensors")))["bias"]
+    models.attention.set_bias(bias)
+
+    position = Position()
+    resume: dict[str, Any] | None = None
+    latest = ctx.checkpoints.latest()
+    if latest is not None:
+        for key, module in models.modules().items():
+            load_weights(module, latest.path / WEIGHT_FILES[key])
+        resume = torch.load(latest.path / STATE_FILE, weights_only=False)
+        position = Position(**resume["position"])
+        _restore_rng(resume["rng"])
+        ctx.log.info(
+            "resuming",
+            stage=position.stage,
+            epoch=position.epoch,
+            batch=position.batch,
+            step=position.step,
+        )
+    for module in models.modules().values():
+        module.to(device)
+
+    settings = RarSettings(config.rar_steps, config.rar_dt, config.rar_beta)
+    total_steps = sum(
+        stage.epochs * (len(pairs[stage.name][0]) // stage.batch_size) for stage in config.stages
+    )
+    done_before = sum(
+        stage.epochs * (len(pairs[stage.name][0]) // stage.batch_size)
+        for stage in config.stages[: position.stage]
+    )
+    clock = _Clock(done_before + position.step, total_steps)
+    for stage_index, stage in enumerate(config.stages):
+        if stage_index < position.stage:
+            continue
+        train, valid = pairs[stage.name]
+        state = (
+            resume if resume is not None and resume["position"]["stage"] == stage_index else None
+        )
+        _train_stage(
+            ctx, config, stage, stage_index, models, train, valid, settings, device, state, clock
+        )
+        resume = None
+        save_weights(models.vfn, _stage_file(ctx, stage))
+        _save(ctx, models, Position(stage=stage_index + 1), {})
+
+    for stage in config.stages:
+        target = ctx.outputs[stage.output] / f"{stage.output}.safetensors"
+        target.write_bytes(_stage_file(ctx, stage).read_bytes())
+    save_weights(models.attention, ctx.outputs["slot_attention"] / "slot_attention.safetensors")
+    save_weights(
+        models.controller, ctx.outputs["diffusion_controller"] / "diffusion_controller.safetensors"
+    )
+    _write_report(ctx)
+
+
+@attrs.define
+class _Clock:
+    """Global step count and throughput, for progress and ETA."""
+
+    done: int
+    total: int
+    started: float = attrs.field(factory=time.monotonic)
+    samples: int = 0
+
+
+def _train_stage(
+    ctx: PhaseContext,
+    config: VfnTrainingConfig,
+    stage: Stage,
+    stage_index: int,
+    models: Models,
+    train: PairSet,
+    valid: PairSet,
+    settings: RarSettings,
+    device: torch.device,
+    state: dict[str, Any] | None,
+    clock: _Clock,
+) -> None:
+    steps_per_epoch = len(train) // stage.batch_size
+    stage_steps = stage.epochs * steps_per_epoch
+
+    def make_optimizer() -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+        optimizer = torch.optim.AdamW(
+            models.parameters(), lr=stage.lr, weight_decay=config.weight_decay
+        )
+        horizon = steps_per_epoch if config.legacy_epoch_restart else stage_steps
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_factor(s, stage.warmup_steps, horizon, config.min_lr_ratio)
+        )
+        return optimizer, schedule
+
+    optimizer, schedule = make_optimizer()
+    generator = torch.Generator().manual_seed(config.seed * 7919 + stage_index)
+    position = Position(stage=stage_index)
+    if state is not None:
+        position = Position(**state["position"])
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["scheduler"])
+            generator.set_state(state["generator"])
+    if position.step == 0:
+        ctx.metrics.log_metrics(
+            clock.done, stage=stage_index, init_digest_int=int(weights_digest(models.vfn)[:12], 16)
+        )
+        ctx.log.info(
+            "stage starting",
+            stage=stage.name,
+            datasets=stage.datasets,
+            train=len(train),
+            valid=len(valid),
+            steps=stage_steps,
+            init_weights=weights_digest(models.vfn),
+        )
+
+    chunks = 2**config.micro_batch_halvings
+    autocast = config.bf16 and device.type == "cuda"
+    for epoch in range(position.epoch, stage.epochs):
+        if config.legacy_epoch_restart and position.batch == 0 and epoch > 0:
+            optimizer, schedule = make_optimizer()
+        # The order depends only on (seed, stage, epoch): a resumed run walks the same order.
+        order = torch.randperm(
+            len(train),
+            generator=torch.Generator().manual_seed(
+                config.seed * 1_000_003 + stage_index * 1009 + epoch
+            ),
+        )
+        for batch_index in range(position.batch, steps_per_epoch):
+            indices = order[batch_index * stage.batch_size : (batch_index + 1) * stage.batch_size]
+            batch = train.take(indices)
+            optimizer.zero_grad(set_to_none=True)
+            losses = {"loss": 0.0, "flow": 0.0, "rar": 0.0, "iterations": 0.0}
+            try:
+                for part in torch.tensor_split(torch.arange(len(batch)), chunks):
+                    if len(part) == 0:
+                        continue
+                    micro = batch.take(part)
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                        parts = _losses(models, micro, config, settings, generator, device)
+                    total = parts["loss"] * (len(part) / len(batch))
+                    total.backward()
+                    for key in losses:
+                        losses[key] += float(parts[key].detach()) * len(part) / len(batch)
+            except torch.cuda.OutOfMemoryError as exc:
+                raise PhaseError(
+                    ctx.phase_id,
+                    f"CUDA out of memory at batch size {stage.batch_size} (micro-batch "
+                    f"{stage.batch_size // chunks}); set {ctx.phase_id}.micro_batch_halvings="
+                    f"{config.micro_batch_halvings + 1} to halve the micro-batch with gradient "
+                    "accumulation (same effective batch), or lower the stages' batch_size",
+                ) from exc
+            if not math.isfinite(losses["loss"]):
+                raise PhaseError(
+                    ctx.phase_id,
+                    f"loss is {losses['loss']} at stage {stage.name}, epoch {epoch + 1}, step "
+                    f"{position.step + 1}; the last good checkpoint is kept; try a lower lr",
+                )
+            optimizer.step()
+            lr = schedule.get_last_lr()[0]
+            schedule.step()
+            position = Position(stage_index, epoch, batch_index + 1, position.step + 1)
+            clock.done += 1
+            clock.samples += len(batch)
+            if position.step % config.log_every_steps == 0 or position.step == 1:
+                rate = clock.samples / max(time.monotonic() - clock.started, 1e-9)
+                ctx.metrics.log_metrics(clock.done, stage=stage_index, lr=lr, **losses)
+                ctx.progress(
+                    clock.done, clock.total, loss=losses["loss"], lr=lr, samples_per_s=rate
+                )
+            if position.step % config.checkpoint_every_steps == 0:
+                _save(ctx, models, position, _trainer_state(optimizer, schedule, generator))
+        valid_loss = _validate(models, valid, config, stage_index, device)
+        ctx.metrics.log_metrics(
+            clock.done, stage=stage_index, epoch=epoch + 1, valid_loss=valid_loss
+        )
+        ctx.log.info("epoch done", stage=stage.name, epoch=epoch + 1, valid_loss=valid_loss)
+        position = Position(stage_index, epoch + 1, 0, position.step)
+        _save(ctx, models, position, _trainer_state(optimizer, schedule, generator))
+    ctx.metrics.log_metrics(
+        clock.done, stage=stage_index, final_digest_int=int(weights_digest(models.vfn)[:12], 16)
+    )
+
+
+def _trainer_state(
+    optimizer: torch.optim.Optimizer, schedule: Any, generator: torch.Generator
+) -> dict[str, Any]:
+    return {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": schedule.state_dict(),
+        "generator": generator.get_state(),
+    }
+
+
+def _losses(
+    models: Models,
+    batch: PairSet,
+    config: VfnTrainingConfig,
+    settings: RarSettings,
+    generator: torch.Generator,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    flow = flow_batch(batch, config.source, generator, device)
+    flow_loss = F.mse_loss(models.vfn(flow.x_t, flow.t), flow.target)
+    if config.rar_weight == 0:
+        zero = torch.zeros((), device=device)
+        return {"loss": flow_loss, "flow": flow_loss, "rar": zero, "iterations": zero}
+    outcome = unrolled_rar(
+        models.vfn,
+        models.attention,
+        models.controller,
+        batch.query.to(device),
+        batch.solution.to(device),
+        batch.shared.to(device),
+        settings,
+        generator=generator if device.type == "cpu" else None,
+    )
+    rar = outcome.alignment_loss + config.iteration_weight * outcome.iteration_loss
+    return {
+        "loss": flow_loss + config.rar_weight * rar,
+        "flow": flow_loss,
+        "rar": outcome.alignment_loss,
+        "iterations": outcome.moving_fraction,
+    }
+
+
+def _validate(
+    models: Models,
+    valid: PairSet,
+    config: VfnTrainingConfig,
+    stage_index: int,
+    device: torch.device,
+) -> float:
+    """Flow-matching MSE on the held-out problems, with a fixed draw of t for comparability."""
+    generator = torch.Generator().manual_seed(config.seed + 1000 + stage_index)
+    with torch.no_grad():
+        flow = flow_batch(valid, config.source, generator, device)
+        return float(F.mse_loss(models.vfn(flow.x_t, flow.t), flow.target))
+
+
+def _write_report(ctx: PhaseContext) -> None:
+    """The loss curve as a PNG and the metrics, in the `vfn_training_report` artifact."""
+    rows = [json.loads(line) for line in (ctx.work_dir / "metrics.jsonl").read_text().splitlines()]
+    report = ctx.outputs["vfn_training_report"]
+    (report / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 4.5), dpi=100)
+    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    valid = [(r["step"], r["valid_loss"]) for r in rows if "valid_loss" in r]
+    if train:
+        axis.plot(*zip(*train, strict=True), label="training loss", linewidth=1.2)
+    if valid:
+        axis.plot(*zip(*valid, strict=True), "o-", label="validation flow loss", linewidth=1.2)
+    for row in rows:
+        if "init_digest_int" in row and row["step"] > 0:
+            axis.axvline(row["step"], color="grey", linestyle=":", linewidth=0.8)
+    axis.set_xlabel("optimizer step (all stages)")
+    axis.set_ylabel("loss")
+    axis.set_yscale("log")
+    axis.set_title(f"Phase {ctx.phase_id}: VFN flow matching (dotted: stage boundaries)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(report / "loss_curve.png")
+    plt.close(figure)
