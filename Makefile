@@ -2,6 +2,8 @@
 PYTHON ?= python3
 PACKAGES = -e packages/voltx-core -e packages/voltx-backends -e packages/voltx-phases
 PIP_QUIET = --quiet --disable-pip-version-check
+# The CPU build of torch this machine kind keeps on disk; any other version downloads GBs of CUDA.
+TORCH = torch==2.13.0
 
 .PHONY: demo test lint typecheck test-core clean
 
@@ -12,6 +14,7 @@ demo: .venv/.installed
 
 .venv/.installed: packages/*/pyproject.toml examples/voltx-example-textstats/pyproject.toml
 	$(PYTHON) -m venv .venv
+	.venv/bin/pip install $(PIP_QUIET) $(TORCH)
 	.venv/bin/pip install $(PIP_QUIET) $(PACKAGES) -e examples/voltx-example-textstats
 	touch $@
 
@@ -21,6 +24,7 @@ test: .venv-test/.installed lint typecheck test-core
 
 .venv-test/.installed: packages/*/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv .venv-test
+	.venv-test/bin/pip install $(PIP_QUIET) $(TORCH)
 	.venv-test/bin/pip install $(PIP_QUIET) $(PACKAGES) -r requirements-dev.txt
 	touch $@
 

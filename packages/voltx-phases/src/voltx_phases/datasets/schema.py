@@ -2,7 +2,8 @@
 
 Unified problem JSONL (spec section 10.1): one object per line with ``id``, ``query``,
 ``solution``, ``tests`` (a list of executable assert snippets, required), and optional
-``language`` and ``difficulty``. Corpus JSONL: one object per line with ``content`` and, when
+``language``, ``difficulty`` and ``stop_tokens`` (MultiPL-E's completion stops; written only when
+there are some). Corpus JSONL: one object per line with ``content`` and, when
 known, ``path`` and ``language`` (``python`` is assumed when absent: the original's Stack reader
 required it and so skipped every line of its own download).
 """
@@ -29,6 +30,7 @@ class Problem:
     tests: tuple[str, ...]
     language: str = DEFAULT_LANGUAGE
     difficulty: str | None = None
+    stop_tokens: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -40,6 +42,8 @@ class Problem:
         }
         if self.difficulty is not None:
             data["difficulty"] = self.difficulty
+        if self.stop_tokens:
+            data["stop_tokens"] = list(self.stop_tokens)
         return data
 
 
@@ -89,6 +93,7 @@ def read_problems(path: Path) -> Iterator[Problem]:
                     tests=tuple(data["tests"]),
                     language=data.get("language") or DEFAULT_LANGUAGE,
                     difficulty=data.get("difficulty"),
+                    stop_tokens=tuple(data.get("stop_tokens") or ()),
                 )
 
 

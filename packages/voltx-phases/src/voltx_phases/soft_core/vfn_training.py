@@ -126,8 +126,9 @@ def _check_inputs(
         if len(loaded) < 2:
             raise PhaseError(
                 ctx.phase_id,
-                f"stage {stage.name}: {len(loaded)} usable problem(s) in {', '.join(stage.datasets)} "
-                "after dropping problems whose frames share no slot; need at least 2",
+                f"stage {stage.name}: {len(loaded)} usable problem(s) in "
+                f"{', '.join(stage.datasets)} after dropping problems whose frames share no slot; "
+                "need at least 2",
             )
         train, valid = split_validation(loaded, config.validation_fraction)
         if len(train) // stage.batch_size == 0:
