@@ -253,3 +253,20 @@ def _weights(project: Path) -> dict[str, str]:
         "diffusion_controller",
     ]
     return {name: store.resolve(name).digest for name in names}
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path: Path) -> None:
+    from voltx_phases.soft_core.frames import read_frame_set, write_frame_set
+
+    frames = write_problem_frames(tmp_path / "frames")
+    for path in frames.glob("*.safetensors"):
+        data = read_frame_set(path)
+        data.query[:, :, :] = float("nan")
+        write_frame_set(path, data)
+    url = memory_store_url()
+    store = ArtifactStore.open(url)
+    store.add("problem_frames", frames)
+    store.add("code_attention_bias", write_bias(tmp_path / "bias"))
+    result = _run(url, tmp_path / "work")
+    reason = result.phases["2.1"].reason
+    assert "loss is nan at stage stage1, epoch 1, step 1" in reason

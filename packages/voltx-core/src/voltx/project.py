@@ -142,7 +142,7 @@ profile = "tiny"
 
 # User files that phases read, added to the store under these artifact names on first use.
 [inputs]
-# humaneval = "data/humaneval.jsonl"
+# raw_humaneval = "data/humaneval.jsonl"
 
 # Per-phase config, on top of the profile.
 [phases]

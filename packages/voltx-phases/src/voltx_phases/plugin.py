@@ -5,6 +5,7 @@ from __future__ import annotations
 import voltx
 from voltx import EmptyConfig, PhaseSpec, Resources
 from voltx.hookspecs import RegisterPhase
+from voltx_phases.datasets import specs as dataset_specs
 from voltx_phases.soft_core import specs as soft_core_specs
 
 _OWN_PHASES = (
@@ -22,7 +23,7 @@ _OWN_PHASES = (
 )
 
 
-PHASES = (*_OWN_PHASES, *soft_core_specs.PHASES)
+PHASES = (*dataset_specs.PHASES, *_OWN_PHASES, *soft_core_specs.PHASES)
 
 
 @voltx.hookimpl

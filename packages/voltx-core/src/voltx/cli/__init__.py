@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -113,3 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("voltx: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `voltx phases | head`: the reader left; say nothing more (Python would complain at exit).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

@@ -61,8 +61,7 @@ def unrolled_rar(
     batch, slots, dim = start.shape
     states = start
     delta = torch.zeros(batch, slots, device=start.device, dtype=start.dtype)
-    moving_soft = []
-    moving_hard = []
+    deltas = []
     for iteration in range(1, settings.steps + 1):
         progress = iteration / settings.steps
         times = torch.full((batch * slots,), progress, device=start.device, dtype=start.dtype)
@@ -76,13 +75,16 @@ def unrolled_rar(
         updated = F.normalize(updated + sigma[:, :, None] * noise, dim=-1)
         updated = torch.where(active[:, :, None], updated, states)
         delta = (updated - states).norm(dim=-1)
-        moving_soft.append(torch.sigmoid((delta - settings.epsilon) / settings.temperature))
-        moving_hard.append((delta >= settings.epsilon).to(start.dtype))
+        deltas.append(delta)
         states = updated
     weight = active.to(start.dtype)
     count = weight.sum().clamp_min(1.0)
     cosine = F.cosine_similarity(states, target, dim=-1)
     alignment = ((1.0 - cosine) * weight).sum() / count
-    iteration_loss = (torch.stack(moving_soft).mean(dim=0) * weight).sum() / count
-    moving = (torch.stack(moving_hard).mean(dim=0) * weight).sum() / count
-    return RarOutcome(states, alignment, iteration_loss, moving.detach())
+    stacked = torch.stack(deltas)
+    soft = torch.sigmoid((stacked - settings.epsilon) / settings.temperature).mean(dim=0)
+    iteration_loss = (soft * weight).sum() / count
+    with torch.no_grad():
+        hard = (stacked >= settings.epsilon).to(start.dtype).mean(dim=0)
+        moving = (hard * weight).sum() / count
+    return RarOutcome(states, alignment, iteration_loss, moving)

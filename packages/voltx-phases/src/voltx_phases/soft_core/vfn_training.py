@@ -329,8 +329,6 @@ def _train_stage(
             init_weights=weights_digest(models.vfn),
         )
 
-    chunks = 2**config.micro_batch_halvings
-    autocast = config.bf16 and device.type == "cuda"
     for epoch in range(position.epoch, stage.epochs):
         if config.legacy_epoch_restart and position.batch == 0 and epoch > 0:
             optimizer, schedule = make_optimizer()
@@ -344,26 +342,16 @@ def _train_stage(
         for batch_index in range(position.batch, steps_per_epoch):
             indices = order[batch_index * stage.batch_size : (batch_index + 1) * stage.batch_size]
             batch = train.take(indices)
-            optimizer.zero_grad(set_to_none=True)
-            losses = {"loss": 0.0, "flow": 0.0, "rar": 0.0, "iterations": 0.0}
             try:
-                for part in torch.tensor_split(torch.arange(len(batch)), chunks):
-                    if len(part) == 0:
-                        continue
-                    micro = batch.take(part)
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                        parts = _losses(models, micro, config, settings, generator, device)
-                    total = parts["loss"] * (len(part) / len(batch))
-                    total.backward()
-                    for key in losses:
-                        losses[key] += float(parts[key].detach()) * len(part) / len(batch)
+                losses = train_step(models, batch, optimizer, config, settings, generator, device)
             except torch.cuda.OutOfMemoryError as exc:
                 raise PhaseError(
                     ctx.phase_id,
                     f"CUDA out of memory at batch size {stage.batch_size} (micro-batch "
-                    f"{stage.batch_size // chunks}); set {ctx.phase_id}.micro_batch_halvings="
-                    f"{config.micro_batch_halvings + 1} to halve the micro-batch with gradient "
-                    "accumulation (same effective batch), or lower the stages' batch_size",
+                    f"{stage.batch_size // 2**config.micro_batch_halvings}); set "
+                    f"{ctx.phase_id}.micro_batch_halvings={config.micro_batch_halvings + 1} to "
+                    "halve the micro-batch with gradient accumulation (same effective batch), "
+                    "or lower the stages' batch_size",
                 ) from exc
             if not math.isfinite(losses["loss"]):
                 raise PhaseError(
@@ -371,7 +359,6 @@ def _train_stage(
                     f"loss is {losses['loss']} at stage {stage.name}, epoch {epoch + 1}, step "
                     f"{position.step + 1}; the last good checkpoint is kept; try a lower lr",
                 )
-            optimizer.step()
             lr = schedule.get_last_lr()[0]
             schedule.step()
             position = Position(stage_index, epoch, batch_index + 1, position.step + 1)
@@ -395,6 +382,40 @@ def _train_stage(
     ctx.metrics.log_metrics(
         clock.done, stage=stage_index, final_digest_int=int(weights_digest(models.vfn)[:12], 16)
     )
+
+
+def train_step(
+    models: Models,
+    batch: PairSet,
+    optimizer: torch.optim.Optimizer,
+    config: VfnTrainingConfig,
+    settings: RarSettings,
+    generator: torch.Generator,
+    device: torch.device,
+) -> dict[str, float]:
+    """One optimizer step on `batch`: forward, backward (in micro-batches), AdamW step.
+
+    The losses come back as floats through one device sync, not one per value.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    chunks = 2**config.micro_batch_halvings
+    autocast = config.bf16 and device.type == "cuda"
+    keys = ("loss", "flow", "rar", "iterations")
+    totals = torch.zeros(len(keys), device=device)
+    for part in torch.tensor_split(torch.arange(len(batch)), chunks):
+        if len(part) == 0:
+            continue
+        weight = len(part) / len(batch)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            parts = _losses(models, batch.take(part), config, settings, generator, device)
+        (parts["loss"] * weight).backward()
+        totals += torch.stack([parts[k].detach().float() for k in keys]) * weight
+    # Check before stepping: a NaN must not reach the weights the last checkpoint will be
+    # compared with.
+    values = dict(zip(keys, totals.tolist(), strict=True))
+    if math.isfinite(values["loss"]):
+        optimizer.step()
+    return values
 
 
 def _trainer_state(

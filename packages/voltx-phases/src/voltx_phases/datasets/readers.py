@@ -1,0 +1,523 @@
+"""Streaming readers of the raw datasets phase 0.2 accepts, one per format.
+
+Each reader is a generator over a file or a folder (its ``*.jsonl``, ``*.jsonl.gz``, ``*.json``
+files in sorted order), reads one line at a time and yields `Problem` or `Document` records, so
+a 44 GB Stack dump is read in the memory of its longest line. A gzip file is recognised by its
+first bytes, and a JSON array file (``sanitized-mbpp.json`` is one) by its first character; an
+array is loaded whole, which is fine for the small benchmark files distributed that way, and
+its "line" numbers are item numbers.
+
+A malformed line (not JSON, not an object, a required field missing or of the wrong type)
+raises `DatasetLineError` naming the file, the 1-based line and the reason. With
+``skip_bad_lines=True`` the line is skipped and counted in the `ReadStats` passed in, and the
+first few reasons are kept for the log; the original dropped a whole file on one bad line
+without saying which. Well-formed records that are left out on purpose (an APPS problem without
+solutions, a Stack file outside the size range) are counted under `ReadStats.dropped`.
+
+The problem readers also accept lines already in the unified format (spec section 10.1; any
+line with ``query`` and ``solution``), so the original's converted ``humaneval.jsonl`` can be
+given as ``raw_humaneval``.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import gzip
+import io
+import json
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+
+from voltx_phases._common.sandbox import STDIO_MARKER
+from voltx_phases.datasets.schema import DEFAULT_LANGUAGE, DatasetLineError, Document, Problem
+
+T = TypeVar("T")
+SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
+_EXAMPLES_KEPT = 5
+
+
+@attrs.define
+class ReadStats:
+    """What a reader saw: records yielded, bad lines skipped, records dropped by reason."""
+
+    records: int = 0
+    skipped: int = 0
+    dropped: Counter[str] = attrs.field(factory=Counter)
+    # "file:line: reason" of the first few skipped lines.
+    examples: list[str] = attrs.field(factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "skipped_lines": self.skipped,
+            "dropped": dict(sorted(self.dropped.items())),
+            "skipped_examples": list(self.examples),
+        }
+
+
+class _BadRecord(ValueError):
+    """Raised by a record parser; becomes a `DatasetLineError` with the file and line."""
+
+
+# --- the readers -----------------------------------------------------------------------------
+
+
+def read_unified(
+    source: Path, *, skip_bad_lines: bool = False, stats: ReadStats | None = None
+) -> Iterator[Problem]:
+    """Unified problem JSONL (spec section 10.1): `tests` is required, unknown keys ignored."""
+    return _read(source, lambda data, _: _unified(data), skip_bad_lines, stats)
+
+
+def read_humaneval(
+    source: Path, *, skip_bad_lines: bool = False, stats: ReadStats | None = None
+) -> Iterator[Problem]:
+    """HumanEval (`task_id, prompt, canonical_solution, test, entry_point`).
+
+    As spec section 10.1 recommends: the query is the prompt (signature and docstring), the
+    solution the prompt plus the canonical body (a complete function), and the one test the
+    file's ``check`` function followed by its call on the entry point.
+    """
+    return _read(source, lambda data, _: _humaneval(data), skip_bad_lines, stats)
+
+
+def read_mbpp(
+    source: Path, *, skip_bad_lines: bool = False, stats: ReadStats | None = None
+) -> Iterator[Problem]:
+    """MBPP, full (`text, code, test_list, test_setup_code`) or sanitized (`prompt, code,
+    test_list, test_imports`). Each assert becomes one test, preceded by the setup code or the
+    imports so it runs on its own. `challenge_test_list` is left out, as MBPP's own evaluation
+    does."""
+    return _read(source, lambda data, _: _mbpp(data), skip_bad_lines, stats)
+
+
+def read_apps(
+    source: Path, *, skip_bad_lines: bool = False, stats: ReadStats | None = None
+) -> Iterator[Problem]:
+    """APPS (`problem_id, question, solutions, input_output, difficulty, starter_code`).
+
+    `solutions` and `input_output` are JSON strings (lists and objects are accepted too). The
+    query is the question, followed by the starter code when there is one; the solution the
+    first reference solution, with the imports APPS's own harness silently provides added when
+    it uses them unimported (`List`, `Counter`, `heapq`, ...). With a ``fn_name`` each case
+    becomes an assert calling that function (or the method of ``Solution()``); without one each
+    case becomes a stdin/stdout test (see `stdio_test`). Problems without solutions or without
+    cases are dropped and counted.
+    """
+    return _read(source, _apps, skip_bad_lines, stats)
+
+
+def read_multipl_e(
+    source: Path, *, skip_bad_lines: bool = False, stats: ReadStats | None = None
+) -> Iterator[Problem]:
+    """MultiPL-E (`name, language, prompt, doctests, original, prompt_terminology, tests,
+    stop_tokens`).
+
+    MultiPL-E ships no reference solutions: a problem is a prompt to complete in the target
+    language and a test program to run after the completion. The unified schema needs a
+    solution, so it holds the prompt, the program prefix every completion is appended to; these
+    problems are for evaluation (phase 5.2/5.3, which run the language's own toolchain), never
+    for training pairs. The id is ``MultiPL-E/<language>/<name>``; `stop_tokens` are kept.
+    """
+    return _read(source, lambda data, _: _multipl_e(data), skip_bad_lines, stats)
+
+
+def read_stack(
+    source: Path,
+    *,
+    skip_bad_lines: bool = False,
+    stats: ReadStats | None = None,
+    min_bytes: int = 50,
+    max_bytes: int = 50_000,
+    languages: Collection[str] | None = None,
+) -> Iterator[Document]:
+    """The Stack samples: `content` (or `code`), optional `language` (or HF's `lang`), `path`
+    (or `max_stars_repo_path`).
+
+    A missing language means python: the original required the field, and its own download
+    snippet wrote only `content`, so it skipped every line (spec section 5.1). Files outside
+    [`min_bytes`, `max_bytes`] UTF-8 bytes are dropped and counted, as are files whose
+    language is not in `languages` (all languages when None).
+    """
+    wanted = None if languages is None else {_language(name) for name in languages}
+
+    def parse(data: dict[str, Any], stats: ReadStats) -> Document | None:
+        content = data.get("content", data.get("code"))
+        if not isinstance(content, str):
+            raise _BadRecord("missing string field 'content' (or 'code')")
+        language = _language(_optional_str(data, "language") or _optional_str(data, "lang"))
+        path = _optional_str(data, "path") or _optional_str(data, "max_stars_repo_path") or ""
+        if wanted is not None and language not in wanted:
+            stats.dropped["other language"] += 1
+            return None
+        size = len(content.encode("utf-8", errors="surrogatepass"))
+        if size < min_bytes or size > max_bytes:
+            stats.dropped["too short" if size < min_bytes else "too long"] += 1
+            return None
+        return Document(content=content, path=path, language=language)
+
+    return _read(source, parse, skip_bad_lines, stats)
+
+
+# --- lines and records -----------------------------------------------------------------------
+
+
+def source_files(source: Path) -> list[Path]:
+    """`source` itself, or the dataset files under the folder `source` in sorted order."""
+    if not source.is_dir():
+        return [source]
+    files = sorted(
+        (p for p in source.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)),
+        key=lambda p: p.relative_to(source).as_posix(),
+    )
+    if not files:
+        raise FileNotFoundError(f"{source}: no {', '.join('*' + s for s in SUFFIXES)} files")
+    return files
+
+
+def _read(
+    source: Path,
+    parse: Callable[[dict[str, Any], ReadStats], T | None],
+    skip_bad_lines: bool,
+    stats: ReadStats | None,
+) -> Iterator[T]:
+    stats = stats if stats is not None else ReadStats()
+    for path, line, data in _objects(source):
+        try:
+            if isinstance(data, _BadRecord):
+                raise data
+            record = parse(data, stats)
+        except (_BadRecord, KeyError, TypeError, ValueError) as exc:
+            reason = str(exc) if isinstance(exc, _BadRecord) else f"{type(exc).__name__}: {exc}"
+            error = DatasetLineError(path, line, reason)
+            if not skip_bad_lines:
+                raise error from None
+            stats.skipped += 1
+            if len(stats.examples) < _EXAMPLES_KEPT:
+                stats.examples.append(str(error))
+            continue
+        if record is not None:
+            stats.records += 1
+            yield record
+
+
+def _objects(source: Path) -> Iterator[tuple[Path, int, dict[str, Any] | _BadRecord]]:
+    """(file, line, the line's JSON object or why it is not one), blank lines left out."""
+    for path in source_files(source):
+        with _open(path) as stream:
+            first = stream.readline()
+            if first.lstrip().startswith(b"["):
+                yield from _array_items(path, first + stream.read())
+                continue
+            for number, raw in enumerate(_chain(first, stream), 1):
+                if raw.strip():
+                    yield path, number, _decode(raw)
+
+
+def _open(path: Path) -> gzip.GzipFile | io.BufferedReader:
+    with open(path, "rb") as probe:
+        magic = probe.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def _chain(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _decode(raw: bytes) -> dict[str, Any] | _BadRecord:
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        return _BadRecord("not valid UTF-8")
+    except json.JSONDecodeError as exc:
+        return _BadRecord(f"not valid JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(data, dict):
+        return _BadRecord(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _array_items(path: Path, raw: bytes) -> Iterator[tuple[Path, int, dict[str, Any] | _BadRecord]]:
+    try:
+        items = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetLineError(path, 1, f"not a valid JSON array: {exc}") from None
+    for number, item in enumerate(items, 1):
+        if isinstance(item, dict):
+            yield path, number, item
+        else:
+            yield path, number, _BadRecord(f"expected a JSON object, got {type(item).__name__}")
+
+
+# --- fields ----------------------------------------------------------------------------------
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise _BadRecord(
+            f"missing string field {key!r}" if value is None else f"{key!r} must be a string"
+        )
+    return value
+
+
+def _optional_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _BadRecord(f"{key!r} must be a string")
+    return value or None
+
+
+def _ident(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _BadRecord(f"missing field {key!r} (a string or an integer)")
+    return str(value)
+
+
+def _strings(data: dict[str, Any], key: str) -> list[str]:
+    value = data.get(key)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _BadRecord(f"{key!r} must be a list of strings")
+    return value
+
+
+def _language(name: str | None) -> str:
+    name = (name or DEFAULT_LANGUAGE).strip().lower()
+    return "python" if name == "py" else name
+
+
+def _is_unified(data: dict[str, Any]) -> bool:
+    return "query" in data and "solution" in data
+
+
+# --- record parsers --------------------------------------------------------------------------
+
+
+def _unified(data: dict[str, Any]) -> Problem:
+    stop_tokens = data.get("stop_tokens") or []
+    if stop_tokens:
+        stop_tokens = _strings(data, "stop_tokens")
+    return Problem(
+        id=_ident(data, "id"),
+        query=_str(data, "query"),
+        solution=_str(data, "solution"),
+        tests=tuple(_strings(data, "tests")),
+        language=_language(_optional_str(data, "language")),
+        difficulty=_optional_str(data, "difficulty"),
+        stop_tokens=tuple(stop_tokens),
+    )
+
+
+def _humaneval(data: dict[str, Any]) -> Problem:
+    if _is_unified(data):
+        return _unified(data)
+    prompt = _str(data, "prompt")
+    return Problem(
+        id=_ident(data, "task_id"),
+        query=prompt,
+        solution=prompt + _str(data, "canonical_solution"),
+        tests=(_str(data, "test") + f"\ncheck({_str(data, 'entry_point')})\n",),
+    )
+
+
+def _mbpp(data: dict[str, Any]) -> Problem:
+    if _is_unified(data):
+        return _unified(data)
+    if "text" in data:
+        query = _str(data, "text")
+        setup = _optional_str(data, "test_setup_code") or ""
+    else:  # the sanitized schema
+        query = _str(data, "prompt")
+        setup = "\n".join(_strings(data, "test_imports")) if "test_imports" in data else ""
+    asserts = _strings(data, "test_list")
+    return Problem(
+        id=f"MBPP/{_ident(data, 'task_id')}",
+        query=query,
+        solution=_str(data, "code"),
+        tests=tuple(f"{setup}\n{test}" if setup.strip() else test for test in asserts),
+    )
+
+
+def _multipl_e(data: dict[str, Any]) -> Problem:
+    if _is_unified(data):
+        return _unified(data)
+    language = _language(_str(data, "language"))
+    prompt = _str(data, "prompt")
+    stop_tokens = _strings(data, "stop_tokens") if data.get("stop_tokens") is not None else []
+    return Problem(
+        id=f"MultiPL-E/{language}/{_str(data, 'name')}",
+        query=prompt,
+        solution=prompt,
+        tests=(_str(data, "tests"),),
+        language=language,
+        stop_tokens=tuple(stop_tokens),
+    )
+
+
+def _apps(data: dict[str, Any], stats: ReadStats) -> Problem | None:
+    if _is_unified(data):
+        return _unified(data)
+    problem_id = _ident(data, "problem_id")
+    question = _str(data, "question")
+    starter = _optional_str(data, "starter_code") or ""
+    difficulty = _optional_str(data, "difficulty")
+    solutions = _json_field(data, "solutions", list)
+    cases = _json_field(data, "input_output", dict)
+    if not solutions or not isinstance(solutions[0], str) or not solutions[0].strip():
+        stats.dropped["no solution"] += 1
+        return None
+    inputs, outputs = cases.get("inputs") or [], cases.get("outputs") or []
+    if not isinstance(inputs, list) or not isinstance(outputs, list):
+        raise _BadRecord("input_output: 'inputs' and 'outputs' must be lists")
+    if len(inputs) != len(outputs):
+        raise _BadRecord(f"input_output: {len(inputs)} inputs but {len(outputs)} outputs")
+    if not inputs:
+        stats.dropped["no test cases"] += 1
+        return None
+    fn_name = cases.get("fn_name")
+    if fn_name is not None and (not isinstance(fn_name, str) or not fn_name.isidentifier()):
+        raise _BadRecord("input_output: 'fn_name' must be an identifier")
+    pairs = zip(inputs, outputs, strict=True)
+    if fn_name:
+        tests = tuple(call_test(fn_name, given, wanted) for given, wanted in pairs)
+    else:
+        tests = tuple(stdio_test(_text(given), _text(wanted)) for given, wanted in pairs)
+    query = f"{question.rstrip()}\n\n{starter.rstrip()}\n" if starter.strip() else question
+    return Problem(
+        id=f"APPS/{problem_id}",
+        query=query,
+        solution=with_apps_imports(solutions[0]),
+        tests=tests,
+        difficulty=difficulty,
+    )
+
+
+def _json_field(data: dict[str, Any], key: str, kind: type) -> Any:
+    value = data.get(key)
+    if value is None or value == "":
+        return kind()
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise _BadRecord(f"{key!r} is not valid JSON: {exc.msg}") from None
+    if not isinstance(value, kind):
+        raise _BadRecord(f"{key!r} must hold a JSON {'list' if kind is list else 'object'}")
+    return value
+
+
+def _text(value: Any) -> str:
+    """APPS stores a case's stdin or stdout as a string, or sometimes as a list of lines."""
+    if isinstance(value, list):
+        return "\n".join(str(line) for line in value)
+    return str(value)
+
+
+# --- APPS tests ------------------------------------------------------------------------------
+
+_STDIO_TEMPLATE = (
+    STDIO_MARKER
+    + """
+import io as _io, sys as _sys, threading as _threading
+_saved = _sys.stdin, _sys.stdout
+_sys.stdin = _io.TextIOWrapper(_io.BytesIO(%(given)s), encoding="utf-8")
+_sys.stdout = _io.TextIOWrapper(_io.BytesIO(), encoding="utf-8")
+try:
+    with open("solution.py", encoding="utf-8") as _file:
+        _code = compile(_file.read(), "solution.py", "exec")
+    exec(_code, {"__name__": "__main__", "exit": _sys.exit, "quit": _sys.exit})
+except SystemExit:
+    pass
+finally:
+    for _thread in _threading.enumerate():
+        if _thread is not _threading.main_thread():
+            _thread.join()
+    _sys.stdout.flush()
+    _got = _sys.stdout.buffer.getvalue().decode("utf-8", "replace")
+    _sys.stdin, _sys.stdout = _saved
+assert _got.split() == %(wanted)s.split(), "wrong output for this input"
+"""
+)
+
+
+def stdio_test(given: str, wanted: str) -> str:
+    """A test that runs ``solution.py`` with stdin `given` and compares its output to `wanted`.
+
+    Output is compared token by token (whitespace-insensitive), the usual APPS leniency. The
+    program runs in the test's own process with `sys.stdin`/`sys.stdout` replaced, so
+    `input()`, `sys.stdin.readline` and `sys.stdin.buffer` work; a program that reads file
+    descriptor 0 directly (``open(0)``) sees the sandbox's empty stdin instead. The sandbox
+    writes the solution to ``solution.py`` and, seeing `STDIO_MARKER`, does not paste it in
+    front of the tests.
+    """
+    return _STDIO_TEMPLATE % {"given": repr(given.encode("utf-8")), "wanted": repr(wanted)}
+
+
+def call_test(fn_name: str, given: Any, wanted: Any) -> str:
+    """An assert calling `fn_name` (or ``Solution().fn_name``, LeetCode style) on `given`.
+
+    APPS wraps a case's expected value in a one-element list, and tuples come back as lists
+    from JSON, so both forms count as equal, as in APPS's own harness.
+    """
+    args = given if isinstance(given, list) else [given]
+    return (
+        f"_fn = Solution().{fn_name} if 'Solution' in globals() else {fn_name}\n"
+        f"_got = _fn(*{args!r})\n"
+        f"_want = {wanted!r}\n"
+        f"assert _got == _want or [_got] == _want or "
+        f"(isinstance(_got, tuple) and [list(_got)] == _want), 'wrong result for this input'\n"
+    )
+
+
+# The names APPS's harness imports before running a solution, so reference solutions use them
+# unimported; a solution that uses one gets the import it relied on.
+_APPS_IMPORTS = {
+    **{name: f"import {name}" for name in ("sys", "time", "itertools", "collections", "math")},
+    **{name: f"import {name}" for name in ("fractions", "random", "heapq", "bisect", "string")},
+    **{n: f"from itertools import {n}" for n in ("accumulate", "product", "permutations")},
+    "combinations": "from itertools import combinations",
+    **{
+        n: f"from collections import {n}"
+        for n in ("Counter", "OrderedDict", "deque", "defaultdict", "ChainMap")
+    },
+    "lru_cache": "from functools import lru_cache",
+    "reduce": "from functools import reduce",
+    **{
+        n: f"from math import {n}"
+        for n in ("sqrt", "sin", "cos", "tan", "ceil", "fabs", "floor", "gcd", "exp", "log2")
+    },
+    **{n: f"from typing import {n}" for n in ("List", "Tuple", "Dict", "Set", "Optional")},
+    **{n: f"from heapq import {n}" for n in ("heappush", "heappop", "heapify")},
+    "np": "import numpy as np",
+}
+
+
+def with_apps_imports(solution: str) -> str:
+    """`solution` preceded by the APPS-harness imports it uses without importing them."""
+    try:
+        tree = ast.parse(solution)
+    except (SyntaxError, ValueError):
+        return solution  # left as it is; its tests will say what is wrong
+    bound: set[str] = set(dir(builtins))
+    used: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            if isinstance(node.ctx, ast.Load):
+                used.append(node.id)
+            else:
+                bound.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+    missing = dict.fromkeys(_APPS_IMPORTS[n] for n in used if n in _APPS_IMPORTS and n not in bound)
+    return "".join(f"{line}\n" for line in missing) + solution if missing else solution
