@@ -270,3 +270,41 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path: Path) -> None:
     result = _run(url, tmp_path / "work")
     reason = result.phases["2.1"].reason
     assert "loss is nan at stage stage1, epoch 1, step 1" in reason
+
+
+def test_gaussian_source_variant_trains(inputs: tuple[str, Path]) -> None:
+    url, work = inputs
+    assert _run(url, work, source="gaussian").ok
+    losses = [r["flow"] for r in _metrics(work) if "flow" in r]
+    assert losses[-1] < losses[0]
+
+
+def test_cuda_out_of_memory_names_the_batch_and_the_fix(
+    inputs: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voltx_phases.soft_core import vfn_training
+
+    def out_of_memory(*_args: Any, **_kwargs: Any) -> Any:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(vfn_training, "_losses", out_of_memory)
+    url, work = inputs
+    reason = _run(url, work).phases["2.1"].reason
+    assert "CUDA out of memory at batch size 8 (micro-batch 8)" in reason
+    assert "2.1.micro_batch_halvings=1" in reason
+
+
+def test_micro_batch_halving_keeps_the_effective_batch(inputs: tuple[str, Path]) -> None:
+    url, work = inputs
+    assert _run(url, work, micro_batch_halvings=1, rar_weight=0.0).ok
+    halved = [r["loss"] for r in _metrics(work) if "loss" in r]
+    url2 = memory_store_url()
+    store = ArtifactStore.open(url2)
+    source = ArtifactStore.open(url)
+    for name in ("problem_frames", "code_attention_bias"):
+        folder = source.get(name, work.parent / f"copy-{name}")
+        store.add(name, folder if folder.is_dir() else folder)
+    assert _run(url2, work.parent / "work2", rar_weight=0.0).ok
+    whole = [r["loss"] for r in _metrics(work.parent / "work2") if "loss" in r]
+    # Same batches, same effective batch: the same losses up to float summation order.
+    assert halved == pytest.approx(whole, rel=1e-4)

@@ -402,10 +402,13 @@ def train_step(
     autocast = config.bf16 and device.type == "cuda"
     keys = ("loss", "flow", "rar", "iterations")
     totals = torch.zeros(len(keys), device=device)
+    # Every loss is a mean over shared slots, so weighting each micro-batch by its share of the
+    # slots makes the accumulated gradient that of the whole batch.
+    slots = float(batch.shared.sum())
     for part in torch.tensor_split(torch.arange(len(batch)), chunks):
         if len(part) == 0:
             continue
-        weight = len(part) / len(batch)
+        weight = float(batch.shared[part].sum()) / slots
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             parts = _losses(models, batch.take(part), config, settings, generator, device)
         (parts["loss"] * weight).backward()
