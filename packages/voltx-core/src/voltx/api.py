@@ -14,6 +14,13 @@ from voltx.errors import BackendError, VoltxError
 from voltx.fingerprint import committed_outputs, fingerprint, why_run
 from voltx.graph import Graph
 from voltx.ledger import Ledger, last_run_for, latest_run_id, new_run_id, remember_run, target_key
+from voltx.planning.estimates import (
+    PhaseEstimate,
+    artifact_bytes,
+    estimate_phase,
+    measured_hours,
+)
+from voltx.planning.timeline import Timeline, build_timeline
 from voltx.plugins import registry
 from voltx.results import PhaseResult, Plan, PlannedPhase, RunResult
 from voltx.scheduler import Scheduler
@@ -45,10 +52,16 @@ def plan(
     session = open_session(
         store=store, backend=backend, config=config, profile=profile, overrides=overrides
     )
-    return _plan(session, target, force)
+    executor = _make_backend(session)
+    try:
+        return _plan(session, target, force, executor)
+    finally:
+        executor.close()
 
 
-def _plan(session: Session, target: str | Sequence[str], force: bool) -> Plan:
+def _plan(
+    session: Session, target: str | Sequence[str], force: bool, backend: Backend | None = None
+) -> Plan:
     selected = session.select(target)
     configs = session.configs(selected)
     graph = session.graph
@@ -92,6 +105,7 @@ def _plan(session: Session, target: str | Sequence[str], force: bool) -> Plan:
     pinned = sorted(
         {a for pid in selected for a in session.registry.phase(pid).requires if session.pinned(a)}
     )
+    timeline = _timeline(session, selected, planned, backend) if backend is not None else None
     return Plan(
         targets=tuple([target] if isinstance(target, str) else target),
         profile=session.profile,
@@ -100,7 +114,31 @@ def _plan(session: Session, target: str | Sequence[str], force: bool) -> Plan:
         phases=tuple(planned),
         levels=tuple(tuple(w) for w in levels),
         pinned=tuple(pinned),
+        timeline=timeline,
     )
+
+
+def _timeline(
+    session: Session, selected: Sequence[str], planned: Sequence[PlannedPhase], backend: Backend
+) -> Timeline:
+    """Estimates of every phase that will run on `backend`, laid out in time."""
+    registry_ = session.registry
+    declared: dict[str, float] = {}
+    for spec in registry_.phases.values():
+        for name in spec.produces:
+            declared[name] = spec.output_gb / max(1, len(spec.produces))
+    estimates: dict[str, PhaseEstimate | None] = {}
+    for item in planned:
+        if item.action != "run":
+            estimates[item.phase_id] = None
+            continue
+        spec = registry_.phase(item.phase_id)
+        quote = backend.quote(spec.resources_for(session.profile))
+        moved = artifact_bytes(session.store, (*spec.requires, *spec.produces), declared)
+        measured = measured_hours(session.store, spec.id, session.profile, quote.host)
+        estimates[item.phase_id] = estimate_phase(spec, session.profile, quote, moved, measured)
+    graph = session.graph
+    return build_timeline(selected, graph.upstream, estimates)
 
 
 def run(

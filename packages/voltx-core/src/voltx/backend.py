@@ -86,6 +86,24 @@ class JobHandle(abc.ABC):
         """Stop the job's whole process group: TERM, then KILL after `grace_s`."""
 
 
+@attrs.frozen
+class Quote:
+    """What running a phase with some resources would cost on a backend, for plans.
+
+    `relative_speed` is the GPU's speed against the reference GPU the phase hours are quoted for
+    (an H100 = 1.0). `separate_host` says each phase gets its own machine (so its inputs and
+    outputs cross the network at `bandwidth_mb_s`); on one shared machine nothing moves.
+    """
+
+    host: str
+    dollars_per_hour: float = 0.0
+    relative_speed: float = 1.0
+    bandwidth_mb_s: float = 1000.0
+    separate_host: bool = False
+    # A wider range for the conservative estimate, where the price is not firm (market offers).
+    dollars_per_hour_high: float | None = None
+
+
 class Backend(abc.ABC):
     """Runs jobs. Subclass it and register the class with the `register_backends` hook."""
 
@@ -110,6 +128,13 @@ class Backend(abc.ABC):
         Memory and disk are in GiB (per GPU for `gpu_memory_gb`); infinity means not rationed.
         """
         return Resources(cpu_cores=1, ram_gb=float("inf"), disk_gb=float("inf"))
+
+    def quote(self, resources: Resources) -> Quote:
+        """The price, speed and bandwidth a phase with `resources` would get here (for plans).
+
+        The default is this machine: free, reference speed, nothing to transfer.
+        """
+        return Quote(host=self.name)
 
     @property
     def runs_in_process(self) -> bool:

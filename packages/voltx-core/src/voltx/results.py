@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import attrs
 
 from voltx.errors import VoltxError
+from voltx.planning.timeline import Timeline
 from voltx.spec import Resources
 
 
@@ -81,6 +82,7 @@ class Plan:
     phases: tuple[PlannedPhase, ...]
     levels: tuple[tuple[str, ...], ...]
     pinned: tuple[str, ...] = ()
+    timeline: Timeline | None = None
 
     @property
     def to_run(self) -> list[str]:

@@ -21,6 +21,7 @@ from voltx.backend import Backend, JobHandle, JobRequest, JobState
 from voltx.errors import RunInterruptedError
 from voltx.fingerprint import committed_outputs, fingerprint, why_run
 from voltx.ledger import Ledger
+from voltx.planning.estimates import record_measurement
 from voltx.plugins import host
 from voltx.results import PhaseResult, RunResult
 from voltx.session import Session, split_secrets
@@ -263,6 +264,7 @@ class Scheduler:
             if status.state is JobState.SUCCEEDED and result.get("status") == "succeeded":
                 outputs = {str(k): str(v) for k, v in result.get("outputs", {}).items()}
                 self._finish(phase_id, "succeeded", "", outputs, duration, job.attempt)
+                self._learn(phase_id, job, float(result.get("duration_s", duration)))
             elif status.state is JobState.LOST and job.attempt < self.max_attempts:
                 self.ledger.record("lost", phase_id, attempt=job.attempt, reason=status.detail)
                 log.warning("job lost; resubmitting", phase_id=phase_id, attempt=job.attempt)
@@ -270,6 +272,11 @@ class Scheduler:
                 error = result.get("error") or _describe_failure(job.handle, status)
                 self._finish(phase_id, "failed", str(error), {}, duration, job.attempt)
         return progressed
+
+    def _learn(self, phase_id: str, job: _Running, seconds: float) -> None:
+        """Keep the measured duration, so later plans for this phase and host use it."""
+        host = self.backend.quote(job.resources).host
+        record_measurement(self.session.store, phase_id, self.session.profile, host, seconds / 3600)
 
     def _finish(
         self,

@@ -84,6 +84,14 @@ class PhaseSpec:
     resources: Resources = Resources()
     profile_resources: Mapping[str, Resources] = attrs.field(factory=dict)
     reference_hours: float = 0.0
+    # The conservative end of the estimate when the runbooks give a range (100-200 h); the
+    # optimistic end is `reference_hours`. Default: 1.5 x reference_hours.
+    reference_hours_high: float | None = None
+    # Hours of a run under each profile (on the reference GPU), where it differs from the
+    # full-profile estimate; profiles not listed scale by PROFILE_SCALE.
+    profile_hours: Mapping[str, float] = attrs.field(factory=dict)
+    # Size of everything the phase writes, at the full profile, for transfer-time estimates.
+    output_gb: float = 0.0
     description: str = ""
     version: str = "1"
 

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="show what a run would do, and why")
     _common_run_options(plan)
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--gantt", metavar="PNG", help="also draw the timeline as a Gantt chart")
     plan.set_defaults(handler=commands.cmd_plan)
 
     run = sub.add_parser("run", help="run phases and everything they need")

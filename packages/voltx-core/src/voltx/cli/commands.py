@@ -43,17 +43,59 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(attrs.asdict(result), indent=1, default=str))
         return 0
-    rows = [
-        (p.phase_id, p.name, p.level, p.action, p.reason, ", ".join(p.produces) or "-")
-        for p in result.phases
-    ]
-    print(table(["phase", "name", "wave", "action", "reason", "produces"], rows))
+    timeline = result.timeline
+    rows = []
+    for p in result.phases:
+        entry = timeline.entry(p.phase_id) if timeline else None
+        estimate = entry.estimate if entry else None
+        rows.append(
+            (
+                p.phase_id,
+                p.name,
+                p.action,
+                _hours(estimate.total_hours) if estimate else "-",
+                _dollars(estimate.dollars) if estimate else "-",
+                _at(entry.start) if entry and estimate else "-",
+                f"host {entry.lane + 1}" if entry and estimate else "-",
+                p.reason,
+            )
+        )
+    print(table(["phase", "name", "action", "hours", "cost", "starts at", "lane", "why"], rows))
     waves = " | ".join(", ".join(w) for w in result.levels)
     print(f"\nwaves (each runs in parallel): {waves}")
+    if timeline is not None:
+        print(f"critical path: {' -> '.join(timeline.critical_path)}")
+        print(
+            f"total: {_hours(timeline.parallel_hours)} h in parallel on {timeline.lanes} "
+            f"host(s), against {_hours(timeline.serial_hours)} h serial; "
+            f"cost {_dollars(timeline.dollars)}"
+        )
+        if args.gantt:
+            from voltx.planning.gantt import render_gantt
+
+            title = f"voltx plan {' '.join(args.target)} ({result.profile}, {result.backend})"
+            print(f"Gantt chart: {render_gantt(timeline, Path(args.gantt), title)}")
     if result.pinned:
         print(f"using added artifacts as they are: {', '.join(result.pinned)}")
     print(f"profile {result.profile}, backend {result.backend}, store {result.store}")
     return 0
+
+
+def _hours(span: tuple[float, float]) -> str:
+    low, high = span
+    if high < 0.1:
+        return f"{low * 3600:,.0f}-{high * 3600:,.0f} s"
+    return f"{low:,.1f}-{high:,.1f}"
+
+
+def _at(span: tuple[float, float]) -> str:
+    low, high = span
+    return "at once" if high == 0 else f"+{low:,.1f}-{high:,.1f} h"
+
+
+def _dollars(span: tuple[float, float]) -> str:
+    low, high = span
+    return "$0" if high == 0 else f"${low:,.0f}-{high:,.0f}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
