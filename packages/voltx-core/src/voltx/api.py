@@ -52,15 +52,11 @@ def plan(
     session = open_session(
         store=store, backend=backend, config=config, profile=profile, overrides=overrides
     )
-    executor = _make_backend(session)
-    try:
-        return _plan(session, target, force, executor)
-    finally:
-        executor.close()
+    return _plan(session, target, force, with_timeline=True)
 
 
 def _plan(
-    session: Session, target: str | Sequence[str], force: bool, backend: Backend | None = None
+    session: Session, target: str | Sequence[str], force: bool, with_timeline: bool = False
 ) -> Plan:
     selected = session.select(target)
     configs = session.configs(selected)
@@ -105,7 +101,14 @@ def _plan(
     pinned = sorted(
         {a for pid in selected for a in session.registry.phase(pid).requires if session.pinned(a)}
     )
-    timeline = _timeline(session, selected, planned, backend) if backend is not None else None
+    timeline = None
+    if with_timeline:
+        # Only now, once the target and configs are known good: quoting may ask the backend.
+        backend = _make_backend(session)
+        try:
+            timeline = _timeline(session, selected, planned, backend)
+        finally:
+            backend.close()
     return Plan(
         targets=tuple([target] if isinstance(target, str) else target),
         profile=session.profile,
