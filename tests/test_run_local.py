@@ -192,7 +192,7 @@ def test_ctrl_c_cancels_every_job(project: Path) -> None:
     assert orchestrator.returncode == 130, stderr
     pids = _job_pids(store)
     assert pids
-    _wait_for(lambda: not [pid for pid in pids if _alive(pid)], timeout=10)
+    _wait_for(lambda: not [pid for pid in pids if _alive(pid)], timeout=30)
     status = voltx_cli("status", "--json", cwd=project, env=env)
     snapshot = json.loads(status.stdout)
     assert snapshot["status"] == "cancelled"

@@ -303,7 +303,7 @@ def test_micro_batch_halving_keeps_the_effective_batch(inputs: tuple[str, Path])
     source = ArtifactStore.open(url)
     for name in ("problem_frames", "code_attention_bias"):
         folder = source.get(name, work.parent / f"copy-{name}")
-        store.add(name, folder if folder.is_dir() else folder)
+        store.add(name, folder)
     assert _run(url2, work.parent / "work2", rar_weight=0.0).ok
     whole = [r["loss"] for r in _metrics(work.parent / "work2") if "loss" in r]
     # Same batches, same effective batch: the same losses up to float summation order.

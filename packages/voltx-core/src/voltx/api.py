@@ -20,9 +20,10 @@ from voltx.planning.estimates import (
     estimate_phase,
     measured_hours,
 )
+from voltx.planning.preflight import PreflightError, preflight_problems
 from voltx.planning.timeline import Timeline, build_timeline
 from voltx.plugins import registry
-from voltx.results import PhaseResult, Plan, PlannedPhase, RunResult
+from voltx.results import ManifestEntry, PhaseResult, Plan, PlannedPhase, RunResult
 from voltx.scheduler import Scheduler
 from voltx.session import Overrides, Session, open_session
 from voltx.spec import PhaseSpec
@@ -171,8 +172,14 @@ def run(
     )
     selected = session.select(target)
     configs = session.configs(selected)
-    session.stage_inputs(selected)
     executor = backend if isinstance(backend, Backend) else _make_backend(session)
+    to_run = _plan(session, target, force).to_run
+    problems = preflight_problems(session, selected, executor, to_run)
+    if problems:
+        if not isinstance(backend, Backend):
+            executor.close()
+        raise PreflightError(problems)
+    session.stage_inputs(selected)
     if session.store.url.startswith("memory://") and not executor.runs_in_process:
         raise BackendError(
             f"store {session.store.url} lives in this process only; backend "
@@ -234,7 +241,8 @@ def _continue_or_start(session: Session, key: str, force: bool) -> str:
 def _make_backend(session: Session) -> Backend:
     factory = session.registry.backend(session.backend)
     settings = dict(session.project.backends.get(session.backend, {}))
-    work_dir = session.store.local_dir("work") or _user_work_dir()
+    # Named, not made: a plan or a refused run leaves the store as it found it.
+    work_dir = session.store.local_dir("work", create=False) or _user_work_dir()
     try:
         backend = factory(work_dir=work_dir, **settings)
     except TypeError as exc:
@@ -250,6 +258,59 @@ def _user_work_dir() -> Path:
     base = Path(os.environ.get("VOLTX_HOME", Path.home() / ".voltx"))
     base.mkdir(parents=True, exist_ok=True)
     return base
+
+
+def preflight(
+    target: str | Sequence[str] = "all",
+    *,
+    backend: str | None = None,
+    store: str | None = None,
+    config: ProjectConfig = None,
+    profile: str | None = None,
+    overrides: Overrides = None,
+) -> list[str]:
+    """Every problem that would stop `run(target)`, found without renting or running anything."""
+    session = open_session(
+        store=store, backend=backend, config=config, profile=profile, overrides=overrides
+    )
+    selected = session.select(target)
+    session.configs(selected)
+    executor = _make_backend(session)
+    try:
+        return preflight_problems(session, selected, executor, _plan(session, target, False).to_run)
+    finally:
+        executor.close()
+
+
+def manifest(
+    phase_id: str, *, store: str | None = None, config: ProjectConfig = None
+) -> list[ManifestEntry]:
+    """What a phase needs on its host: each input, its size, and where it comes from."""
+    session = open_session(store=store, config=config)
+    spec = session.registry.phase(phase_id)
+    entries: list[ManifestEntry] = []
+    for name in (*spec.requires, *spec.optional):
+        optional = name in spec.optional
+        digest = session.store.ref(name)
+        producer = session.graph.producer.get(name)
+        if digest is not None:
+            artifact = session.store.load_manifest(digest)
+            made_by = artifact.lineage.get("phase")
+            source = f"phase {made_by}" if made_by else f"added ({artifact.lineage.get('source')})"
+            entries.extend(
+                ManifestEntry(name, f.path, f.size, source, digest[:12], optional)
+                for f in artifact.files
+            )
+        elif name in session.project.inputs:
+            path = Path(session.project.inputs[name])
+            size = path.stat().st_size if path.is_file() else None
+            entries.append(
+                ManifestEntry(name, str(path), size, "[inputs] in voltx.toml", None, optional)
+            )
+        else:
+            source = f"phase {producer} (not run yet)" if producer else "missing"
+            entries.append(ManifestEntry(name, "-", None, source, None, optional))
+    return entries
 
 
 def status(run_id: str | None = None, *, store: str | None = None) -> RunResult:

@@ -136,6 +136,26 @@ class Backend(abc.ABC):
         """
         return Quote(host=self.name)
 
+    def preflight(self, resources: Mapping[str, Resources]) -> list[str]:
+        """Problems that would stop these phases here (credentials, offers, disk), as lines.
+
+        Must not rent or start anything. The default checks the resources against `capacity`.
+        """
+        capacity = self.capacity()
+        problems = []
+        for phase_id, wanted in resources.items():
+            if wanted.gpus > capacity.gpus:
+                problems.append(
+                    f"phase {phase_id} needs {wanted.gpus} GPU(s); backend {self.name} has "
+                    f"{capacity.gpus}"
+                )
+            if wanted.disk_gb > capacity.disk_gb:
+                problems.append(
+                    f"phase {phase_id} needs {wanted.disk_gb:g} GB of disk; backend {self.name} "
+                    f"has {capacity.disk_gb:g} GB free"
+                )
+        return problems
+
     @property
     def runs_in_process(self) -> bool:
         """True when jobs share this process (and so may use a ``memory://`` store)."""

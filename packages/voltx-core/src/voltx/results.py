@@ -87,3 +87,15 @@ class Plan:
     @property
     def to_run(self) -> list[str]:
         return [p.phase_id for p in self.phases if p.action == "run"]
+
+
+@attrs.frozen
+class ManifestEntry:
+    """One file a phase needs on its host (the runbook's "File Transfer Manifest", computed)."""
+
+    artifact: str
+    path: str
+    size: int | None
+    source: str
+    digest: str | None
+    optional: bool = False

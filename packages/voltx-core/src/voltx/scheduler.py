@@ -365,5 +365,12 @@ def _read_result(handle: JobHandle) -> dict[str, Any]:
 def _describe_failure(handle: JobHandle, status: Any) -> str:
     data, _offset = handle.read_log(0)
     tail = data.decode(errors="replace").strip().splitlines()[-_LOG_TAIL_LINES:]
-    code = f"exit code {status.exit_code}" if status.exit_code is not None else status.state.value
+    if status.exit_code is not None:
+        code = f"exit code {status.exit_code}"
+    elif status.detail:
+        # What the backend knows beyond the state (a lost host, outputs that could not be
+        # brought back from a remote host).
+        code = f"{status.state.value} ({status.detail})"
+    else:
+        code = status.state.value
     return f"job {code}" + (f"; log ends: {' | '.join(tail)}" if tail else "")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import voltx
 from voltx import EmptyConfig, PhaseSpec, Resources
-from voltx.hookspecs import RegisterPhase
+from voltx.hookspecs import RegisterArtifactCheck, RegisterPhase
 from voltx_phases.datasets import specs as dataset_specs
 from voltx_phases.soft_core import specs as soft_core_specs
+from voltx_phases.translator import specs as translator_specs
 
 _OWN_PHASES = (
     PhaseSpec(
@@ -23,10 +24,30 @@ _OWN_PHASES = (
 )
 
 
-PHASES = (*dataset_specs.PHASES, *_OWN_PHASES, *soft_core_specs.PHASES)
+PHASES = (
+    *dataset_specs.PHASES,
+    *translator_specs.PHASES,
+    *_OWN_PHASES,
+    *soft_core_specs.PHASES,
+)
 
 
 @voltx.hookimpl
 def register_phases(register: RegisterPhase) -> None:
     for spec in PHASES:
         register(spec)
+
+
+# Files users bring from the original implementation are vetted when added (tensor names,
+# shapes, headers); the checks import torch, so they are named here and loaded on use.
+ARTIFACT_CHECKS = {
+    "code_tokenizer": "voltx_phases.translator.checks:check_tokenizer_file",
+    "code_encoder": "voltx_phases.translator.checks:check_encoder_file",
+    "code_decoder": "voltx_phases.translator.checks:check_decoder_file",
+}
+
+
+@voltx.hookimpl
+def register_artifact_checks(register: RegisterArtifactCheck) -> None:
+    for name, check in ARTIFACT_CHECKS.items():
+        register(name, check)

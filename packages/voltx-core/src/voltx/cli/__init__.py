@@ -58,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-attempts", type=int, help="attempts for a job that is lost (default 3)")
     run.set_defaults(handler=commands.cmd_run)
 
+    preflight = sub.add_parser("preflight", help="check inputs, store, credentials, resources")
+    _common_run_options(preflight)
+    preflight.set_defaults(handler=commands.cmd_preflight)
+
+    manifest = sub.add_parser("manifest", help="the files a phase needs on its host")
+    manifest.add_argument("phase_id")
+    manifest.set_defaults(handler=commands.cmd_manifest)
+
     status = sub.add_parser("status", help="show a run's state from its ledger")
     status.add_argument("run_id", nargs="?", help="run id (default: the latest run)")
     status.add_argument("--json", action="store_true", help="print as JSON")

@@ -1,4 +1,4 @@
-"""``voltx artifacts list/add/get/show/gc``."""
+"""``voltx artifacts list/add/get/show/gc/push/pull``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from voltx.cli._render import human_bytes, table
 
 
 def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("artifacts", help="list, add, get, show and gc artifacts")
+    parser = sub.add_parser("artifacts", help="list, add, get, show, gc, push and pull artifacts")
     commands = parser.add_subparsers(dest="artifacts_command", required=True, metavar="ACTION")
 
     commands.add_parser("list", help="every named artifact").set_defaults(handler=cmd_list)
@@ -34,6 +34,21 @@ def add_parser(sub: Any) -> None:
     gc = commands.add_parser("gc", help="remove data no ref points at")
     gc.add_argument("--dry-run", "-n", action="store_true", help="only say what would go")
     gc.set_defaults(handler=cmd_gc)
+
+    # The project's store (or --store) is this side; the URL names the other one.
+    push = commands.add_parser(
+        "push", help="copy artifacts to another store, sending only what it lacks"
+    )
+    push.add_argument("dest", metavar="DEST_URL", help="the store to copy to, e.g. s3://bucket/p")
+    push.add_argument("names", nargs="*", metavar="NAME", help="names or digests (default: all)")
+    push.set_defaults(handler=cmd_push)
+
+    pull = commands.add_parser(
+        "pull", help="copy artifacts from another store, fetching only what this one lacks"
+    )
+    pull.add_argument("source", metavar="SOURCE_URL", help="the store to copy from")
+    pull.add_argument("names", nargs="*", metavar="NAME", help="names or digests (default: all)")
+    pull.set_defaults(handler=cmd_pull)
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -104,3 +119,38 @@ def cmd_gc(args: argparse.Namespace) -> int:
         f"({human_bytes(report.freed_bytes)}), {len(report.staging)} stale staging file(s)"
     )
     return 0
+
+
+def _other_store(url: str) -> Any:
+    from voltx.project import resolve_store_url
+    from voltx.store import ArtifactStore
+
+    return ArtifactStore.open(resolve_store_url(url, Path.cwd()))
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from voltx.store.transfer import transfer
+
+    source, dest = _store(args), _other_store(args.dest)
+    report = transfer(source, dest, args.names or None)
+    _print_transfer("pushed", report, dest.url)
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from voltx.store.transfer import transfer
+
+    source, dest = _other_store(args.source), _store(args)
+    report = transfer(source, dest, args.names or None)
+    _print_transfer("pulled", report, source.url)
+    return 0
+
+
+def _print_transfer(verb: str, report: Any, other: str) -> None:
+    direction = "to" if verb == "pushed" else "from"
+    print(
+        f"{verb} {len(report.artifacts)} artifact(s) {direction} {other}: "
+        f"{report.blobs_moved} blob(s) moved ({human_bytes(report.bytes_moved)}), "
+        f"{report.blobs_skipped} already there; {report.manifests_moved} manifest(s) and "
+        f"{report.refs_moved} ref(s) written"
+    )

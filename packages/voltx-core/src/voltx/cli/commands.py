@@ -10,7 +10,7 @@ from pathlib import Path
 
 import attrs
 
-from voltx.cli._render import table
+from voltx.cli._render import human_bytes, table
 from voltx.errors import VoltxError
 
 
@@ -123,6 +123,37 @@ def _print_run(result: object) -> None:
         rows.append((phase.phase_id, phase.status, took, phase.reason or "-", outputs))
     print(table(["phase", "status", "took", "reason", "outputs"], rows))
     print(f"\nrun {result.run_id}: {result.status} (store {result.store})")
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from voltx.api import preflight
+
+    kwargs = _session_kwargs(args)
+    problems = preflight(args.target, **kwargs)  # type: ignore[arg-type]
+    for problem in problems:
+        print(f"problem: {problem}")
+    print("preflight: ok" if not problems else f"preflight: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from voltx.api import manifest
+
+    entries = manifest(args.phase_id, store=args.store, config=args.config)
+    rows = [
+        (
+            e.artifact + (" (optional)" if e.optional else ""),
+            e.path,
+            human_bytes(e.size) if e.size is not None else "-",
+            e.source,
+            e.digest or "-",
+        )
+        for e in entries
+    ]
+    print(table(["artifact", "file", "size", "comes from", "digest"], rows))
+    known = [e.size for e in entries if e.size is not None]
+    print(f"\n{len(entries)} file(s), {human_bytes(sum(known))} known")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:

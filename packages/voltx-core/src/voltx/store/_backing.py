@@ -12,8 +12,11 @@ import contextlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from voltx.errors import StoreError
 
 
 class Backing(abc.ABC):
@@ -144,61 +147,121 @@ class LocalBacking(Backing):
         self._path(rel).unlink(missing_ok=True)
 
 
+# A package can tune how voltx uses a protocol without voltx importing it: it registers an fsspec
+# implementation named "voltx-<protocol>" through fsspec's own entry points ("fsspec.specs"), and
+# stores with that protocol use it (voltx-backends registers "voltx-s3"). Other users of fsspec in
+# the same process keep the protocol's usual implementation. Storage stays an fsspec protocol;
+# there is no voltx hook for it.
+TUNED_PROTOCOL_PREFIX = "voltx-"
+
+
+def _filesystem(url: str, storage_options: dict[str, Any]) -> tuple[Any, str]:
+    """The fsspec filesystem for `url` (a tuned one when registered) and the root path in it."""
+    # Imported here: a worker on a local store should not pay for fsspec's import.
+    import fsspec
+
+    protocol, _ = fsspec.core.split_protocol(url)
+    tuned = f"{TUNED_PROTOCOL_PREFIX}{protocol}"
+    if protocol and tuned in fsspec.available_protocols():
+        cls = fsspec.get_filesystem_class(tuned)
+        return cls(**storage_options), cls._strip_protocol(url)
+    fs, root = fsspec.core.url_to_fs(url, **storage_options)
+    return fs, str(root)
+
+
 class FsspecBacking(Backing):
-    """A store on any fsspec filesystem (memory://, s3://, gcs://, ...)."""
+    """A store on any fsspec filesystem (memory://, s3://, gcs://, ...).
+
+    Failures other than "absent" and "already exists" (a refused connection, a missing bucket,
+    a denied request, after the filesystem's own retries) become one-line `StoreError`s naming
+    the store, so the CLI reports them as it reports any voltx error.
+    """
 
     def __init__(self, url: str, **storage_options: Any) -> None:
-        # Imported here: a worker on a local store should not pay for fsspec's import.
-        import fsspec
-
         self.url = url.rstrip("/")
-        self.fs, root = fsspec.core.url_to_fs(self.url, **storage_options)
+        self.fs, root = _filesystem(self.url, storage_options)
         self.root = root.rstrip("/")
 
     def _path(self, rel: str) -> str:
         return f"{self.root}/{rel}"
 
+    @contextlib.contextmanager
+    def _failing_as_store_error(self, action: str, rel: str, *, absent_ok: bool) -> Iterator[None]:
+        try:
+            yield
+        except FileExistsError:
+            raise
+        except FileNotFoundError as exc:
+            if absent_ok:
+                raise  # the caller's answer: the file is not there
+            # Writing and finding nothing: the bucket (or the folder above) does not exist.
+            raise StoreError(
+                f"cannot {action} {rel} in store {self.url}: {_one_line(exc)}"
+            ) from exc
+        except StoreError:
+            raise
+        except Exception as exc:  # s3fs, botocore and aiohttp raise many kinds; one line each
+            raise StoreError(
+                f"cannot {action} {rel} in store {self.url}: {_one_line(exc)}"
+            ) from exc
+
     def read_bytes(self, rel: str) -> bytes:
-        data = self.fs.cat_file(self._path(rel))
+        with self._failing_as_store_error("read", rel, absent_ok=True):
+            data = self.fs.cat_file(self._path(rel))
         assert isinstance(data, bytes)
         return data
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         # A single PUT is atomic on object stores and in memory.
-        self.fs.pipe_file(self._path(rel), data)
+        with self._failing_as_store_error("write", rel, absent_ok=False):
+            self.fs.pipe_file(self._path(rel), data)
 
     def create(self, rel: str, data: bytes) -> bool:
         try:
-            self.fs.pipe_file(self._path(rel), data, mode="create")
+            with self._failing_as_store_error("create", rel, absent_ok=False):
+                self.fs.pipe_file(self._path(rel), data, mode="create")
         except FileExistsError:
             return False
         return True
 
     def put_file(self, source: Path, rel: str) -> None:
-        self.fs.put_file(str(source), self._path(rel))
+        with self._failing_as_store_error("upload", rel, absent_ok=False):
+            self.fs.put_file(str(source), self._path(rel))
 
     def get_file(self, rel: str, dest: Path, *, link: bool) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        self.fs.get_file(self._path(rel), str(dest))
+        with self._failing_as_store_error("download", rel, absent_ok=True):
+            self.fs.get_file(self._path(rel), str(dest))
 
     def exists(self, rel: str) -> bool:
-        return bool(self.fs.exists(self._path(rel)))
+        with self._failing_as_store_error("look for", rel, absent_ok=True):
+            return bool(self.fs.exists(self._path(rel)))
 
     def size(self, rel: str) -> int:
-        return int(self.fs.size(self._path(rel)))
+        with self._failing_as_store_error("read the size of", rel, absent_ok=True):
+            return int(self.fs.size(self._path(rel)))
 
     def list_files(self, prefix: str) -> list[str]:
         base = self._path(prefix)
         try:
-            found = self.fs.find(base)
+            with self._failing_as_store_error("list", prefix, absent_ok=True):
+                found = self.fs.find(base)
         except FileNotFoundError:
             return []
         start = len(self.root) + 1
         return sorted(path[start:] if path.startswith(self.root) else path for path in found)
 
     def delete(self, rel: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with (
+            contextlib.suppress(FileNotFoundError),
+            self._failing_as_store_error("delete", rel, absent_ok=True),
+        ):
             self.fs.rm_file(self._path(rel))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
 
 
 def open_backing(url: str, **storage_options: Any) -> Backing:

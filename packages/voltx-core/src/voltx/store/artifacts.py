@@ -346,6 +346,10 @@ class ArtifactStore:
             return None
         return dict(data)
 
+    def delete_record(self, path: str) -> None:
+        """Remove a record written by `write_record` (missing is fine)."""
+        self._backing.delete(f"records/{check_member_path(path)}")
+
     def list_records(self, prefix: str) -> builtins.list[str]:
         """Paths (relative to ``records/``) of the documents under `prefix`."""
         return [
@@ -411,11 +415,15 @@ class ArtifactStore:
 
     # -- local helpers ---------------------------------------------------------------------
 
-    def local_dir(self, *parts: str) -> Path | None:
-        """A folder beside the store's data (checkpoints, job folders), when the store is local."""
+    def local_dir(self, *parts: str, create: bool = True) -> Path | None:
+        """A folder beside the store's data (checkpoints, job folders), when the store is local.
+
+        With ``create=False`` the path is only named: whoever writes there first makes it.
+        """
         root = self.local_root
         if root is None:
             return None
         folder = root.joinpath(*parts)
-        folder.mkdir(parents=True, exist_ok=True)
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
         return folder

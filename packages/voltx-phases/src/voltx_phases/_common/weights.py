@@ -26,15 +26,20 @@ def check_tensors(
     """Raise WeightsError naming the first missing, unexpected or wrongly shaped tensor."""
     missing = sorted(set(expected) - set(tensors))
     if missing:
-        raise WeightsError(f"{path}: missing tensor {missing[0]!r} (and {len(missing) - 1} more)"
-                           if len(missing) > 1 else f"{path}: missing tensor {missing[0]!r}")
+        raise WeightsError(
+            f"{path}: missing tensor {missing[0]!r} (and {len(missing) - 1} more)"
+            if len(missing) > 1
+            else f"{path}: missing tensor {missing[0]!r}"
+        )
     unexpected = sorted(set(tensors) - set(expected))
     if unexpected:
         raise WeightsError(f"{path}: unexpected tensor {unexpected[0]!r}")
     for name, shape in expected.items():
         actual = tuple(tensors[name].shape)
         if actual != tuple(shape):
-            raise WeightsError(f"{path}: tensor {name!r} has shape {list(actual)}, expected {list(shape)}")
+            raise WeightsError(
+                f"{path}: tensor {name!r} has shape {list(actual)}, expected {list(shape)}"
+            )
 
 
 def load_weights(module: nn.Module, path: Path) -> None:

@@ -106,16 +106,14 @@ def expected_shapes(shape: EncoderShape) -> dict[str, tuple[int, ...]]:
 
 @attrs.frozen
 class SlotFrames:
-    """Frames as the soft core reads them: R0 slot vectors, which are present, and their γ."""
+    """Frames as the soft core reads them: R0 slot vectors, which are present, and their gamma."""
 
     vectors: torch.Tensor  # [B, 16, 256], unit length where present, zero elsewhere
     present: torch.Tensor  # [B, 16] bool
     gamma: torch.Tensor  # [B, 16] certainty min(W_r, 1)
 
 
-def encode_frames(
-    encoder: CodeEncoder, ids: torch.Tensor, lengths: torch.Tensor
-) -> SlotFrames:
+def encode_frames(encoder: CodeEncoder, ids: torch.Tensor, lengths: torch.Tensor) -> SlotFrames:
     """Role-weighted aggregation of token embeddings into 16 slots (spec section 1.2 b).
 
     For role r: W_r = sum_t p(r|t); when W_r > threshold, slot r holds

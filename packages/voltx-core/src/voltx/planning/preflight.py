@@ -1,0 +1,83 @@
+"""Checks before anything is rented: all problems found at once, or none.
+
+"Do NOT start training with missing files — it will fail partway through and waste GPU-hours"
+(the runbook). Preflight checks, for every phase that will run: its inputs (in the store, listed
+as a readable file, or made by a phase upstream), that the store accepts writes, that the
+backend can provide the phase's resources (its own `preflight`: credentials, offers, disk).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from voltx.backend import Backend
+from voltx.errors import VoltxError
+from voltx.session import Session
+
+
+class PreflightError(VoltxError):
+    """One or more preflight checks failed; `problems` lists each."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(f"preflight found {len(problems)} problem(s): " + "; ".join(problems))
+
+
+def preflight_problems(
+    session: Session, phase_ids: Sequence[str], backend: Backend, to_run: Sequence[str]
+) -> list[str]:
+    """Every problem that would stop these phases, without changing anything.
+
+    Inputs are checked for every selected phase; resources only for those that will run (an
+    up-to-date phase is skipped and needs no machine).
+    """
+    problems: list[str] = []
+    produced = {a for pid in phase_ids for a in session.registry.phase(pid).produces}
+    for phase_id in phase_ids:
+        spec = session.registry.phase(phase_id)
+        for name in spec.requires:
+            if name in produced or session.store.has(name):
+                continue
+            listed = session.project.inputs.get(name)
+            if listed is None:
+                problems.append(
+                    f"phase {phase_id}: input {name} is not in the store and no "
+                    "phase makes it (voltx artifacts add NAME PATH)"
+                )
+            elif not Path(listed).exists():
+                problems.append(f"phase {phase_id}: input {name}: no such file {listed}")
+            elif Path(listed).is_file() and not _readable(Path(listed)):
+                problems.append(f"phase {phase_id}: input {name}: cannot read {listed}")
+    problems.extend(_store_writable(session))
+    resources = {pid: session.registry.phase(pid).resources_for(session.profile) for pid in to_run}
+    problems.extend(backend.preflight(resources))
+    return problems
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with open(path, "rb") as stream:
+            stream.read(1)
+    except OSError:
+        return False
+    return True
+
+
+def _store_writable(session: Session) -> list[str]:
+    root = session.store.local_root
+    if root is not None:
+        # A local folder: ask the OS rather than leave a probe's folder behind.
+        existing = next((p for p in (root, *root.parents) if p.exists()), root)
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return [f"store {session.store.url} is not writable"]
+        return []
+    probe = f"preflight/{uuid.uuid4().hex}.json"
+    try:
+        session.store.write_record(probe, {"probe": True})
+        session.store.delete_record(probe)
+    except Exception as exc:  # any backend's write failure is the problem to report
+        return [f"store {session.store.url} is not writable: {type(exc).__name__}: {exc}"]
+    return []
