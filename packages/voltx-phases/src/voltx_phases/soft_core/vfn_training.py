@@ -37,6 +37,7 @@ from safetensors.torch import load_file
 
 from voltx import PhaseContext, PhaseError
 from voltx_phases._common.devices import resolve_device
+from voltx_phases._common.schedules import warmup_cosine_lr
 from voltx_phases._common.weights import WeightsError, load_weights, save_weights
 from voltx_phases.soft_core.config import PROBLEM_DATASETS, Stage, VfnTrainingConfig
 from voltx_phases.soft_core.diffusion_controller import DiffusionController
@@ -78,13 +79,10 @@ class Position:
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warmup to 1 over `warmup` steps (1-based), then cosine to `min_ratio` at `total`."""
-    step += 1
-    if warmup > 0 and step <= warmup:
-        return step / warmup
-    span = max(1, total - warmup)
-    progress = min(1.0, (step - warmup) / span)
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    """The LambdaLR factor for 0-based `step`: the shared warmup + cosine, peak 1."""
+    return warmup_cosine_lr(
+        step + 1, max_lr=1.0, warmup_steps=warmup, total_steps=total, min_lr_ratio=min_ratio
+    )
 
 
 def weights_digest(module: torch.nn.Module) -> str:
