@@ -183,3 +183,63 @@ def test_learned_estimates_replace_the_spec() -> None:
     assert isinstance(estimate, PhaseEstimate) and estimate.source == "measured"
     assert estimate.hours == (3.0, pytest.approx(3.6))
     assert measured_hours(store, "3.1", "full", "a100") is None  # other hardware: the spec's guess
+
+
+def test_preflight_reports_every_problem_at_once(
+    seed_registry: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Missing inputs and resources the backend cannot give, in one report, nothing run."""
+    from voltx.cli import main
+
+    class SmallMachine(PricedCloud):
+        name = "smallmachine"
+
+        def capacity(self) -> Resources:
+            return Resources(gpus=1, cpu_cores=8, ram_gb=64, disk_gb=60)
+
+        def quote(self, resources: Resources) -> Quote:
+            return Backend.quote(self, resources)
+
+    class SmallPlugin:
+        @voltx.hookimpl
+        def register_backends(self, register: Any) -> None:
+            register("smallmachine", SmallMachine)
+
+    voltx.plugins._host.add(SmallPlugin(), "small")
+    (tmp_path / "voltx.toml").write_text('[inputs]\nmissing_dataset = "data/nothere.jsonl"\n')
+    store = tmp_path / "store"
+    code = main(
+        [
+            "--store",
+            str(store),
+            "--config",
+            str(tmp_path / "voltx.toml"),
+            "preflight",
+            "5.3",
+            "--profile",
+            "full",
+            "--backend",
+            "smallmachine",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "needs 4 GPU(s); backend smallmachine has 1" in out  # 5.1
+    assert "needs 100 GB of disk; backend smallmachine has 60 GB free" in out  # GPU phases
+    assert not list(store.glob("refs/*")) and not list(store.glob("records/runs/*"))
+
+
+def test_manifest_lists_what_a_phase_needs(
+    seed_registry: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from voltx.cli import main
+
+    store = tmp_path / "store"
+    codebook = tmp_path / "codebook.bin"
+    codebook.write_bytes(b"VXCB" + bytes(60))
+    assert main(["--store", str(store), "artifacts", "add", "codebook", str(codebook)]) == 0
+    capsys.readouterr()
+    assert main(["--store", str(store), "manifest", "3.1"]) == 0
+    out = capsys.readouterr().out
+    assert "codebook.bin" in out and "added (" in out
+    assert "vfn" in out and "phase 2.1 (not run yet)" in out
