@@ -7,6 +7,7 @@ from voltx import EmptyConfig, PhaseSpec, Resources
 from voltx.hookspecs import RegisterArtifactCheck, RegisterPhase
 from voltx_phases.datasets import specs as dataset_specs
 from voltx_phases.soft_core import specs as soft_core_specs
+from voltx_phases.translator import codebook_specs
 from voltx_phases.translator import specs as translator_specs
 
 _OWN_PHASES = (
@@ -27,6 +28,7 @@ _OWN_PHASES = (
 PHASES = (
     *dataset_specs.PHASES,
     *translator_specs.PHASES,
+    *codebook_specs.PHASES,
     *_OWN_PHASES,
     *soft_core_specs.PHASES,
 )
@@ -44,6 +46,7 @@ ARTIFACT_CHECKS = {
     "code_tokenizer": "voltx_phases.translator.checks:check_tokenizer_file",
     "code_encoder": "voltx_phases.translator.checks:check_encoder_file",
     "code_decoder": "voltx_phases.translator.checks:check_decoder_file",
+    "codebook_code": "voltx_phases.translator.codebook_file:check_codebook_file",
 }
 
 
