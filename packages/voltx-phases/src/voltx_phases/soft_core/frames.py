@@ -23,7 +23,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 from tokenizers import Tokenizer
 
-from voltx_phases._common.weights import load_weights
+from voltx_phases._common.weights import canonicalize_safetensors, load_weights
 from voltx_phases.translator.encoder import CodeEncoder, EncoderShape, encode_frames
 
 MAX_TOKENS = 512  # the original's LearnedTranslator truncates at 512 ids
@@ -98,6 +98,7 @@ def write_frame_set(path: Path, frames: FrameSet) -> None:
         str(path),
         metadata={"format": "voltx-problem-frames/1", "ids": json.dumps(list(frames.ids))},
     )
+    canonicalize_safetensors(path)
 
 
 def read_frame_set(path: Path) -> FrameSet:

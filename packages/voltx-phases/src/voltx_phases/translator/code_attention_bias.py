@@ -17,6 +17,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from voltx import PhaseContext
+from voltx_phases._common.weights import canonicalize_safetensors
 
 SLOTS = 16
 PRIOR_SLOTS = 9  # slots 0-8 carry fixed roles; 9-15 are free
@@ -50,4 +51,5 @@ def run(ctx: PhaseContext) -> None:
         str(ctx.outputs["code_attention_bias"] / FILE_NAME),
         metadata={"format": "voltx-code-attention-bias/1", "slots": str(SLOTS)},
     )
+    canonicalize_safetensors(ctx.outputs["code_attention_bias"] / FILE_NAME)
     ctx.log.info("code attention bias written", nonzero=int(np.count_nonzero(bias)))
