@@ -609,15 +609,15 @@ def test_artifact_checks_vet_added_files(tmp_path: Path) -> None:
                 if not path.read_bytes().startswith(b"VXCB"):
                     raise ValueError("magic is not VXCB")
 
-            register("codebook_code", must_start_with_magic)
+            register("test_blob", must_start_with_magic)
 
     good, bad = tmp_path / "good.bin", tmp_path / "bad.bin"
     good.write_bytes(b"VXCB...")
     bad.write_bytes(b"NOPE...")
     store = tmp_path / "store"
     with registered_plugin(Checks()):
-        assert cli_main(["--store", str(store), "artifacts", "add", "codebook_code", str(bad)]) == 1
+        assert cli_main(["--store", str(store), "artifacts", "add", "test_blob", str(bad)]) == 1
         assert not list(store.glob("refs/*"))
         assert (
-            cli_main(["--store", str(store), "artifacts", "add", "codebook_code", str(good)]) == 0
+            cli_main(["--store", str(store), "artifacts", "add", "test_blob", str(good)]) == 0
         )

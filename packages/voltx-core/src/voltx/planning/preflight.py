@@ -44,13 +44,13 @@ def preflight_problems(
             listed = session.project.inputs.get(name)
             if listed is None:
                 problems.append(
-                    f"phase {phase_id}: input {name} is not in the store and no "
-                    "phase makes it (voltx artifacts add NAME PATH)"
+                    f"{name} (needed by {phase_id}) is not in the store and no phase makes it; "
+                    "add it with `voltx artifacts add NAME PATH` or list it under [inputs]"
                 )
             elif not Path(listed).exists():
-                problems.append(f"phase {phase_id}: input {name}: no such file {listed}")
+                problems.append(f"inputs.{name}: no such file or folder: {listed} ({phase_id})")
             elif Path(listed).is_file() and not _readable(Path(listed)):
-                problems.append(f"phase {phase_id}: input {name}: cannot read {listed}")
+                problems.append(f"inputs.{name}: cannot read {listed} ({phase_id})")
     problems.extend(_store_writable(session))
     resources = {pid: session.registry.phase(pid).resources_for(session.profile) for pid in to_run}
     problems.extend(backend.preflight(resources))
