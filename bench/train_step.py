@@ -20,20 +20,23 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "phases"))
 
-from voltx_phases.soft_core.config import VfnTrainingConfig  # noqa: E402
-from voltx_phases.soft_core.diffusion_controller import DiffusionController  # noqa: E402
-from voltx_phases.soft_core.pairs import PairSet  # noqa: E402
-from voltx_phases.soft_core.rar import RarSettings  # noqa: E402
-from voltx_phases.soft_core.scaled_vfn import ScaledVFN, VfnShape  # noqa: E402
-from voltx_phases.soft_core.slot_attention import SlotAttention  # noqa: E402
-from voltx_phases.soft_core.vfn_training import Models, train_step  # noqa: E402
+from voltx_phases.soft_core.config import VfnTrainingConfig
+from voltx_phases.soft_core.diffusion_controller import DiffusionController
+from voltx_phases.soft_core.pairs import PairSet
+from voltx_phases.soft_core.rar import RarSettings
+from voltx_phases.soft_core.scaled_vfn import ScaledVFN, VfnShape
+from voltx_phases.soft_core.slot_attention import SlotAttention
+from voltx_phases.soft_core.vfn_training import Models, train_step
 
 
 def synthetic_pairs(problems: int, seed: int = 0) -> PairSet:
     generator = torch.Generator().manual_seed(seed)
     query = F.normalize(torch.randn(problems, 16, 256, generator=generator), dim=-1)
-    solution = F.normalize(0.8 * torch.roll(query, -7, dims=-1) + 0.1 * torch.rand(
-        problems, 16, 256, generator=generator), dim=-1)
+    solution = F.normalize(
+        0.8 * torch.roll(query, -7, dims=-1)
+        + 0.1 * torch.rand(problems, 16, 256, generator=generator),
+        dim=-1,
+    )
     shared = torch.rand(problems, 16, generator=generator) < 0.25
     shared[:, 0] = True
     return PairSet(query, solution * shared[..., None], shared)
@@ -41,12 +44,14 @@ def synthetic_pairs(problems: int, seed: int = 0) -> PairSet:
 
 def make_models(shape: VfnShape, device: torch.device) -> Models:
     torch.manual_seed(0)
-    return Models(ScaledVFN(shape).to(device), SlotAttention().to(device),
-                  DiffusionController().to(device))
+    return Models(
+        ScaledVFN(shape).to(device), SlotAttention().to(device), DiffusionController().to(device)
+    )
 
 
-def voltx_loop(models: Models, batches: list[PairSet], config: VfnTrainingConfig,
-               device: torch.device) -> float:
+def voltx_loop(
+    models: Models, batches: list[PairSet], config: VfnTrainingConfig, device: torch.device
+) -> float:
     optimizer = torch.optim.AdamW(models.parameters(), lr=1e-4, weight_decay=0.01)
     settings = RarSettings(config.rar_steps, config.rar_dt, config.rar_beta)
     generator = torch.Generator().manual_seed(1)
@@ -57,8 +62,9 @@ def voltx_loop(models: Models, batches: list[PairSet], config: VfnTrainingConfig
     return time.perf_counter() - started
 
 
-def bare_loop(models: Models, batches: list[PairSet], config: VfnTrainingConfig,
-              device: torch.device) -> float:
+def bare_loop(
+    models: Models, batches: list[PairSet], config: VfnTrainingConfig, device: torch.device
+) -> float:
     vfn, attention, controller = models.vfn, models.attention, models.controller
     optimizer = torch.optim.AdamW(models.parameters(), lr=1e-4, weight_decay=0.01)
     generator = torch.Generator().manual_seed(1)
@@ -83,8 +89,12 @@ def bare_loop(models: Models, batches: list[PairSet], config: VfnTrainingConfig,
             messages = attention(states, active)
             sigma = controller(states, progress, delta)
             noise = torch.randn(states.shape, generator=generator)
-            updated = F.normalize(states + config.rar_dt * (drift + config.rar_beta * messages)
-                                  + sigma[..., None] * noise.to(device), dim=-1)
+            updated = F.normalize(
+                states
+                + config.rar_dt * (drift + config.rar_beta * messages)
+                + sigma[..., None] * noise.to(device),
+                dim=-1,
+            )
             updated = torch.where(active[..., None], updated, states)
             delta = (updated - states).norm(dim=-1)
             soft.append(torch.sigmoid((delta - 1e-3) / 1e-2))
@@ -120,11 +130,13 @@ def main() -> int:
     }
     worst = 0.0
     for label, (shape, batch_size) in configs.items():
-        config = VfnTrainingConfig(hidden_dim=shape.hidden_dim, num_blocks=shape.num_blocks,
-                                   time_freqs=shape.time_freqs)
+        config = VfnTrainingConfig(
+            hidden_dim=shape.hidden_dim, num_blocks=shape.num_blocks, time_freqs=shape.time_freqs
+        )
         pairs = synthetic_pairs(batch_size * args.steps)
-        batches = [pairs.take(slice(i * batch_size, (i + 1) * batch_size))
-                   for i in range(args.steps)]
+        batches = [
+            pairs.take(slice(i * batch_size, (i + 1) * batch_size)) for i in range(args.steps)
+        ]
         voltx_times, bare_times = [], []
         for _ in range(args.repeat):
             # Alternate, each on fresh identical models, so drift in machine load hits both.

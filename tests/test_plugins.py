@@ -618,6 +618,4 @@ def test_artifact_checks_vet_added_files(tmp_path: Path) -> None:
     with registered_plugin(Checks()):
         assert cli_main(["--store", str(store), "artifacts", "add", "test_blob", str(bad)]) == 1
         assert not list(store.glob("refs/*"))
-        assert (
-            cli_main(["--store", str(store), "artifacts", "add", "test_blob", str(good)]) == 0
-        )
+        assert cli_main(["--store", str(store), "artifacts", "add", "test_blob", str(good)]) == 0

@@ -1,8 +1,15 @@
-"""The ``voltx`` command. Each subcommand lives in `commands` or `artifacts`."""
+"""The ``voltx`` command. Each subcommand lives in `commands` or `artifacts`.
+
+A few subcommands belong to another distribution (``voltx vast`` to voltx-backends): voltx runs
+them by module name, imported only when the command is used (`PLUGIN_COMMANDS`), so voltx itself
+never imports the package and still works, with a clear error, where it is not installed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import logging
 import os
 import signal
@@ -12,6 +19,46 @@ from types import FrameType
 
 from voltx._logging import configure_logging, redact_text
 from voltx.errors import VoltxError
+
+# Subcommands of other distributions: name -> (module with ``main(argv) -> int``, distribution,
+# help). Everything after the name goes to that ``main`` untouched, ``--help`` included.
+PLUGIN_COMMANDS = {
+    "vast": ("voltx_backends.vast.cli", "voltx-backends", "Vast.ai instances: ls, reap"),
+}
+# Options of `voltx` itself that take a value (the command word comes after them).
+_GLOBAL_VALUE_OPTIONS = frozenset({"--store", "-s", "--config", "-c"})
+
+
+def _split_plugin_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``voltx [options] vast ls -a`` -> (``[options] vast``, ``ls -a``); other commands whole."""
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word in _GLOBAL_VALUE_OPTIONS:
+            index += 2
+        elif word.startswith("-"):
+            index += 1
+        else:
+            if word in PLUGIN_COMMANDS:
+                return argv[: index + 1], argv[index + 1 :]
+            break
+    return argv, []
+
+
+def _run_plugin_command(module_name: str, distribution: str, args: argparse.Namespace) -> int:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise VoltxError(
+                f"`voltx {args.command}` comes with the {distribution} package, which is not "
+                f"installed: pip install {distribution}"
+            ) from None
+        raise
+    forwarded = [*(["--store", args.store] if args.store else [])]
+    forwarded += ["--config", args.config] if args.config else []
+    code: int = module.main([*forwarded, *args.plugin_argv])
+    return code
 
 
 def _common_run_options(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     artifacts.add_parser(sub)
 
+    for name, (module_name, distribution, help_text) in PLUGIN_COMMANDS.items():
+        plugin = sub.add_parser(name, help=f"{help_text} (from {distribution})", add_help=False)
+        plugin.set_defaults(
+            handler=functools.partial(_run_plugin_command, module_name, distribution),
+            plugin_argv=[],
+        )
+
     worker = sub.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("job_file")
     worker.set_defaults(handler=commands.cmd_worker)
@@ -100,7 +154,10 @@ def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a VoltxError becomes one line on stderr and a non-zero exit."""
-    args = build_parser().parse_args(argv)
+    head, plugin_argv = _split_plugin_command(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(head)
+    if plugin_argv:
+        args.plugin_argv = plugin_argv
     if args.command != "worker":
         configure_logging(
             json=True if args.json_logs else None,

@@ -1,0 +1,590 @@
+"""The OpenSSH client, driven through subprocess: commands, file transfer, one shared connection.
+
+Every command and transfer goes through the ``ssh`` binary, so the user's ``~/.ssh/config``, agent,
+certificates and ProxyJump work as they do in a terminal. One connection per host is shared by
+all of them (OpenSSH's ControlMaster, with its socket in a short private folder under ``/tmp``),
+so a command costs a round trip instead of a handshake. Multiplexing is turned off for hosts
+reached through a proxy, whose idle master connections get dropped.
+
+    transport = SSHTransport(SSHTarget("gpu-box", user="me"))
+    result = transport.run("echo $HOME")
+    transport.put(Path("wheels"), "/home/me/.voltx/wheels")
+    transport.close()
+
+What ``ssh`` reports is read carefully: it exits 255 both when the connection fails and when the
+remote command is killed by a signal or exits 255 itself, so exit status 255 is a
+`TransportError` here and never the status of anything remote. Jobs record their own exit codes
+in files (see `voltx_backends._jobs`).
+
+Host keys are checked strictly by default against the user's known_hosts; `SSHTarget.known_hosts`
+names a file of its own instead (with ``accept-new``, the first connection pins the key, as the
+Vast backend does for each rented instance).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import tarfile
+import tempfile
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+
+from voltx.errors import BackendError
+from voltx_backends.ssh.target import (
+    REMOTE_PATH_PATTERN,
+    AuthenticationError,
+    HostKeyError,
+    Result,
+    SSHTarget,
+    TransportError,
+)
+
+log = structlog.get_logger(__name__)
+
+# A command that takes longer than this is stuck (a hung NFS mount, a dead link).
+DEFAULT_COMMAND_TIMEOUT_S = 60.0
+TRANSPORT_ERROR_RC = 255
+TRANSFER_METHODS = ("auto", "rsync", "tar")
+
+_session_limits: dict[tuple[str, str, int | None], threading.BoundedSemaphore] = {}
+_session_limits_lock = threading.Lock()
+
+
+def _session_limit(target: SSHTarget) -> threading.BoundedSemaphore:
+    """One semaphore per host for the whole process, however many transports reach it."""
+    key = (target.user or "", target.host, target.port)
+    with _session_limits_lock:
+        if key not in _session_limits:
+            _session_limits[key] = threading.BoundedSemaphore(max(1, target.max_sessions))
+        return _session_limits[key]
+
+
+class SSHTransport:
+    """Runs commands on one host and copies files to and from it, over one shared connection."""
+
+    def __init__(
+        self,
+        target: SSHTarget,
+        *,
+        transfer: str = "auto",
+        ssh_binary: str = "ssh",
+        rsync_binary: str = "rsync",
+    ) -> None:
+        if transfer not in TRANSFER_METHODS:
+            raise BackendError(
+                f"transfer must be one of {', '.join(TRANSFER_METHODS)}, got {transfer!r}", "ssh"
+            )
+        self.target = target
+        self._transfer = transfer
+        self._ssh_binary = ssh_binary
+        self._rsync_binary = rsync_binary
+        self._sessions = _session_limit(target)
+        self._lock = threading.Lock()
+        self._control_dir: Path | None = None
+        self._multiplex: bool | None = None
+        self._remote_rsync: bool | None = None
+
+    def __repr__(self) -> str:
+        return f"SSHTransport({self.target.destination!r})"
+
+    @property
+    def destination(self) -> str:
+        return self.target.destination
+
+    @property
+    def control_path(self) -> Path | None:
+        """The ControlMaster socket while a shared connection may exist, else None."""
+        return self._control_dir / "master" if self._control_dir is not None else None
+
+    # -- commands --------------------------------------------------------------------------
+
+    def ssh_argv(self, *extra: str) -> list[str]:
+        """``ssh`` with the target's options and the shared connection (destination not added)."""
+        argv = [self._ssh_binary, *extra, *self.target.options_argv()]
+        if self._uses_multiplexing() and self.control_path is not None:
+            argv += ["-o", "ControlMaster=no", "-o", f"ControlPath={self.control_path}"]
+        else:
+            # A ControlMaster=auto in the user's config would make one of our commands the
+            # master, which would then hold our pipes open for ControlPersist seconds.
+            argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
+        return argv
+
+    def run(
+        self,
+        script: str,
+        *,
+        input: bytes | None = None,
+        timeout: float | None = DEFAULT_COMMAND_TIMEOUT_S,
+        idempotent: bool = False,
+    ) -> Result:
+        """Run `script` with the host's POSIX ``sh`` and return its exit status and output.
+
+        The script is sent as one quoted word, so the login shell (bash, zsh) hands it to ``sh``
+        unchanged; build any value it contains with `shlex.quote`. Raises `TransportError` when
+        the connection fails or ssh exits 255. An `idempotent` command is tried once more on a
+        fresh connection after a transport failure (a master connection that died under it).
+        """
+        command = "sh -c " + shlex.quote(script)
+        try:
+            return self._run_once(command, input, timeout)
+        except (HostKeyError, AuthenticationError):
+            raise
+        except TransportError:
+            if not idempotent:
+                raise
+            self._drop_master()
+            return self._run_once(command, input, timeout)
+
+    def check(
+        self,
+        script: str,
+        *,
+        input: bytes | None = None,
+        timeout: float | None = DEFAULT_COMMAND_TIMEOUT_S,
+        idempotent: bool = False,
+        what: str = "remote command",
+    ) -> bytes:
+        """Like `run`, but a non-zero exit is a `BackendError` naming `what`; returns stdout."""
+        result = self.run(script, input=input, timeout=timeout, idempotent=idempotent)
+        if result.returncode != 0:
+            detail = result.stderr.decode(errors="replace").strip()[-2000:]
+            raise BackendError(
+                f"{what} on {self.destination} failed with exit code {result.returncode}"
+                + (f": {detail}" if detail else ""),
+                "ssh",
+            )
+        return result.stdout
+
+    def _run_once(self, command: str, input_data: bytes | None, timeout: float | None) -> Result:
+        self._ensure_master()
+        argv = [*self.ssh_argv(), "--", self.target.host, command]
+        with self._sessions:
+            try:
+                completed = subprocess.run(
+                    argv,
+                    input=input_data,
+                    stdin=None if input_data is not None else subprocess.DEVNULL,
+                    capture_output=True,
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise TransportError(
+                    f"ssh to {self.destination} timed out after {timeout:g} s",
+                    self.destination,
+                ) from exc
+            except OSError as exc:
+                raise TransportError(
+                    f"cannot run {self._ssh_binary}: {exc}", self.destination
+                ) from exc
+        if completed.returncode == TRANSPORT_ERROR_RC:
+            raise self._error(completed.stderr.decode(errors="replace"), "running a command")
+        return Result(completed.returncode, completed.stdout, completed.stderr)
+
+    # -- the shared connection -------------------------------------------------------------
+
+    def _uses_multiplexing(self) -> bool:
+        if self._multiplex is None:
+            self._multiplex = not self._behind_proxy()
+        return self._multiplex
+
+    def _behind_proxy(self) -> bool:
+        """Whether the user's config sends this host through ProxyJump or ProxyCommand."""
+        argv = [self._ssh_binary, "-G", *self.target.options_argv(), "--", self.target.host]
+        try:
+            resolved = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        for line in resolved.stdout.splitlines():
+            key, _, value = line.partition(" ")
+            if key in {"proxyjump", "proxycommand"} and value.strip() not in {"", "none"}:
+                return True
+        return False
+
+    def _ensure_master(self) -> None:
+        """Start the shared connection unless it runs (its socket exists)."""
+        if not self._uses_multiplexing():
+            return
+        with self._lock:
+            if self._control_dir is None:
+                self._control_dir = _new_control_dir()
+            control_path = self._control_dir / "master"
+            if _master_listens(control_path):
+                return
+            # A master that was killed leaves its socket behind; ssh would then skip it and make
+            # a fresh connection for every command.
+            with contextlib.suppress(FileNotFoundError):
+                control_path.unlink()
+            argv = [
+                self._ssh_binary,
+                "-M",
+                "-N",
+                "-f",
+                *self.target.options_argv(),
+                "-o",
+                f"ControlPath={control_path}",
+                "-o",
+                f"ControlPersist={self.target.control_persist_s}",
+                "--",
+                self.target.host,
+            ]
+            # stderr goes to a file, not a pipe: the master lives on in the background and would
+            # keep a pipe open, so reading it to its end would wait for the master to exit.
+            with tempfile.TemporaryFile() as errors:
+                try:
+                    completed = subprocess.run(
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=errors,
+                        timeout=self.target.connect_timeout_s + 30,
+                    )
+                except subprocess.TimeoutExpired as exc:
+                    raise TransportError(
+                        f"connecting to {self.destination} timed out", self.destination
+                    ) from exc
+                errors.seek(0)
+                stderr = errors.read().decode(errors="replace")
+            if completed.returncode != 0:
+                raise self._error(stderr, "connecting")
+            log.debug("ssh master connection started", destination=self.destination)
+
+    def _drop_master(self) -> None:
+        """Forget a shared connection that failed, so that the next command opens a new one."""
+        with self._lock:
+            control_path = self.control_path
+            if control_path is None or not control_path.exists():
+                return
+            self._exit_master(control_path)
+            with contextlib.suppress(FileNotFoundError):
+                control_path.unlink()
+
+    def _exit_master(self, control_path: Path) -> None:
+        argv = [
+            self._ssh_binary,
+            "-O",
+            "exit",
+            "-o",
+            f"ControlPath={control_path}",
+            *self.target.options_argv(),
+            "--",
+            self.target.host,
+        ]
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(argv, capture_output=True, timeout=10)
+
+    def close(self) -> None:
+        """End the shared connection and remove its socket and folder."""
+        with self._lock:
+            control_dir, self._control_dir = self._control_dir, None
+            if control_dir is None:
+                return
+            control_path = control_dir / "master"
+            if control_path.exists():
+                self._exit_master(control_path)
+            shutil.rmtree(control_dir, ignore_errors=True)
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _error(self, stderr: str, action: str) -> TransportError:
+        text = stderr.strip()
+        where = self.destination
+        known = (
+            f"the known_hosts file {self.target.known_hosts}"
+            if self.target.known_hosts
+            else "your known_hosts (~/.ssh/known_hosts)"
+        )
+        if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "has changed and you have" in text:
+            return HostKeyError(
+                f"host key of {where} has CHANGED since it was recorded in {known}: the host "
+                "was reinstalled, or someone is intercepting the connection. voltx refuses to "
+                "connect. If the change is expected, remove the old key (ssh-keygen -R HOST) "
+                "and connect once with ssh to check the new one.",
+                where,
+                text,
+            )
+        if "Host key verification failed" in text or "host key is known for" in text:
+            return HostKeyError(
+                f"host key of {where} is not in {known}, and strict host key checking is on: "
+                "connect once with ssh to check and accept it (or set "
+                "strict_host_key_checking = 'accept-new' to trust the first key seen).",
+                where,
+                text,
+            )
+        if "Permission denied" in text:
+            return AuthenticationError(
+                f"{where} refused our SSH key ({text.splitlines()[-1] if text else action}); "
+                "check user and identity_file",
+                where,
+                text,
+            )
+        last = text.splitlines()[-1] if text else "ssh exited 255 without a message"
+        return TransportError(f"ssh to {where} failed while {action}: {last}", where, text)
+
+    # -- file transfer ---------------------------------------------------------------------
+
+    def uses_rsync(self) -> bool:
+        """Whether transfers go through rsync (both ends have it) rather than tar over ssh."""
+        if self._transfer == "tar":
+            return False
+        if self._remote_rsync is None:
+            local = shutil.which(self._rsync_binary) is not None
+            remote = local and self.run("command -v rsync", idempotent=True).returncode == 0
+            self._remote_rsync = remote
+        if self._transfer == "rsync" and not self._remote_rsync:
+            raise BackendError(
+                f"transfer = 'rsync' but rsync is missing here or on {self.destination}", "ssh"
+            )
+        return self._remote_rsync
+
+    def put(
+        self,
+        local_base: Path,
+        remote_base: str,
+        paths: Sequence[str] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Copy `paths` (relative to `local_base`; everything when None) under `remote_base`.
+
+        Each file appears complete or not at all on the remote side, so an interrupted copy is
+        never mistaken for a finished one.
+        """
+        _check_remote_path(remote_base)
+        relative = _relative_paths(paths)
+        if relative == []:
+            return
+        if self.uses_rsync():
+            # The remote rsync creates the destination folder first (as tar's script does).
+            remote_rsync = f"mkdir -p {shell_path(remote_base)} && rsync"
+            destination = f"{self._rsync_host()}:{remote_base}/"
+            self._run_rsync(
+                f"{local_base}/", destination, relative, timeout, ["--rsync-path", remote_rsync]
+            )
+        else:
+            self._tar_put(local_base, remote_base, relative, timeout)
+
+    def get(
+        self,
+        remote_base: str,
+        local_base: Path,
+        paths: Sequence[str] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Copy `paths` (files or folders, relative to `remote_base`) under `local_base`."""
+        _check_remote_path(remote_base)
+        relative = _relative_paths(paths)
+        if relative == []:
+            return
+        local_base.mkdir(parents=True, exist_ok=True)
+        if self.uses_rsync():
+            source = f"{self._rsync_host()}:{remote_base}/"
+            self._run_rsync(source, f"{local_base}/", relative, timeout)
+        else:
+            self._tar_get(remote_base, local_base, relative, timeout)
+
+    def _rsync_host(self) -> str:
+        host = self.target.host
+        return f"[{host}]" if ":" in host else host
+
+    def _run_rsync(
+        self,
+        source: str,
+        dest: str,
+        paths: list[str] | None,
+        timeout: float | None,
+        extra: Sequence[str] = (),
+    ) -> None:
+        self._ensure_master()
+        remote_shell = shlex.join(self.ssh_argv())
+        # -rlpt rather than -a: owners and groups are not carried between machines.
+        argv = [self._rsync_binary, "-rlpt", "-e", remote_shell, *extra]
+        stdin = None
+        if paths is not None:
+            argv.append("--files-from=-")
+            stdin = "".join(f"{p}\n" for p in paths).encode()
+        argv += [source, dest]
+        with self._sessions:
+            try:
+                completed = subprocess.run(
+                    argv,
+                    input=stdin,
+                    stdin=None if stdin is not None else subprocess.DEVNULL,
+                    capture_output=True,
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise TransportError(
+                    f"rsync with {self.destination} timed out after {timeout:g} s",
+                    self.destination,
+                ) from exc
+        if completed.returncode != 0:
+            stderr = completed.stderr.decode(errors="replace")
+            if "connection unexpectedly closed" in stderr or completed.returncode in {12, 255}:
+                raise self._error(stderr, "copying files with rsync")
+            raise BackendError(
+                f"rsync {source} -> {dest} failed (exit code {completed.returncode}): "
+                f"{stderr.strip()[-2000:]}",
+                "ssh",
+            )
+
+    def _tar_put(
+        self, local_base: Path, remote_base: str, paths: list[str] | None, timeout: float | None
+    ) -> None:
+        # Unpacked into a private folder first, then each file renamed into place: a rename is
+        # atomic, an unpacking tar is not.
+        staging = f".voltx-put-{uuid.uuid4().hex}"
+        script = f"""
+set -e
+base={shell_path(remote_base)}
+mkdir -p "$base/{staging}"
+cd "$base/{staging}"
+tar -xf -
+find . ! -type d | while IFS= read -r f; do
+    mkdir -p "../$(dirname "$f")"
+    mv -f "$f" "../$f"
+done
+cd .. && rm -rf {staging}
+"""
+
+        def write(stream: IO[bytes]) -> None:
+            with tarfile.open(fileobj=stream, mode="w|") as archive:
+                for path in paths if paths is not None else ["."]:
+                    archive.add(local_base / path, arcname=path)
+
+        self._stream(script, write, None, timeout, "copying files with tar")
+
+    def _tar_get(
+        self, remote_base: str, local_base: Path, paths: list[str] | None, timeout: float | None
+    ) -> None:
+        names = " ".join(shlex.quote(p) for p in (paths if paths is not None else ["."]))
+        script = f"cd {shell_path(remote_base)} && tar -cf - {names}"
+
+        def read(stream: IO[bytes]) -> None:
+            with tarfile.open(fileobj=stream, mode="r|") as archive:
+                # The "data" filter refuses links and paths that would leave local_base.
+                if hasattr(tarfile, "data_filter"):
+                    archive.extractall(local_base, filter="data")
+                else:  # pragma: no cover (Python before 3.11.4)
+                    archive.extractall(local_base)
+
+        self._stream(script, None, read, timeout, "copying files with tar")
+
+    def _stream(
+        self,
+        script: str,
+        write: Any,
+        read: Any,
+        timeout: float | None,
+        action: str,
+    ) -> None:
+        """Run `script` with `write` feeding its stdin or `read` consuming its stdout."""
+        self._ensure_master()
+        argv = [*self.ssh_argv(), "--", self.target.host, "sh -c " + shlex.quote(script)]
+        with self._sessions, tempfile.TemporaryFile() as errors:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE if write else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if read else subprocess.DEVNULL,
+                stderr=errors,
+            )
+            timer = threading.Timer(timeout, process.kill) if timeout else None
+            if timer:
+                timer.start()
+            try:
+                if write:
+                    assert process.stdin is not None
+                    with process.stdin:
+                        write(process.stdin)
+                if read:
+                    assert process.stdout is not None
+                    with process.stdout:
+                        read(process.stdout)
+                returncode = process.wait()
+            except (OSError, tarfile.TarError) as exc:
+                process.kill()
+                process.wait()
+                errors.seek(0)
+                stderr = errors.read().decode(errors="replace")
+                raise TransportError(
+                    f"{action} with {self.destination} broke off: {exc} {stderr.strip()}",
+                    self.destination,
+                    stderr,
+                ) from exc
+            finally:
+                if timer:
+                    timer.cancel()
+            errors.seek(0)
+            stderr = errors.read().decode(errors="replace")
+        if returncode == TRANSPORT_ERROR_RC or returncode < 0:
+            raise self._error(stderr, action)
+        if returncode != 0:
+            raise BackendError(
+                f"{action} with {self.destination} failed (exit code {returncode}): "
+                f"{stderr.strip()[-2000:]}",
+                "ssh",
+            )
+
+
+def _new_control_dir() -> Path:
+    """A private folder for one ControlMaster socket, with a short path.
+
+    Unix socket paths are limited to about 100 bytes (104 on macOS), which a deep $TMPDIR can
+    exceed, so the folder is always under /tmp.
+    """
+    base = Path("/tmp") / f"voltx-ssh-{os.getuid()}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    if base.stat().st_uid != os.getuid() or base.is_symlink():
+        raise BackendError(f"{base} belongs to another user; cannot keep SSH sockets there")
+    return Path(tempfile.mkdtemp(prefix="c", dir=base))
+
+
+def _master_listens(control_path: Path) -> bool:
+    """Whether a ControlMaster accepts connections on `control_path` (not just a stale file)."""
+    if not control_path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2.0)
+        try:
+            probe.connect(str(control_path))
+        except OSError:
+            return False
+    return True
+
+
+def shell_path(path: str) -> str:
+    """`path` quoted for the host's shell, with a leading ``~`` still meaning the home folder."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def _check_remote_path(path: str) -> None:
+    if not REMOTE_PATH_PATTERN.fullmatch(path):
+        raise BackendError(
+            f"remote path {path!r} must use only letters, digits and _ . / ~ + @ % = , -", "ssh"
+        )
+
+
+def _relative_paths(paths: Sequence[str] | None) -> list[str] | None:
+    if paths is None:
+        return None
+    checked = []
+    for path in paths:
+        parts = Path(path).parts
+        if not path or path.startswith("/") or ".." in parts or "\n" in path:
+            raise BackendError(f"transfer path {path!r} must be relative and stay inside", "ssh")
+        checked.append(path)
+    return checked

@@ -1,0 +1,147 @@
+"""The ``[backends.vast]`` settings: what to rent, how long to wait, and how to reach it.
+
+    [backends.vast]
+    gpu_name = ["RTX 4090", "RTX 3090"]   # any of these
+    max_dph = 0.8                          # dollars per hour, all included
+    min_cuda = 12.1
+    image = "pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime"
+    provision_timeout_s = 1800             # renting until "running"
+    # The API key comes from $VAST_API_KEY or api_key_file, never from this file.
+
+Every key is optional. Filters on the machine (`OfferFilters`) come on top of each phase's own
+resources; the SSH keys (`python`, `remote_root`, `bootstrap`, `plugins`, ...) mean what they mean
+for the ``ssh`` backend, with defaults for Vast's images (login as root, the image's own torch
+visible to voltx's venv).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from voltx.errors import BackendError, did_you_mean
+from voltx_backends.ssh.bootstrap import DEFAULT_PACKAGES
+from voltx_backends.vast.offers import OfferFilters
+
+# A CUDA image with python3 and torch; voltx's venv sees its torch (system_site_packages).
+DEFAULT_IMAGE = "pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime"
+
+
+def _positive(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value <= 0:
+        raise BackendError(f"{attribute.name} must be positive, got {value}", "vast")
+
+
+def _not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value < 0:
+        raise BackendError(f"{attribute.name} must not be negative, got {value}", "vast")
+
+
+def _strings(value: Sequence[str] | str) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(str(item) for item in value)
+
+
+@attrs.frozen(kw_only=True)
+class VastSettings:
+    """Every setting of the Vast backend, checked when the backend is made."""
+
+    # -- the API ---------------------------------------------------------------------------
+    # For programs that hold the key themselves; a project file should leave it out and use
+    # $VAST_API_KEY or api_key_file instead, so that the key never sits in a versioned file.
+    api_key: str | None = attrs.field(default=None, repr=False)
+    api_key_file: str | None = None
+    url: str | None = None  # default: $VAST_URL, else https://console.vast.ai
+    request_timeout_s: float = attrs.field(default=30.0, validator=_positive)
+    # Minimum spacing of two requests to one endpoint, to stay under Vast's rate limits.
+    request_spacing_s: float = attrs.field(default=0.2, validator=_not_negative)
+    # Tries per request on 429/5xx, and the first backoff (doubling, jittered, at most 30 s).
+    request_attempts: int = attrs.field(default=6, validator=_positive)
+    retry_backoff_s: float = attrs.field(default=0.5, validator=_positive)
+
+    # -- what to rent ----------------------------------------------------------------------
+    image: str = DEFAULT_IMAGE
+    disk_gb: float = attrs.field(default=32.0, validator=_positive)
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    onstart: str = ""  # appended to voltx's own onstart script
+    offer_limit: int = attrs.field(default=10, validator=_positive)
+    gpu_name: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    num_gpus: int | None = None
+    min_gpu_memory_gb: float | None = None
+    min_cpu_cores: int | None = None
+    min_ram_gb: float | None = None
+    min_cuda: float | None = None
+    max_dph: float | None = None
+    min_reliability: float | None = 0.95
+    verified: bool | None = True
+    min_inet_down_mbps: float | None = None
+    min_inet_up_mbps: float | None = None
+    geolocation: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    interruptible: bool = False
+    filters: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    # The scheduler's GPU budget: at most this many GPUs rented at once over all phases.
+    max_gpus: int = attrs.field(default=8, validator=_positive)
+
+    # -- waiting ---------------------------------------------------------------------------
+    # From the first rental until an instance runs, replacements included; then SSH must answer
+    # within ssh_timeout_s. Past either deadline the instance is destroyed and the job fails.
+    provision_timeout_s: float = attrs.field(default=1800.0, validator=_positive)
+    ssh_timeout_s: float = attrs.field(default=600.0, validator=_positive)
+    poll_s: float = attrs.field(default=5.0, validator=_positive)
+    # How many times an instance that dies while loading is replaced on another machine.
+    max_replacements: int = attrs.field(default=3, validator=_not_negative)
+    # A job's status is read over SSH at most this often; the scheduler polls far more often.
+    status_interval_s: float = attrs.field(default=1.0, validator=_not_negative)
+    # How often a running job's instance is checked with the API even while SSH answers.
+    instance_check_s: float = attrs.field(default=60.0, validator=_positive)
+
+    # -- reaching the instance (as for the ssh backend) -----------------------------------
+    ssh_user: str = "root"
+    python: str = "python3"
+    remote_root: str = "~/.voltx"
+    bootstrap: bool = True
+    packages: tuple[str, ...] = attrs.field(default=DEFAULT_PACKAGES, converter=_strings)
+    plugins: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    system_site_packages: bool = True
+    pip_args: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    forward_env: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    transfer: str = "auto"
+    connect_timeout_s: int = attrs.field(default=10, validator=_positive)
+    unreachable_timeout_s: float = attrs.field(default=300.0, validator=_positive)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> VastSettings:
+        """Settings from the project file's table; an unknown key is an error that says so."""
+        known = {field.name for field in attrs.fields(cls)}
+        unknown = [key for key in options if key not in known]
+        if unknown:
+            raise BackendError(
+                "unknown vast setting(s): "
+                + ", ".join(f"{key!r}{did_you_mean(key, known)}" for key in sorted(unknown)),
+                "vast",
+            )
+        try:
+            return cls(**options)
+        except (TypeError, ValueError) as exc:
+            raise BackendError(f"bad vast settings: {exc}", "vast") from exc
+
+    def offer_filters(self) -> OfferFilters:
+        """The user's conditions on the machine."""
+        return OfferFilters(
+            gpu_name=self.gpu_name,
+            num_gpus=self.num_gpus,
+            min_gpu_memory_gb=self.min_gpu_memory_gb,
+            min_cpu_cores=self.min_cpu_cores,
+            min_ram_gb=self.min_ram_gb,
+            min_disk_gb=self.disk_gb,
+            min_cuda=self.min_cuda,
+            max_dph=self.max_dph,
+            min_reliability=self.min_reliability,
+            verified=self.verified,
+            min_inet_down_mbps=self.min_inet_down_mbps,
+            min_inet_up_mbps=self.min_inet_up_mbps,
+            geolocation=self.geolocation,
+            interruptible=self.interruptible,
+            extra=self.filters,
+        )

@@ -1,0 +1,280 @@
+"""Whole ``voltx run --backend vast`` runs against the fake Vast API: the chaos tests.
+
+The orchestrator is a real ``voltx`` subprocess (so it can be interrupted and killed), the fake
+API and its sshd-backed instances live in the test process, and each phase's worker runs on its
+"instance" over SSH like on a rented machine. Every test ends with no live instance at the fake.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import fake_vast as fakes
+import pytest
+from fake_vast import FakeVast, ssh_user
+
+from _support import TEST_PLUGINS, subprocess_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+fake_vast = fakes.fake_vast
+
+RUN_TIMEOUT_S = 90
+
+
+@pytest.fixture
+def project(tmp_path: Path, fake_vast: FakeVast) -> Path:
+    """A project whose backend is the fake Vast, with settings that keep the runs quick."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    settings = {
+        "poll_s": 0.05,
+        "status_interval_s": 0.1,
+        "request_spacing_s": 0.0,
+        "retry_backoff_s": 0.01,
+        "provision_timeout_s": 30.0,
+        "ssh_timeout_s": 20.0,
+        "connect_timeout_s": 5,
+        "ssh_user": ssh_user(),
+        "bootstrap": False,
+        "python": sys.executable,
+        "remote_root": str(tmp_path / "remote"),
+        "image": "voltx/test-image",
+        # The worker on the "instance" needs the test plugin, as a real host would need it
+        # installed; the rest keeps its caches out of the real home.
+        "forward_env": ["VOLTX_PLUGINS", "PYTHONPATH", "VOLTX_HOME", "VOLTX_CACHE_DIR"],
+    }
+    lines = ["[project]", 'backend = "vast"', "", "[backends.vast]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    (folder / "voltx.toml").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture
+def env(fake_vast: FakeVast) -> dict[str, str]:
+    return subprocess_env(
+        TEST_PLUGINS,
+        VOLTX_PLUGINS="slow_pipeline",
+        VAST_URL=fake_vast.url,
+        VAST_API_KEY=fake_vast.api_key,
+    )
+
+
+def voltx(
+    *args: str, cwd: Path, env: dict[str, str], check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "voltx", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"voltx {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def start(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "voltx", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def statuses(stdout: str) -> dict[str, str]:
+    """phase id -> status, from the table `voltx run` prints."""
+    rows = {}
+    for line in stdout.splitlines()[2:]:
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] in ("succeeded", "skipped", "failed", "blocked"):
+            rows[parts[0]] = parts[1]
+    return rows
+
+
+def no_live_instances(fake: FakeVast) -> None:
+    assert [(i.id, i.label, i.actual_status) for i in fake.live()] == []
+
+
+def job_started(tmp_path: Path, phase: str) -> bool:
+    """Whether the phase's worker runs on its instance (its first output file exists)."""
+    return any((tmp_path / "remote" / "jobs").glob(f"*{phase}*/outputs/*/part-1.txt"))
+
+
+class CommandLineWatch:
+    """Reads every process's command line while a run goes on, looking for a secret."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret.encode()
+        self.seen: list[str] = []
+        self.scans = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> CommandLineWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            self.scans += 1
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    text = cmdline.read_bytes()
+                except OSError:
+                    continue
+                if self.secret in text:
+                    self.seen.append(text.replace(b"\0", b" ").decode(errors="replace"))
+
+
+def test_run_rents_per_phase_destroys_each_and_never_shows_the_key(
+    project: Path, env: dict[str, str], fake_vast: FakeVast, tmp_path: Path
+) -> None:
+    with CommandLineWatch(fake_vast.api_key) as watch:
+        result = voltx("run", "slow.b", cwd=project, env=env)
+    assert statuses(result.stdout) == {"slow.a": "succeeded", "slow.b": "succeeded"}
+    no_live_instances(fake_vast)
+    run_id = json.loads((project / ".voltx" / "records" / "runs" / "latest.json").read_text())
+    labels = sorted(i.label for i in fake_vast.created())
+    assert labels == [f"voltx-{run_id['run_id']}-slow.a", f"voltx-{run_id['run_id']}-slow.b"]
+    # The log is read from what was kept here: the instance is long gone.
+    logs = voltx("logs", "slow.b", cwd=project, env=env)
+    assert "phase finished" in logs.stdout
+    # The planted key: only ever in the Authorization header.
+    key = fake_vast.api_key
+    assert watch.scans > 0 and watch.seen == []
+    assert fake_vast.key_in_query == 0
+    for text in (result.stdout, result.stderr, logs.stdout, logs.stderr):
+        assert key not in text
+    leaked = [
+        str(path)
+        for folder in (project, tmp_path / "remote")
+        for path in folder.rglob("*")
+        if path.is_file() and key.encode() in path.read_bytes()
+    ]
+    assert leaked == []
+    # The per-instance host keys and the run's key pair went with the instances.
+    vast_dir = project / ".voltx" / "work" / "vast"
+    assert not list((vast_dir / "known_hosts").glob("*"))
+    assert not list((vast_dir / "keys").glob("*"))
+
+
+def test_failing_phase_in_stormy_weather_leaves_nothing_rented(
+    project: Path, env: dict[str, str], fake_vast: FakeVast
+) -> None:
+    # Everything at once: the cheapest offer vanishes on rent, the next machine's containers die
+    # while loading, and the API rate-limits list and show. One phase then fails on its own.
+    fake_vast.vanish_offers(5000)
+    fake_vast.exit_while_loading(102)
+    fake_vast.rate_limit_burst(4, "/api/v1/instances/")
+    fake_vast.rate_limit_burst(4, "/api/v0/instances/", json_body=True)
+    result = voltx("run", "slow.after_fail", cwd=project, env=env, check=False)
+    assert result.returncode == 1, result.stderr
+    assert statuses(result.stdout) == {
+        "slow.a": "succeeded",
+        "slow.fail": "failed",
+        "slow.after_fail": "blocked",
+    }
+    assert "deliberate failure" in result.stdout
+    no_live_instances(fake_vast)
+    assert any(
+        i.machine_id == 102 and i.status_msg.startswith("Error") for i in fake_vast.created()
+    )
+    assert {r.status for r in fake_vast.requests} >= {200, 404, 429}
+
+
+def test_ctrl_c_while_provisioning_destroys_the_instance(
+    project: Path, env: dict[str, str], fake_vast: FakeVast
+) -> None:
+    fake_vast.loading_s = 3600  # the instance never gets past loading
+    orchestrator = start("run", "slow.a", cwd=project, env=env)
+    fake_vast.wait_for(lambda: fake_vast.instances, "the rental")
+    orchestrator.send_signal(signal.SIGINT)
+    _out, err = orchestrator.communicate(timeout=RUN_TIMEOUT_S)
+    assert orchestrator.returncode == 130, err
+    no_live_instances(fake_vast)
+    snapshot = json.loads(voltx("status", "--json", cwd=project, env=env).stdout)
+    assert snapshot["phases"]["slow.a"]["status"] == "cancelled"
+
+
+def test_ctrl_c_during_a_job_destroys_the_instance(
+    project: Path, env: dict[str, str], fake_vast: FakeVast, tmp_path: Path
+) -> None:
+    orchestrator = start("run", "slow.a", "--set", "slow.a.seconds=60", cwd=project, env=env)
+    fake_vast.wait_for(lambda: job_started(tmp_path, "slow.a"), "the job to run", RUN_TIMEOUT_S)
+    orchestrator.send_signal(signal.SIGINT)
+    _out, err = orchestrator.communicate(timeout=RUN_TIMEOUT_S)
+    assert orchestrator.returncode == 130, err
+    no_live_instances(fake_vast)
+    snapshot = json.loads(voltx("status", "--json", cwd=project, env=env).stdout)
+    assert snapshot["status"] == "cancelled"
+
+
+def test_killed_orchestrator_the_rerun_adopts_the_instance(
+    project: Path, env: dict[str, str], fake_vast: FakeVast
+) -> None:
+    fake_vast.loading_s = 2.0
+    orchestrator = start("run", "slow.a", cwd=project, env=env)
+    fake_vast.wait_for(lambda: fake_vast.instances, "the rental")
+    orchestrator.send_signal(signal.SIGKILL)
+    orchestrator.communicate()
+    # Nothing could clean up after a SIGKILL: the instance is still rented...
+    assert len(fake_vast.live()) == 1
+    rerun = voltx("run", "slow.a", cwd=project, env=env)
+    assert statuses(rerun.stdout) == {"slow.a": "succeeded"}
+    # ...and the rerun of the same run used it instead of renting a second one.
+    assert len(fake_vast.created()) == 1
+    assert "re-attached" in rerun.stderr
+    no_live_instances(fake_vast)
+
+
+def test_killed_orchestrator_the_rerun_re_attaches_to_the_running_job(
+    project: Path, env: dict[str, str], fake_vast: FakeVast, tmp_path: Path
+) -> None:
+    args = ("run", "slow.a", "--set", "slow.a.seconds=2")
+    orchestrator = start(*args, cwd=project, env=env)
+    fake_vast.wait_for(lambda: job_started(tmp_path, "slow.a"), "the job to run", RUN_TIMEOUT_S)
+    orchestrator.send_signal(signal.SIGKILL)
+    orchestrator.communicate()
+    rerun = voltx(*args, cwd=project, env=env)
+    assert statuses(rerun.stdout) == {"slow.a": "succeeded"}
+    assert len(fake_vast.created()) == 1
+    # The job ran once: the rerun followed it to the end instead of starting it again.
+    assert len(list((tmp_path / "remote" / "jobs").glob("*slow.a*"))) == 1
+    status = json.loads(voltx("status", "--json", cwd=project, env=env).stdout)
+    assert status["phases"]["slow.a"]["attempts"] == 1
+    no_live_instances(fake_vast)
+
+
+def test_preemption_mid_job_loses_the_job_and_the_rerun_rents_anew(
+    project: Path, env: dict[str, str], fake_vast: FakeVast, tmp_path: Path
+) -> None:
+    orchestrator = start("run", "slow.a", "--set", "slow.a.seconds=2", cwd=project, env=env)
+    fake_vast.wait_for(lambda: job_started(tmp_path, "slow.a"), "the job to run", RUN_TIMEOUT_S)
+    (first,) = fake_vast.live()
+    fake_vast.preempt(first.id)
+    out, err = orchestrator.communicate(timeout=RUN_TIMEOUT_S)
+    assert orchestrator.returncode == 0, err
+    assert statuses(out) == {"slow.a": "succeeded"}
+    assert "job lost; resubmitting" in err
+    first_again, second = fake_vast.created()
+    assert first_again.id == first.id and second.id != first.id
+    status = json.loads(voltx("status", "--json", cwd=project, env=env).stdout)
+    assert status["phases"]["slow.a"]["attempts"] == 2
+    no_live_instances(fake_vast)
