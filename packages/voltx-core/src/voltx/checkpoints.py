@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,7 +40,12 @@ class CheckpointManager:
             raise ValueError(f"keep must be at least 1, got {keep}")
         self.root = root
         self.keep = keep
+        self._on_commit: list[Callable[[Checkpoint], None]] = []
         root.mkdir(parents=True, exist_ok=True)
+
+    def on_commit(self, callback: Callable[[Checkpoint], None]) -> None:
+        """Call `callback` with each checkpoint right after it is committed (before pruning)."""
+        self._on_commit.append(callback)
 
     @contextmanager
     def save(self, step: int) -> Iterator[Path]:
@@ -48,34 +53,50 @@ class CheckpointManager:
 
         If the block raises, nothing is committed and the staging folder is removed.
         """
-        staging = self.root / f".staging-{step}-{uuid.uuid4().hex[:8]}"
-        staging.mkdir()
+        staging = self.staging_folder(step)
         try:
             yield staging
-            files = sorted(p for p in staging.rglob("*") if p.is_file())
-            manifest = {
-                "step": step,
-                "files": [
-                    {
-                        "path": p.relative_to(staging).as_posix(),
-                        "size": p.stat().st_size,
-                        "sha256": sha256_file(p),
-                    }
-                    for p in files
-                ],
-            }
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
-            final = self.root / f"{_PREFIX}{step:09d}"
-            if final.exists():
-                shutil.rmtree(final)
-            staging.replace(final)
-            pointer = self.root / f".latest-{uuid.uuid4().hex[:8]}"
-            pointer.write_text(final.name)
-            pointer.replace(self.root / "latest")
+            checkpoint = self.commit(staging, step)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        for callback in self._on_commit:
+            callback(checkpoint)
         self._prune()
+
+    def staging_folder(self, step: int) -> Path:
+        """A new empty folder under the root that no reader looks at (for `commit`)."""
+        staging = self.root / f".staging-{step}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+        return staging
+
+    def commit(self, staging: Path, step: int) -> Checkpoint:
+        """Make the files in `staging` checkpoint `step`: manifest, rename, then ``latest``.
+
+        `save` calls this; a restore from elsewhere (`voltx.checkpoint_sync`) calls it directly,
+        which tells no `on_commit` listener and prunes nothing.
+        """
+        files = sorted(p for p in staging.rglob("*") if p.is_file() and p.name != MANIFEST)
+        manifest = {
+            "step": step,
+            "files": [
+                {
+                    "path": p.relative_to(staging).as_posix(),
+                    "size": p.stat().st_size,
+                    "sha256": sha256_file(p),
+                }
+                for p in files
+            ],
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        final = self.root / f"{_PREFIX}{step:09d}"
+        if final.exists():
+            shutil.rmtree(final)
+        staging.replace(final)
+        pointer = self.root / f".latest-{uuid.uuid4().hex[:8]}"
+        pointer.write_text(final.name)
+        pointer.replace(self.root / "latest")
+        return Checkpoint(step, final)
 
     def latest(self) -> Checkpoint | None:
         """The newest checkpoint whose manifest matches its files (sizes), or None."""

@@ -20,6 +20,7 @@ import structlog
 
 from voltx import __version__
 from voltx._logging import redact_text, register_environment_secrets
+from voltx.checkpoint_sync import CheckpointSync, store_prefix
 from voltx.checkpoints import CheckpointManager
 from voltx.config import merge, structure
 from voltx.context import MetricsReporter, PhaseContext
@@ -34,6 +35,8 @@ JOB_FILE = "job.json"
 RESULT_FILE = "result.json"
 # Config values whose keys name secrets travel in this environment variable, never in job.json.
 SECRETS_ENV = "VOLTX_JOB_SECRETS"
+# How long a finishing or stopped worker waits for its last checkpoint to reach the store.
+SYNC_FLUSH_S = 300.0
 
 
 def write_result(job_dir: Path, result: dict[str, Any]) -> None:
@@ -101,8 +104,17 @@ def _run_phase(
         outputs[name] = job_dir / "outputs" / name
         outputs[name].mkdir(parents=True, exist_ok=True)
 
-    checkpoint_root = store.local_dir("checkpoints", spec.id, job["fingerprint"][:16])
+    prefix = store_prefix(spec.id, job["fingerprint"])
+    checkpoint_root = store.local_dir(*prefix.split("/"))
     checkpoints = CheckpointManager(checkpoint_root or job_dir / "checkpoints")
+    sync = None
+    if checkpoint_root is None:
+        # The store is elsewhere (s3://): checkpoints are made here and mirrored there, and a
+        # new attempt on another machine starts from the newest one that made it.
+        sync = CheckpointSync(store, prefix, checkpoints, log)
+        restored = sync.restore()
+        if restored is not None:
+            log.info("resuming from the store's checkpoint", step=restored.step)
     metrics = MetricsReporter(job_dir, log)
     devices = job.get("devices") or []
     context = PhaseContext(
@@ -130,6 +142,8 @@ def _run_phase(
         raise PhaseError(spec.id, f"({origin}) {type(exc).__name__}: {exc}") from exc
     finally:
         metrics.close()
+        if sync is not None and not sync.close(timeout_s=SYNC_FLUSH_S):
+            log.warning("checkpoint upload still running at exit", timeout_s=SYNC_FLUSH_S)
 
     empty = [name for name, folder in outputs.items() if not any(folder.iterdir())]
     if empty:

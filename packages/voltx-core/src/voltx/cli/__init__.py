@@ -164,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
             level=logging.DEBUG if args.debug else logging.INFO,
             force=True,
         )
-        # SIGTERM stops a run like Ctrl-C does: jobs cancelled, ledger consistent.
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGTERM stops like Ctrl-C does: a run cancels its jobs and leaves its ledger consistent; a
+    # worker (cancelled, or out of budget) still sends its last checkpoint to the store.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         code: int = args.handler(args)
         return code

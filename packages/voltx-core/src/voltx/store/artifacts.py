@@ -126,6 +126,20 @@ def _ref_path(name: str) -> str:
     return f"refs/{check_name(name)}.json"
 
 
+# Top-level folders for files that are not artifacts: they never hold blobs, manifests or refs,
+# and `gc` leaves them alone.
+LOOSE_AREAS = frozenset({"checkpoints"})
+
+
+def _loose_path(path: str) -> str:
+    check_member_path(path)
+    if path.split("/", 1)[0] not in LOOSE_AREAS:
+        raise StoreError(
+            f"{path!r} is outside the store's loose-file areas ({', '.join(LOOSE_AREAS)})"
+        )
+    return path
+
+
 class ArtifactStore:
     """Artifacts addressed by name or digest, in a store at `url`."""
 
@@ -363,6 +377,42 @@ class ArtifactStore:
             record = self.read_record(path)
             if record is not None:
                 yield path, record
+
+    # -- loose files (checkpoint mirrors) --------------------------------------------------
+
+    def put_file(self, path: str, source: Path) -> None:
+        """Copy `source` to `path` (under a loose-file area such as ``checkpoints/``)."""
+        self._backing.put_file(source, _loose_path(path))
+
+    def put_bytes(self, path: str, data: bytes) -> None:
+        """Write `data` to `path` in one step (readers see the old or the new content)."""
+        self._backing.write_bytes(_loose_path(path), data)
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """The content of a loose file, or None when it is absent."""
+        try:
+            return self._backing.read_bytes(_loose_path(path))
+        except FileNotFoundError:
+            return None
+
+    def fetch_file(self, path: str, dest: Path) -> Path:
+        """Copy a loose file to `dest`; StoreError when it is absent."""
+        try:
+            self._backing.get_file(_loose_path(path), dest, link=False)
+        except FileNotFoundError:
+            raise StoreError(f"{path} is not in store {self.url}") from None
+        return dest
+
+    def has_file(self, path: str) -> bool:
+        return self._backing.exists(_loose_path(path))
+
+    def list_files(self, prefix: str) -> builtins.list[str]:
+        """Loose files under the folder `prefix`, as store paths."""
+        return self._backing.list_files(_loose_path(prefix))
+
+    def delete_file(self, path: str) -> None:
+        """Remove a loose file (missing is fine)."""
+        self._backing.delete(_loose_path(path))
 
     # -- garbage collection ----------------------------------------------------------------
 
