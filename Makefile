@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. Each builds its own venv.
 PYTHON ?= python3
-PACKAGES = -e packages/voltx-core -e packages/voltx-backends -e packages/voltx-phases
+PACKAGES = -e 'packages/voltx-core[live]' -e packages/voltx-backends -e packages/voltx-phases
 PIP_QUIET = --quiet --disable-pip-version-check
 # The CPU build of torch this machine kind keeps on disk; any other version downloads GBs of CUDA.
 TORCH = torch==2.13.0

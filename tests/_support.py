@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,3 +19,43 @@ def subprocess_env(*python_paths: Path, **extra: str) -> dict[str, str]:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [joined, env.get("PYTHONPATH", "")]))
     env.update(extra)
     return env
+
+
+def statuses(stdout: str) -> dict[str, str]:
+    """phase id -> status, from the table `voltx run` prints."""
+    rows = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] in ("succeeded", "skipped", "failed", "blocked"):
+            rows[parts[0]] = parts[1]
+    return rows
+
+
+class CommandLineWatch:
+    """Reads every process's command line while a run goes on, looking for a secret."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret.encode()
+        self.seen: list[str] = []
+        self.scans = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> CommandLineWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            self.scans += 1
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    text = cmdline.read_bytes()
+                except OSError:
+                    continue
+                if self.secret in text:
+                    self.seen.append(text.replace(b"\0", b" ").decode(errors="replace"))

@@ -11,14 +11,13 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import fake_vast as fakes
 import pytest
 from fake_vast import FakeVast, ssh_user
 
-from _support import TEST_PLUGINS, subprocess_env
+from _support import TEST_PLUGINS, CommandLineWatch, statuses, subprocess_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -94,16 +93,6 @@ def start(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def statuses(stdout: str) -> dict[str, str]:
-    """phase id -> status, from the table `voltx run` prints."""
-    rows = {}
-    for line in stdout.splitlines()[2:]:
-        parts = line.split()
-        if len(parts) >= 2 and parts[1] in ("succeeded", "skipped", "failed", "blocked"):
-            rows[parts[0]] = parts[1]
-    return rows
-
-
 def no_live_instances(fake: FakeVast) -> None:
     assert [(i.id, i.label, i.actual_status) for i in fake.live()] == []
 
@@ -111,36 +100,6 @@ def no_live_instances(fake: FakeVast) -> None:
 def job_started(tmp_path: Path, phase: str) -> bool:
     """Whether the phase's worker runs on its instance (its first output file exists)."""
     return any((tmp_path / "remote" / "jobs").glob(f"*{phase}*/outputs/*/part-1.txt"))
-
-
-class CommandLineWatch:
-    """Reads every process's command line while a run goes on, looking for a secret."""
-
-    def __init__(self, secret: str) -> None:
-        self.secret = secret.encode()
-        self.seen: list[str] = []
-        self.scans = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def __enter__(self) -> CommandLineWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.05):
-            self.scans += 1
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-                try:
-                    text = cmdline.read_bytes()
-                except OSError:
-                    continue
-                if self.secret in text:
-                    self.seen.append(text.replace(b"\0", b" ").decode(errors="replace"))
 
 
 def test_run_rents_per_phase_destroys_each_and_never_shows_the_key(

@@ -66,6 +66,8 @@ HEARTBEAT_INTERVAL_S = 2
 # Between the start and the wrapper's first line a folder has no pid yet; for this long that
 # counts as starting, after it as lost (the start itself failed, or the host went away).
 START_GRACE_S = 10.0
+# How long a job that looks lost is given before a second look confirms it.
+LOST_CONFIRM_S = 0.5
 # One read_log call returns at most this much, so that following a huge log never loads it whole.
 LOG_CHUNK_BYTES = 8 * 1024 * 1024
 # After SIGKILL, how long cancel waits for the kernel to take the processes away.
@@ -225,7 +227,19 @@ def write_folder(job_dir: Path, request: JobRequest, backend: str | None = None)
 
 
 def read_status(job_dir: Path, job_id: str, leader_pid: int | None = None) -> JobStatus:
-    """The status of the job in `job_dir` (`leader_pid`: its pid, if the caller started it)."""
+    """The status of the job in `job_dir` (`leader_pid`: its pid, if the caller started it).
+
+    LOST makes the scheduler start the phase again, so it is confirmed by a second look a moment
+    later: on a loaded machine one look at a process that is between states can mislead.
+    """
+    status = _look_at(job_dir, job_id, leader_pid)
+    if status.state is JobState.LOST:
+        time.sleep(LOST_CONFIRM_S)
+        status = _look_at(job_dir, job_id, leader_pid)
+    return status
+
+
+def _look_at(job_dir: Path, job_id: str, leader_pid: int | None) -> JobStatus:
     exit_code = _read_text(job_dir / EXIT_CODE_FILE)
     if exit_code is not None:
         return decide_status(exit_code, pid_known=True, pid_running=False, age_s=0.0)

@@ -6,14 +6,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import structlog
 
 from voltx._logging import ensure_logging
 from voltx.backend import Backend
+from voltx.budget import check_limit
 from voltx.errors import BackendError, VoltxError
 from voltx.fingerprint import committed_outputs, fingerprint, why_run
 from voltx.graph import Graph
-from voltx.ledger import Ledger, last_run_for, latest_run_id, new_run_id, remember_run, target_key
+from voltx.ledger import (
+    Ledger,
+    last_run_for,
+    latest_run_id,
+    new_run_id,
+    owner_alive,
+    remember_run,
+    target_key,
+)
 from voltx.planning.estimates import (
     PhaseEstimate,
     artifact_bytes,
@@ -156,6 +166,8 @@ def run(
     max_parallel: int | None = None,
     force: bool = False,
     max_attempts: int | None = None,
+    budget: float | None = None,
+    max_hours: float | None = None,
 ) -> RunResult:
     """Run `target` (a phase id, several, an artifact name, or ``all``) and what it needs.
 
@@ -164,7 +176,14 @@ def run(
     Returns each phase's status and outputs; a failed phase does not raise (use
     `RunResult.raise_for_status`). Running the same target again continues an unfinished run
     and skips every phase whose fingerprint is already committed.
+
+    `budget` (dollars, counting what earlier invocations of the same run spent) and `max_hours`
+    (wall time of this call) replace the project's ``[budget]`` limits. When one is reached every
+    job is stopped (SIGTERM, then the grace period to checkpoint), every rented machine given
+    back, and the run ends ``budget_exceeded``; calling again with a larger budget resumes it.
     """
+    check_limit("budget", budget)
+    check_limit("max_hours", max_hours)
     ensure_logging()
     backend_name = backend.name if isinstance(backend, Backend) else backend
     session = open_session(
@@ -186,6 +205,9 @@ def run(
             f"{executor.name} runs phases in other processes: use a file:// or s3:// store",
             executor.name,
         )
+    limits = session.project.budget.with_run_limits(budget, max_hours)
+    wanted = {"budget": limits.run.dollars, "max_hours": limits.run.max_hours}
+    shown: dict[str, Any] = {name: value for name, value in wanted.items() if value is not None}
     targets = session.graph.resolve_targets(target)
     key = target_key(targets, session.profile, session.backend)
     run_id = _continue_or_start(session, key, force)
@@ -200,14 +222,20 @@ def run(
                 "phases": selected,
             }
         )
-        ledger.record("run_started", targets=targets)
+        ledger.record("run_started", targets=targets, **shown)
     else:
-        ledger.record("run_continued", targets=targets)
+        ledger.record("run_continued", targets=targets, **shown)
     remember_run(session.store, key, run_id)
     session.store.write_record("runs/latest.json", {"run_id": run_id})
     bound = structlog.contextvars.bound_contextvars(run_id=run_id, backend=executor.name)
     with bound:
-        log.info("run starting", targets=targets, phases=len(selected), store=session.store.url)
+        log.info(
+            "run starting",
+            targets=targets,
+            phases=len(selected),
+            store=session.store.url,
+            **shown,
+        )
         try:
             scheduler = Scheduler(
                 session,
@@ -218,6 +246,8 @@ def run(
                 force=force,
                 max_parallel=max_parallel or session.project.max_parallel,
                 max_attempts=max_attempts or session.project.max_attempts,
+                budget=limits,
+                to_run=to_run,
             )
             result = scheduler.execute()
         finally:
@@ -228,12 +258,19 @@ def run(
 
 
 def _continue_or_start(session: Session, key: str, force: bool) -> str:
-    """The unfinished run of the same target, or a new run id."""
+    """The unfinished run of the same target, or a new run id.
+
+    A run a budget stopped is unfinished too: running it again (with a larger budget) resumes
+    it, and what it spent so far still counts against the budget.
+    """
     if not force:
         previous = last_run_for(session.store, key)
         if previous is not None:
             events = Ledger(session.store, previous).events()
-            if not any(e.kind == "run_finished" for e in events[-1:]):
+            last = events[-1:]
+            if not any(e.kind == "run_finished" for e in last) or any(
+                e.data.get("status") == "budget_exceeded" for e in last
+            ):
                 return previous
     return new_run_id()
 
@@ -337,6 +374,30 @@ def status(run_id: str | None = None, *, store: str | None = None) -> RunResult:
             finished_at=state.finished_at if state else None,
             backend=state.backend if state else None,
         )
-    finished = [e for e in ledger.events() if e.kind == "run_finished"]
+    events = ledger.events()
+    # A run a budget stopped can be continued: only an end after its last (re)start counts.
+    starts = [i for i, e in enumerate(events) if e.kind in ("run_started", "run_continued")]
+    since = events[starts[-1] :] if starts else events
+    finished = [e for e in since if e.kind == "run_finished"]
     run_status = str(finished[-1].data.get("status")) if finished else "running"
-    return RunResult(run_id=run_id, status=run_status, phases=phases_out, store=session_store.url)
+    detail = ""
+    owner = ledger.owner()
+    if not finished and owner_alive(owner) is False:
+        assert owner is not None
+        # The ledger stopped where the orchestrator died: what it calls running may have
+        # ended since, so say so rather than report a state nobody is watching.
+        detail = (
+            f"orchestrator (pid {owner.get('pid')} on {owner.get('host')}) is gone; "
+            "`voltx run` of the same target continues the run and re-attaches to its jobs"
+        )
+        run_status = "stale"
+        for phase_id, phase in phases_out.items():
+            if phase.status in ("running", "queued"):
+                phases_out[phase_id] = attrs.evolve(
+                    phase,
+                    status="stale",
+                    reason=f"was {phase.status} when the orchestrator died; its job may run on",
+                )
+    return RunResult(
+        run_id=run_id, status=run_status, phases=phases_out, store=session_store.url, detail=detail
+    )

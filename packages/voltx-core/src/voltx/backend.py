@@ -85,6 +85,20 @@ class JobHandle(abc.ABC):
     def cancel(self, grace_s: float = 10.0) -> None:
         """Stop the job's whole process group: TERM, then KILL after `grace_s`."""
 
+    @property
+    def price_per_hour(self) -> float:
+        """Dollars per hour the job's machine costs while the job runs (for budgets).
+
+        The default is free (this machine). It may change while the job runs: a rented
+        machine's price is known once it is rented.
+        """
+        return 0.0
+
+    @property
+    def billing_key(self) -> str:
+        """Jobs with the same key share one machine, paid for once (budgets count it once)."""
+        return f"job:{self.job_id}"
+
 
 @attrs.frozen
 class Quote:
@@ -135,6 +149,11 @@ class Backend(abc.ABC):
         The default is this machine: free, reference speed, nothing to transfer.
         """
         return Quote(host=self.name)
+
+    def job_disk_gb(self, resources: Resources) -> float:
+        """The disk, in GB, a job with `resources` gets here (preflight checks that a phase's
+        inputs, outputs and checkpoints fit). The default is what `capacity` reports."""
+        return self.capacity().disk_gb
 
     def preflight(self, resources: Mapping[str, Resources]) -> list[str]:
         """Problems that would stop these phases here (credentials, offers, disk), as lines.

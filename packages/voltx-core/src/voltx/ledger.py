@@ -6,10 +6,14 @@ stores cannot append; `voltx status` and a continued run read them back in order
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import socket
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -18,6 +22,8 @@ from voltx.store import ArtifactStore
 from voltx.store.artifacts import utc_now
 
 TERMINAL_PHASE_STATES = ("succeeded", "skipped")
+# The events that say which process drives the run from then on (its `owner`).
+OWNER_EVENTS = ("run_started", "run_continued")
 
 
 @attrs.frozen
@@ -65,6 +71,9 @@ class Ledger:
         self._sequence = 0
 
     def record(self, kind: str, phase_id: str | None = None, **data: Any) -> Event:
+        if kind in OWNER_EVENTS:
+            # Who drives the run: `voltx status` tells a live run from one whose orchestrator died.
+            self.store.write_record(f"runs/{self.run_id}/owner.json", current_owner())
         event = Event(kind=kind, time=utc_now(), phase_id=phase_id, data=data)
         self._sequence += 1
         # Nanosecond time first so names sort in order; the random tail keeps two writers apart.
@@ -86,6 +95,10 @@ class Ledger:
             )
             for _path, doc in self.store.iter_records(f"runs/{self.run_id}/events")
         ]
+
+    def owner(self) -> dict[str, Any] | None:
+        """The process that started or last continued the run (pid, host, start time)."""
+        return self.store.read_record(f"runs/{self.run_id}/owner.json")
 
     def write_meta(self, meta: Mapping[str, Any]) -> None:
         self.store.write_record(f"runs/{self.run_id}/run.json", meta)
@@ -122,6 +135,47 @@ class Ledger:
                 )
             states[event.phase_id] = current
         return states
+
+
+def _process_start(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (Linux), to tell a reused pid."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    with contextlib.suppress(IndexError, ValueError):
+        return int(fields[19])
+    return None
+
+
+def current_owner() -> dict[str, Any]:
+    """This process, as a run's ledger records its orchestrator."""
+    pid = os.getpid()
+    return {"pid": pid, "host": socket.gethostname(), "process_start": _process_start(pid)}
+
+
+def owner_alive(owner: Mapping[str, Any] | None) -> bool | None:
+    """Whether the orchestrator `owner` still runs; None when this machine cannot tell."""
+    if not owner or owner.get("host") != socket.gethostname():
+        return None
+    pid = int(owner.get("pid") or 0)
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, someone else's
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        state = stat.rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: the signal answered, that is all we know
+    if state in ("Z", "X"):
+        return False  # killed, and not yet reaped by its parent
+    recorded = owner.get("process_start")
+    return recorded is None or recorded == _process_start(pid)
 
 
 def remember_run(store: ArtifactStore, key: str, run_id: str) -> None:

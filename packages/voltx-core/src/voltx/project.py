@@ -9,12 +9,13 @@ from typing import Any
 
 import attrs
 
+from voltx.budget import BudgetConfig, parse_budget_table
 from voltx.errors import ConfigError, did_you_mean
 
 PROJECT_FILE = "voltx.toml"
 DEFAULT_STORE = "file://.voltx"
 
-_TOP_LEVEL_KEYS = ("project", "phases", "backends", "inputs")
+_TOP_LEVEL_KEYS = ("project", "phases", "backends", "inputs", "budget")
 _PROJECT_KEYS = ("store", "backend", "profile", "max_parallel", "max_attempts", "secrets_env")
 
 
@@ -31,6 +32,7 @@ class Project:
     backends: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     inputs: Mapping[str, str] = attrs.field(factory=dict)
     secrets_env: tuple[str, ...] = ()
+    budget: BudgetConfig = BudgetConfig()
     path: Path | None = None
 
 
@@ -87,6 +89,7 @@ def load_project(path: Path | None) -> Project:
     for name, location in inputs.items():
         if not isinstance(location, str):
             problems.append(f"inputs.{name}: expected a path, got {location!r}")
+    budget = parse_budget_table(data.get("budget", {}), problems)
     if problems:
         raise ConfigError(problems, source=source)
     store = resolve_store_url(values.pop("store", DEFAULT_STORE), path.parent)
@@ -99,6 +102,7 @@ def load_project(path: Path | None) -> Project:
         backends=backends,
         inputs=resolved_inputs,
         secrets_env=tuple(secrets_env),
+        budget=budget,
         path=path,
         **values,
     )
@@ -147,6 +151,17 @@ profile = "tiny"
 # Per-phase config, on top of the profile.
 [phases]
 # "2.1" = { batch_size = 16 }
+
+# Spending and time limits (`voltx run --budget DOLLARS --max-hours HOURS` overrides the first
+# two). When one is reached the run stops its jobs, gives back every machine and ends as
+# budget_exceeded; run it again with a larger budget to resume.
+[budget]
+# dollars = 40.0
+# max_hours = 12
+# grace_s = 30          # how long a stopped job has to write its checkpoint
+# [budget.phases."2.1"]
+# dollars = 5.0
+# max_hours = 2
 
 # Per-backend settings.
 [backends.local]

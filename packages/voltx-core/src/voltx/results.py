@@ -16,7 +16,9 @@ class PhaseResult:
     """How one phase of a run ended (or stands)."""
 
     phase_id: str
-    status: str  # succeeded, skipped, failed, blocked, cancelled, running, queued, pending
+    # succeeded, skipped, failed, blocked, cancelled, running, queued, pending; stale: it was
+    # running when the run's orchestrator died (its job may run on: the ledger cannot say).
+    status: str
     reason: str = ""
     outputs: Mapping[str, str] = attrs.field(factory=dict)
     attempts: int = 0
@@ -35,9 +37,10 @@ class RunResult:
     """A run's outcome: each selected phase's result, in graph order."""
 
     run_id: str
-    status: str  # succeeded, failed, cancelled, running
+    status: str  # succeeded, failed, cancelled, running, stale (its orchestrator died)
     phases: Mapping[str, PhaseResult]
     store: str
+    detail: str = ""  # why a status is what it is, where that is not obvious (stale)
 
     @property
     def ok(self) -> bool:

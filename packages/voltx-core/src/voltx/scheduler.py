@@ -10,18 +10,28 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import attrs
 import structlog
 
 from voltx.backend import Backend, JobHandle, JobRequest, JobState
+from voltx.budget import (
+    DEFAULT_RECORD_EVERY_S,
+    BudgetConfig,
+    BudgetMeter,
+    Clock,
+    Stop,
+    dollars,
+    spent_so_far,
+)
 from voltx.errors import RunInterruptedError
 from voltx.fingerprint import committed_outputs, fingerprint, why_run
 from voltx.ledger import Ledger
-from voltx.planning.estimates import record_measurement
+from voltx.planning.estimates import measured_hours, record_measurement, spec_hours
 from voltx.plugins import host
 from voltx.results import PhaseResult, RunResult
 from voltx.session import Session, split_secrets
@@ -60,6 +70,10 @@ class Scheduler:
         force: bool = False,
         max_parallel: int | None = None,
         max_attempts: int = 2,
+        budget: BudgetConfig | None = None,
+        clock: Clock = time.monotonic,
+        to_run: Collection[str] | None = None,
+        record_spend_every_s: float = DEFAULT_RECORD_EVERY_S,
     ) -> None:
         self.session = session
         self.backend = backend
@@ -76,6 +90,18 @@ class Scheduler:
         self._free_devices = list(range(self.capacity.gpus))
         self._cpu_in_use = 0
         self._ram_in_use = 0.0
+        # Spend is metered on every run (the ledger keeps it for `voltx status`); limits stop it.
+        self.budget = budget or BudgetConfig()
+        before, phases_before = spent_so_far(ledger.events())
+        self.meter = BudgetMeter(
+            self.budget, clock=clock, spent_before=before, phase_spent_before=phases_before
+        )
+        self.stopped: str | None = None  # why a limit stopped the whole run
+        self.to_run = set(to_run) if to_run is not None else None
+        self._record_every_s = record_spend_every_s
+        self._recorded_spend = (before, clock())
+        self._pending_costs: dict[str, float] = {}
+        self._hours: dict[str, float] = {}
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -83,6 +109,8 @@ class Scheduler:
         self._reattach()
         try:
             while True:
+                if self._check_budget():
+                    break
                 progressed = self._start_ready()
                 progressed |= self._collect_finished()
                 if not self.running and not progressed:
@@ -92,12 +120,20 @@ class Scheduler:
         except KeyboardInterrupt:
             self._cancel_all()
             raise RunInterruptedError("interrupted: every job was cancelled") from None
-        for phase_id in self.order:
-            if phase_id not in self.results:
-                self._finish(phase_id, "blocked", "nothing upstream could run")
-        failed = any(not r.ok for r in self.results.values())
-        status = "failed" if failed else "succeeded"
-        self.ledger.record("run_finished", status=status)
+        if self.stopped is not None:
+            status = "budget_exceeded"
+        else:
+            for phase_id in self.order:
+                if phase_id not in self.results:
+                    self._finish(phase_id, "blocked", "nothing upstream could run")
+            statuses = {r.status for r in self.results.values()}
+            if "stopped" in statuses and "failed" not in statuses:
+                status = "budget_exceeded"  # a phase ran out of its own budget
+            elif any(not r.ok for r in self.results.values()):
+                status = "failed"
+            else:
+                status = "succeeded"
+            self.ledger.record("run_finished", status=status, **self._spend_record())
         return RunResult(
             run_id=self.ledger.run_id,
             status=status,
@@ -227,6 +263,7 @@ class Scheduler:
         self.running[phase_id] = _Running(
             phase_id, handle, needed, devices, attempt, time.monotonic(), fp, inputs
         )
+        self.meter.start(phase_id, handle.billing_key, handle.price_per_hour)
         self.ledger.record(
             "started",
             phase_id,
@@ -259,18 +296,20 @@ class Scheduler:
             progressed = True
             del self.running[phase_id]
             self._release(job)
+            self.meter.set_price(phase_id, job.handle.price_per_hour)
+            spent = self.meter.finish(phase_id)
             duration = time.monotonic() - job.started
             result = _read_result(job.handle)
             if status.state is JobState.SUCCEEDED and result.get("status") == "succeeded":
                 outputs = {str(k): str(v) for k, v in result.get("outputs", {}).items()}
-                self._finish(phase_id, "succeeded", "", outputs, duration, job.attempt)
+                self._finish(phase_id, "succeeded", "", outputs, duration, job.attempt, spent)
                 self._learn(phase_id, job, float(result.get("duration_s", duration)))
             elif status.state is JobState.LOST and job.attempt < self.max_attempts:
                 self.ledger.record("lost", phase_id, attempt=job.attempt, reason=status.detail)
                 log.warning("job lost; resubmitting", phase_id=phase_id, attempt=job.attempt)
             else:
                 error = result.get("error") or _describe_failure(job.handle, status)
-                self._finish(phase_id, "failed", str(error), {}, duration, job.attempt)
+                self._finish(phase_id, "failed", str(error), {}, duration, job.attempt, spent)
         return progressed
 
     def _learn(self, phase_id: str, job: _Running, seconds: float) -> None:
@@ -286,6 +325,7 @@ class Scheduler:
         outputs: Mapping[str, str] | None = None,
         duration: float | None = None,
         attempts: int = 0,
+        spent: float = 0.0,
     ) -> None:
         outputs = dict(outputs or {})
         self.results[phase_id] = PhaseResult(
@@ -297,11 +337,17 @@ class Scheduler:
             duration_s=duration,
             backend=self.backend.name if attempts else None,
         )
-        self.ledger.record(status, phase_id, reason=reason, outputs=outputs, duration_s=duration)
+        extra = {"spent": round(spent, 6)} if spent > 0 else {}
+        self.ledger.record(
+            status, phase_id, reason=reason, outputs=outputs, duration_s=duration, **extra
+        )
         summary = {"phase_id": phase_id, "status": status, "reason": reason}
         if duration is not None:
             summary["duration_s"] = f"{duration:.2f}"
-        (log.error if status == "failed" else log.info)("phase " + status, **summary)
+        if spent > 0:
+            summary["spent"] = dollars(spent)
+        level = {"failed": log.error, "stopped": log.warning}.get(status, log.info)
+        level("phase " + status, **summary)
         host().notify(
             "phase_finished",
             run_id=self.ledger.run_id,
@@ -332,7 +378,137 @@ class Scheduler:
             self.running[phase_id] = _Running(
                 phase_id, handle, resources, (), state.attempts, time.monotonic(), fp, {}
             )
+            self.meter.start(phase_id, handle.billing_key, handle.price_per_hour)
             log.info("re-attached to running job", phase_id=phase_id, attempt=state.attempts)
+
+    # -- spend and limits ------------------------------------------------------------------
+
+    def _check_budget(self) -> bool:
+        """Accrue the spend, warn once, stop what a limit stops; True when the run stops."""
+        for phase_id, job in self.running.items():
+            self.meter.set_price(phase_id, job.handle.price_per_hour)
+        projected = self._projected_remaining() if self._wants_projection() else 0.0
+        stops, warning = self.meter.check(projected)
+        if warning is not None:
+            log.warning("budget: " + warning)
+            self.ledger.record("budget_warning", reason=warning, **self._spend_record())
+        run_stop = next((stop for stop in stops if stop.phase_id is None), None)
+        if run_stop is not None:
+            self._stop_run(run_stop)
+            return True
+        phase_stops = [stop for stop in stops if stop.phase_id in self.running]
+        for stop in phase_stops:
+            self._stop_jobs([str(stop.phase_id)], stop.reason)
+        self._maybe_record_spend()
+        return False
+
+    def _wants_projection(self) -> bool:
+        return self.budget.run.dollars is not None and not self.meter.warned
+
+    def _projected_remaining(self) -> float:
+        """Dollars the rest of the run will cost by the estimates: what the running jobs have
+        left at their price, and each phase still to start at the backend's quote."""
+        total = 0.0
+        for phase_id, job in self.running.items():
+            try:
+                hours = self._estimated_hours(phase_id)
+            except Exception as exc:  # as below: no estimate, no projection for the phase
+                log.debug("no estimate for the projection", phase_id=phase_id, error=str(exc))
+                hours = 0.0
+            left = max(0.0, hours - self.meter.running_hours(phase_id))
+            total += left * job.handle.price_per_hour
+        for phase_id in self.order:
+            if phase_id in self.results or phase_id in self.running:
+                continue
+            if self.to_run is not None and phase_id not in self.to_run:
+                continue
+            if phase_id not in self._pending_costs:
+                spec = self.session.registry.phase(phase_id)
+                try:
+                    quote = self.backend.quote(spec.resources_for(self.session.profile))
+                    cost = self._estimated_hours(phase_id) * quote.dollars_per_hour
+                except Exception as exc:  # a price we cannot get must not stop the run
+                    log.debug("no quote for the projection", phase_id=phase_id, error=str(exc))
+                    cost = 0.0
+                self._pending_costs[phase_id] = cost
+            total += self._pending_costs[phase_id]
+        return total
+
+    def _estimated_hours(self, phase_id: str) -> float:
+        """The optimistic estimate of a phase's hours (measured here before, else its spec)."""
+        if phase_id not in self._hours:
+            spec = self.session.registry.phase(phase_id)
+            profile = self.session.profile
+            host = self.backend.quote(spec.resources_for(profile)).host
+            measured = measured_hours(self.session.store, phase_id, profile, host)
+            self._hours[phase_id] = (
+                measured if measured is not None else spec_hours(spec, profile)[0]
+            )
+        return self._hours[phase_id]
+
+    def _spend_record(self) -> dict[str, Any]:
+        snapshot = self.meter.snapshot()
+        if snapshot["spent"] <= 0 and not self.budget.any:
+            return {}
+        return snapshot
+
+    def _maybe_record_spend(self, force: bool = False) -> None:
+        spent, when = self._recorded_spend
+        now = self.meter.clock()
+        if self.meter.spent <= spent:
+            return
+        if force or now - when >= self._record_every_s:
+            self.ledger.record("spend", **self.meter.snapshot())
+            self._recorded_spend = (self.meter.spent, now)
+
+    def _stop_run(self, stop: Stop) -> None:
+        """A run limit was reached: stop every job (each gets the grace period to
+        checkpoint), record the phases as stopped and the run as budget_exceeded."""
+        self.stopped = stop.reason
+        log.warning(
+            "budget reached; stopping every job", reason=stop.reason, jobs=len(self.running)
+        )
+        self._stop_jobs(list(self.running), stop.reason)
+        for phase_id in self.order:
+            if phase_id not in self.results:
+                self._finish(phase_id, "stopped", f"budget: {stop.reason}; not started")
+        self.ledger.record(
+            "run_finished", status="budget_exceeded", reason=stop.reason, **self.meter.snapshot()
+        )
+
+    def _stop_jobs(self, phase_ids: Sequence[str], reason: str) -> None:
+        """Cancel these jobs at once (SIGTERM, then KILL after the grace period)."""
+        jobs = [self.running.pop(pid) for pid in phase_ids if pid in self.running]
+        errors: dict[str, str] = {}
+
+        def cancel(job: _Running) -> None:
+            try:
+                job.handle.cancel(grace_s=self.budget.grace_s)
+            except Exception as exc:  # the backend's close still gives the machine back
+                errors[job.phase_id] = f"{type(exc).__name__}: {exc}"
+
+        threads = [threading.Thread(target=cancel, args=(job,), daemon=True) for job in jobs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for job in jobs:
+            self._release(job)
+            spent = self.meter.finish(job.phase_id)
+            duration = time.monotonic() - job.started
+            if job.phase_id in errors:
+                log.error(
+                    "could not stop the job", phase_id=job.phase_id, error=errors[job.phase_id]
+                )
+            result = _read_result(job.handle)
+            if result.get("status") == "succeeded":
+                # It finished just before the stop reached it: keep what it made.
+                outputs = {str(k): str(v) for k, v in result.get("outputs", {}).items()}
+                self._finish(job.phase_id, "succeeded", "", outputs, duration, job.attempt, spent)
+                continue
+            self._finish(
+                job.phase_id, "stopped", f"budget: {reason}", {}, duration, job.attempt, spent
+            )
 
     def _cancel_all(self) -> None:
         for phase_id, job in list(self.running.items()):
@@ -344,7 +520,7 @@ class Scheduler:
         for phase_id in self.order:
             if phase_id not in self.results:
                 self._finish(phase_id, "cancelled", "run interrupted before the phase started")
-        self.ledger.record("run_finished", status="cancelled")
+        self.ledger.record("run_finished", status="cancelled", **self._spend_record())
 
 
 def _job_id(run_id: str, phase_id: str, attempt: int) -> str:

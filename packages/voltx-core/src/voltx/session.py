@@ -139,11 +139,14 @@ def open_session(
     plugin_registry = registry()
     graph = Graph.build(plugin_registry.phases.values())
     tables = parse_overrides(overrides or [], list(plugin_registry.phases))
-    unknown = [pid for pid in project.phases if pid not in plugin_registry.phases]
+    unknown = [("phases", pid) for pid in project.phases if pid not in plugin_registry.phases]
+    unknown += [
+        ("budget.phases", pid) for pid in project.budget.phases if pid not in plugin_registry.phases
+    ]
     if unknown:
         known = list(plugin_registry.phases)
         raise ConfigError(
-            [f"phases.{pid}: no such phase{did_you_mean(pid, known)}" for pid in unknown],
+            [f"{table}.{pid}: no such phase{did_you_mean(pid, known)}" for table, pid in unknown],
             source=str(project.path) if project.path else None,
         )
     store_url = resolve_store_url(store, Path.cwd()) if store else project.store

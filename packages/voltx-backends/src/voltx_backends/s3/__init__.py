@@ -31,8 +31,10 @@ feeds the storage options too, since fsspec applies it to every filesystem it ma
 and keys are best left to the usual AWS environment (``AWS_ENDPOINT_URL_S3``, ``AWS_REGION``,
 ``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``...), which botocore reads itself: a secret then never
 passes through voltx at all. Workers inherit the environment of the process that starts them
-(the local backend passes it on; remote backends forward the variables they are told to), so
-nothing about the store travels on a command line or in a job file. A key given in code is
+(the local backend passes it on; the ssh and vast backends send the ``AWS_*`` and ``VOLTX_S3_*``
+variables, or the keys of the AWS profile in use, in the job's 0600 env file: see
+`voltx_backends._store_env`), so nothing about the store travels on a command line or in a job
+file. A key given in code is
 registered with voltx's log redaction.
 
     from voltx.store import ArtifactStore

@@ -17,7 +17,8 @@ pid), logs from a byte offset, files by name. Cancel signals its whole process g
 Before the first job the backend installs this machine's voltx (and the listed plugins) into
 ``<remote_root>/venv`` on the host (`voltx_backends.ssh.bootstrap`); with a folder store it
 copies each job's inputs to the host and its outputs back (`voltx_backends.ssh.staging`), with an
-object store the host uses the store directly. The job's environment (secrets included) reaches
+object store the host uses the store directly, with the endpoint, region and keys of this machine's
+``AWS_*`` environment (or AWS profile) sent along. The job's environment (secrets included) reaches
 the host inside the job folder's tar stream on ssh's stdin and a file of mode 0600 there, which
 the job deletes as it starts: never a command line.
 """
@@ -35,11 +36,12 @@ from typing import Any
 
 import structlog
 
-from voltx.backend import Backend, JobHandle, JobRequest, JobState, JobStatus
+from voltx.backend import Backend, JobHandle, JobRequest, JobState, JobStatus, Quote
 from voltx.errors import BackendError, VoltxError
 from voltx.spec import Resources
 from voltx.store import ArtifactStore
 from voltx_backends import _jobs
+from voltx_backends._store_env import is_object_store, store_environment
 from voltx_backends.ssh import _scripts, staging
 from voltx_backends.ssh.bootstrap import DEFAULT_PACKAGES, VENV_DIR, install, prepare
 from voltx_backends.ssh.target import (
@@ -234,6 +236,15 @@ class SSHJobHandle(JobHandle):
             )
         return result.stdout
 
+    @property
+    def price_per_hour(self) -> float:
+        return self._backend.dollars_per_hour
+
+    @property
+    def billing_key(self) -> str:
+        # Every job on the host shares its bill.
+        return f"ssh:{self._backend.destination}"
+
     def cancel(self, grace_s: float = 10.0) -> None:
         self._last_running = None  # the next status is read afresh
         waits = grace_s + _jobs.KILL_WAIT_S + _scripts.PID_WAIT_TENTHS / 10
@@ -254,9 +265,12 @@ class SSHBackend(Backend):
     host's interpreter: it creates the venv that `bootstrap` fills, or runs the jobs itself when
     `bootstrap` is off (voltx must then be installed for it). `packages` and `plugins` are what
     the bootstrap installs (distribution names, source folders or wheels); `pip_args` go to the
-    host's pip (an index URL, say). `forward_env` names variables of this machine's environment
-    passed on to every job (cloud credentials for an s3:// store). `cpu_cores`, `gpus` and
-    `ram_gb` override what the host reports.
+    host's pip (an index URL, say). `forward_env` names more variables of this machine's
+    environment passed on to every job; a job on an ``s3://`` store gets this machine's AWS
+    settings without being told (`voltx_backends._store_env`). `cpu_cores`, `gpus` and `ram_gb`
+    override what the host reports. `dollars_per_hour` is what the host costs while voltx uses
+    it (plans price phases with it, and run budgets count it once however many jobs share the
+    host).
     """
 
     name = "ssh"
@@ -287,8 +301,15 @@ class SSHBackend(Backend):
         cpu_cores: int | None = None,
         gpus: int | None = None,
         ram_gb: float | None = None,
+        dollars_per_hour: float = 0.0,
     ) -> None:
-        for option, value in [("cpu_cores", cpu_cores), ("gpus", gpus), ("ram_gb", ram_gb)]:
+        limits = [
+            ("cpu_cores", cpu_cores),
+            ("gpus", gpus),
+            ("ram_gb", ram_gb),
+            ("dollars_per_hour", dollars_per_hour),
+        ]
+        for option, value in limits:
             if value is not None and value < 0:
                 raise BackendError(f"{option} must not be negative, got {value}", self.name)
         if not REMOTE_PATH_PATTERN.fullmatch(remote_root):
@@ -322,6 +343,7 @@ class SSHBackend(Backend):
         self._cpu_cores = cpu_cores
         self._gpus = gpus
         self._ram_gb = ram_gb
+        self.dollars_per_hour = float(dollars_per_hour)
         self._lock = threading.Lock()
         self._info: _scripts.HostInfo | None = None
         self._bootstrapped = False
@@ -397,6 +419,10 @@ class SSHBackend(Backend):
             disk_gb=info.disk_gb,
         )
 
+    def quote(self, resources: Resources) -> Quote:
+        # The host at the rate its settings give (free unless `dollars_per_hour` is set).
+        return Quote(host=self.name, dollars_per_hour=self.dollars_per_hour)
+
     # -- jobs ------------------------------------------------------------------------------
 
     def submit(self, request: JobRequest) -> SSHJobHandle:
@@ -456,7 +482,11 @@ class SSHBackend(Backend):
         self.transport.close()
 
     def _job_env(self, request: JobRequest) -> dict[str, str]:
-        env = {name: os.environ[name] for name in self._forward_env if name in os.environ}
+        # A worker on an object store reaches it itself, with this machine's AWS settings; the
+        # env travels only as the job folder's 0600 env file, so keys may go with it.
+        store = _job_store(request.files)
+        env = store_environment() if store is not None and is_object_store(store) else {}
+        env.update({name: os.environ[name] for name in self._forward_env if name in os.environ})
         env.update(request.env)
         if request.devices:
             gpus = self.capacity().gpus
@@ -501,3 +531,16 @@ class SSHBackend(Backend):
         job["store"] = f"file://{remote_store}"
         files[JOB_FILE] = json.dumps(job, indent=1).encode()
         return store.url
+
+
+def _job_store(files: Mapping[str, bytes]) -> str | None:
+    """The store URL of a worker job (from its ``job.json``), or None for another command."""
+    raw = files.get(JOB_FILE)
+    if raw is None:
+        return None
+    try:
+        job = json.loads(raw)
+    except ValueError:
+        return None
+    store = job.get("store") if isinstance(job, dict) else None
+    return store if isinstance(store, str) else None

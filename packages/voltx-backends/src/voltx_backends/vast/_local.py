@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -27,6 +28,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,42 +148,46 @@ class LocalState:
         folder = self.root / "keys" / safe_name(run_id)
         private = folder / KEY_NAME
         public = folder / f"{KEY_NAME}.pub"
-        if not private.exists() or not public.exists():
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            folder.chmod(0o700)
-            tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=folder))
-            try:
-                result = subprocess.run(
-                    [
-                        "ssh-keygen",
-                        "-q",
-                        "-t",
-                        "ed25519",
-                        "-N",
-                        "",
-                        "-C",
-                        f"voltx-{safe_name(run_id)}",
-                        "-f",
-                        str(tmp / KEY_NAME),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    timeout=30,
-                )
-                if result.returncode != 0:
-                    raise BackendError(
-                        f"ssh-keygen could not make the run's key: {result.stderr.strip()}",
-                        "vast",
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The jobs of a run are provisioned in parallel threads: without the lock two of them
+        # both make a key, and an instance gets the public half of a pair whose private half
+        # the other has just replaced (its SSH then refuses our key).
+        with _exclusive(folder / ".lock"):
+            if not private.exists() or not public.exists():
+                folder.chmod(0o700)
+                tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=folder))
+                try:
+                    result = subprocess.run(
+                        [
+                            "ssh-keygen",
+                            "-q",
+                            "-t",
+                            "ed25519",
+                            "-N",
+                            "",
+                            "-C",
+                            f"voltx-{safe_name(run_id)}",
+                            "-f",
+                            str(tmp / KEY_NAME),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        timeout=30,
                     )
-                (tmp / KEY_NAME).chmod(0o600)
-                # Public half last: a key file without its .pub is made again, never half used.
-                os.replace(tmp / KEY_NAME, private)
-                os.replace(tmp / f"{KEY_NAME}.pub", public)
-            except OSError as exc:
-                raise BackendError(f"cannot make the run's SSH key: {exc}", "vast") from exc
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        return private, public.read_text().strip()
+                    if result.returncode != 0:
+                        raise BackendError(
+                            f"ssh-keygen could not make the run's key: {result.stderr.strip()}",
+                            "vast",
+                        )
+                    (tmp / KEY_NAME).chmod(0o600)
+                    # Public half last: a key without its .pub is made again, never half used.
+                    os.replace(tmp / KEY_NAME, private)
+                    os.replace(tmp / f"{KEY_NAME}.pub", public)
+                except OSError as exc:
+                    raise BackendError(f"cannot make the run's SSH key: {exc}", "vast") from exc
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            return private, public.read_text().strip()
 
     def remove_run_key(self, run_id: str) -> None:
         """Forget a run's key pair (its instances are gone)."""
@@ -272,3 +278,14 @@ class LocalState:
     def job_dir(self, job_id: str) -> Path:
         """The folder that keeps what a job left once its instance is gone."""
         return self.root / "jobs" / safe_name(job_id)
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (made if absent): threads and processes take turns."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -188,9 +188,13 @@ class VastBackend(Backend):
         self._quotes[resources] = (now, quote)
         return quote
 
+    def job_disk_gb(self, resources: Resources) -> float:
+        # The disk rented with the instance (the offer search asks for the same).
+        return max(self.settings.disk_gb, resources.disk_gb)
+
     def preflight(self, resources: Mapping[str, Resources]) -> list[str]:
         """Whether the API answers with this key and an offer matches every phase (rents
-        nothing)."""
+        nothing): one offer search per kind of phase."""
         try:
             client = self.client
         except BackendError as exc:
@@ -204,6 +208,13 @@ class VastBackend(Backend):
                 query = self._query(wanted, limit=1)
                 offers = client.search_offers(query)
             except VastAPIError as exc:
+                if exc.status in (401, 403):
+                    # Every further request would be refused too: offers cannot be checked.
+                    return [
+                        *problems,
+                        f"Vast.ai: the API key was refused (HTTP {exc.status}); set a valid "
+                        "key in $VAST_API_KEY or api_key_file ([backends.vast])",
+                    ]
                 return [*problems, f"Vast.ai: {exc}"]
             except BackendError as exc:
                 problems.append(f"phase {', '.join(phase_ids)}: {exc}")
@@ -288,6 +299,11 @@ class VastBackend(Backend):
     def _unregister(self, rental: Rental) -> None:
         with self._lock:
             self._rentals.pop(rental.id, None)
+
+    def rental_for(self, label: str) -> Rental | None:
+        """The instance this backend holds for `label` (rented or adopted), if any."""
+        with self._lock:
+            return next((r for r in self._rentals.values() if r.label == label), None)
 
     def release(self, rental: Rental) -> None:
         """Destroy a rental's instance; a failure is logged and left for `close` to retry."""

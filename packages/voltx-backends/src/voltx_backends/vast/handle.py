@@ -107,6 +107,22 @@ class VastJobHandle(JobHandle):
         rental = self._rental
         return rental.id if rental is not None else None
 
+    @property
+    def price_per_hour(self) -> float:
+        """The instance's ``dph_total`` from the moment Vast reports it (while it loads too),
+        nothing before it is rented or after it is given back."""
+        if self._final is not None:
+            return 0.0
+        rental = self._rental or self._backend.rental_for(self.label)
+        if rental is None or rental.destroyed:
+            return 0.0
+        return rental.instance.dph_total
+
+    @property
+    def billing_key(self) -> str:
+        # One instance per label, and one label per job of a run.
+        return f"vast:{self.label}"
+
     @classmethod
     def finished(
         cls, backend: VastBackend, job_id: str, label: str, run_id: str | None

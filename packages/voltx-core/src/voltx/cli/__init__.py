@@ -103,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common_run_options(run)
     run.add_argument("--max-parallel", "-j", type=int, help="at most this many phases at once")
     run.add_argument("--max-attempts", type=int, help="attempts for a job that is lost (default 3)")
+    run.add_argument(
+        "--budget",
+        type=float,
+        metavar="DOLLARS",
+        help="stop the run when its spend reaches this (default: the project's [budget])",
+    )
+    run.add_argument(
+        "--max-hours",
+        type=float,
+        metavar="HOURS",
+        help="stop the run after this much wall time (default: the project's [budget])",
+    )
     run.set_defaults(handler=commands.cmd_run)
 
     preflight = sub.add_parser("preflight", help="check inputs, store, credentials, resources")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import attrs
@@ -100,15 +99,23 @@ def _dollars(span: tuple[float, float]) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from voltx.api import run
+    from voltx.cli.live import with_live_view
 
-    result = run(
+    result = with_live_view(run, args.target, args.force, _session_kwargs(args))(
         args.target,
         force=args.force,
         max_parallel=args.max_parallel,
         max_attempts=args.max_attempts,
+        budget=args.budget,
+        max_hours=args.max_hours,
         **_session_kwargs(args),  # type: ignore[arg-type]
     )
     _print_run(result)
+    if result.status == "budget_exceeded":
+        from voltx.budget import BUDGET_EXIT_CODE, stop_message
+
+        print(f"voltx: {stop_message(result.store, result.run_id)}", file=sys.stderr)
+        return BUDGET_EXIT_CODE
     return 0 if result.ok else 1
 
 
@@ -175,7 +182,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         for p in result.phases.values()
     ]
     print(table(["phase", "status", "attempts", "started", "finished", "reason"], rows))
-    print(f"\nrun {result.run_id}: {result.status}")
+    detail = f" ({result.detail})" if result.detail else ""
+    print(f"\nrun {result.run_id}: {result.status}{detail}")
     return 0
 
 
@@ -191,30 +199,15 @@ def _store_for(args: argparse.Namespace) -> str | None:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from voltx.api import _make_backend
-    from voltx.ledger import Ledger, latest_run_id
+    from voltx.cli.follow import print_log
+    from voltx.ledger import latest_run_id
     from voltx.session import open_session
 
     session = open_session(store=args.store, config=args.config)
     run_id = args.run_id or latest_run_id(session.store)
     if run_id is None:
         raise VoltxError(f"no runs in store {session.store.url}")
-    state = Ledger(session.store, run_id).phase_states().get(args.phase_id)
-    if state is None or not state.job:
-        raise VoltxError(f"phase {args.phase_id} has no job in run {run_id}")
-    session = attrs.evolve(session, backend=state.backend or session.backend)
-    backend = _make_backend(session)
-    handle = backend.attach(state.job)
-    offset = 0
-    out = sys.stdout.buffer
-    while True:
-        data, offset = handle.read_log(offset)
-        if data:
-            out.write(data)
-            out.flush()
-        if not args.follow or (not data and handle.status().state.finished):
-            break
-        if not data:
-            time.sleep(0.2)
+    print_log(session, run_id, args.phase_id, sys.stdout.buffer, _make_backend, follow=args.follow)
     return 0
 
 

@@ -2,8 +2,10 @@
 
 "Do NOT start training with missing files — it will fail partway through and waste GPU-hours"
 (the runbook). Preflight checks, for every phase that will run: its inputs (in the store, listed
-as a readable file, or made by a phase upstream), that the store accepts writes, that the
-backend can provide the phase's resources (its own `preflight`: credentials, offers, disk).
+as a readable file, or made by a phase upstream), that the store accepts writes (a probe record
+written and deleted under its prefix), that the disk a job gets holds its inputs, outputs and
+checkpoints, that the backend can provide the phase's resources (its own `preflight`:
+credentials, offers).
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from pathlib import Path
 
 from voltx.backend import Backend
 from voltx.errors import VoltxError
+from voltx.planning.estimates import PROFILE_SCALE, artifact_bytes
 from voltx.session import Session
+
+# A checkpoint is about the size of the outputs, and the checkpoint manager keeps the newest 3.
+CHECKPOINT_COPIES = 3
+_GB = 1e9
 
 
 class PreflightError(VoltxError):
@@ -52,9 +59,55 @@ def preflight_problems(
             elif Path(listed).is_file() and not _readable(Path(listed)):
                 problems.append(f"inputs.{name}: cannot read {listed} ({phase_id})")
     problems.extend(_store_writable(session))
+    problems.extend(_disk_problems(session, backend, to_run))
     resources = {pid: session.registry.phase(pid).resources_for(session.profile) for pid in to_run}
     problems.extend(backend.preflight(resources))
     return problems
+
+
+def _disk_problems(session: Session, backend: Backend, to_run: Sequence[str]) -> list[str]:
+    """A phase whose inputs, outputs and checkpoints do not fit the disk its job would get.
+
+    Sizes: an input in the store by its manifest, a listed input file by its size, anything
+    else by its producer's declared `output_gb`; outputs by the phase's own `output_gb`.
+    Declared sizes are the full profile's, scaled down for a lighter one as hours are.
+    """
+    scale = PROFILE_SCALE.get(session.profile, 1.0)
+    declared: dict[str, float] = {}
+    for spec in session.registry.phases.values():
+        for name in spec.produces:
+            declared[name] = spec.output_gb * scale / max(1, len(spec.produces))
+    problems = []
+    for phase_id in to_run:
+        spec = session.registry.phase(phase_id)
+        resources = spec.resources_for(session.profile)
+        inputs = artifact_bytes(session.store, spec.requires, declared) + sum(
+            _size(Path(session.project.inputs[name]))
+            for name in spec.requires
+            if name in session.project.inputs and session.store.ref(name) is None
+        )
+        outputs = spec.output_gb * scale * _GB
+        checkpoints = CHECKPOINT_COPIES * outputs
+        needed_gb = (inputs + outputs + checkpoints) / _GB
+        have_gb = backend.job_disk_gb(resources)
+        if needed_gb > have_gb:
+            problems.append(
+                f"phase {phase_id} needs about {needed_gb:,.0f} GB of disk (inputs "
+                f"{inputs / _GB:,.1f}, outputs {outputs / _GB:,.1f}, checkpoints "
+                f"{checkpoints / _GB:,.1f} GB) but its job gets {have_gb:,.0f} GB on backend "
+                f"{backend.name}: raise the phase's disk_gb or the backend's disk setting"
+            )
+    return problems
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file or a folder's files; 0 for what is not there (reported elsewhere)."""
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    except OSError:
+        return 0
 
 
 def _readable(path: Path) -> bool:

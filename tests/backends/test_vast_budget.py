@@ -1,0 +1,127 @@
+"""A budget against the fake Vast API: the run stops, every instance is destroyed, the ledger
+says ``budget_exceeded``, and the re-run with a larger budget resumes the run and finishes.
+
+The fake's machines cost $0.40 an hour, so a budget of a twentieth of a cent lasts a few seconds
+of rental: no fast clock is needed, only a tiny budget.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import fake_vast as fakes
+import pytest
+from fake_vast import FakeVast, ssh_user
+
+from _support import TEST_PLUGINS, subprocess_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+fake_vast = fakes.fake_vast
+
+RUN_TIMEOUT_S = 90
+BUDGET_EXIT_CODE = 3
+
+
+@pytest.fixture
+def project(tmp_path: Path, fake_vast: FakeVast) -> Path:
+    """A project on the fake Vast with quick settings, and a short grace period for stops."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    settings = {
+        "poll_s": 0.05,
+        "status_interval_s": 0.1,
+        "request_spacing_s": 0.0,
+        "retry_backoff_s": 0.01,
+        "provision_timeout_s": 30.0,
+        "ssh_timeout_s": 20.0,
+        "connect_timeout_s": 5,
+        "ssh_user": ssh_user(),
+        "bootstrap": False,
+        "python": sys.executable,
+        "remote_root": str(tmp_path / "remote"),
+        "image": "voltx/test-image",
+        "forward_env": ["VOLTX_PLUGINS", "PYTHONPATH", "VOLTX_HOME", "VOLTX_CACHE_DIR"],
+    }
+    lines = ["[project]", 'backend = "vast"', "", "[budget]", "grace_s = 2", ""]
+    lines += ["[backends.vast]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    (folder / "voltx.toml").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture
+def env(fake_vast: FakeVast) -> dict[str, str]:
+    return subprocess_env(
+        TEST_PLUGINS,
+        VOLTX_PLUGINS="slow_pipeline",
+        VAST_URL=fake_vast.url,
+        VAST_API_KEY=fake_vast.api_key,
+    )
+
+
+def voltx(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "voltx", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+
+
+def run_events(project: Path, run_id: str) -> list[dict[str, object]]:
+    folder = project / ".voltx" / "records" / "runs" / run_id / "events"
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+
+
+def test_budget_stops_the_run_destroys_every_instance_and_a_larger_budget_finishes(
+    project: Path, env: dict[str, str], fake_vast: FakeVast, tmp_path: Path
+) -> None:
+    stopped = voltx(
+        "run", "slow.b", "--set", "slow.a.seconds=60", "--budget", "0.0005", cwd=project, env=env
+    )
+    assert stopped.returncode == BUDGET_EXIT_CODE, stopped.stderr
+    last = stopped.stderr.strip().splitlines()[-1]
+    assert last.startswith("voltx: budget exceeded: run "), last
+    assert "of the $0.0005 budget" in last
+    # Every instance is gone at the fake: the stopped job's and any other.
+    assert [(i.id, i.label, i.actual_status) for i in fake_vast.live()] == []
+    assert len(fake_vast.created()) == 1
+    # The job ran on its instance when the budget stopped it.
+    assert any((tmp_path / "remote" / "jobs").glob("*slow.a*/outputs/*/part-1.txt"))
+
+    status = json.loads(voltx("status", "--json", cwd=project, env=env).stdout)
+    assert status["status"] == "budget_exceeded"
+    assert status["phases"]["slow.a"]["status"] == "stopped"
+    assert status["phases"]["slow.a"]["reason"].startswith("budget: spent $0.0005")
+    assert status["phases"]["slow.b"]["status"] == "stopped"
+    run_id = status["run_id"]
+    finished = [e for e in run_events(project, run_id) if e["kind"] == "run_finished"]
+    data = finished[-1]["data"]
+    assert isinstance(data, dict)
+    assert data["status"] == "budget_exceeded" and data["budget"] == 0.0005
+    assert data["spent"] >= 0.0005
+
+    resumed = voltx(
+        "run", "slow.b", "--set", "slow.a.seconds=0.1", "--budget", "1", cwd=project, env=env
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    after = json.loads(voltx("status", "--json", cwd=project, env=env).stdout)
+    assert after["run_id"] == run_id  # the same run, continued
+    assert after["status"] == "succeeded"
+    assert {p: s["status"] for p, s in after["phases"].items()} == {
+        "slow.a": "succeeded",
+        "slow.b": "succeeded",
+    }
+    assert after["phases"]["slow.a"]["attempts"] == 2
+    assert [(i.id, i.label, i.actual_status) for i in fake_vast.live()] == []
+    labels = [i.label for i in fake_vast.created()]
+    assert labels == [f"voltx-{run_id}-slow.a", f"voltx-{run_id}-slow.a", f"voltx-{run_id}-slow.b"]
+    spends = [e for e in run_events(project, run_id) if e["kind"] == "run_finished"]
+    final = spends[-1]["data"]
+    assert isinstance(final, dict) and final["spent"] > data["spent"]
