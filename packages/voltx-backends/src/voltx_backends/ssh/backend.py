@@ -15,11 +15,13 @@ pid), logs from a byte offset, files by name. Cancel signals its whole process g
     voltx run all --backend ssh
 
 Before the first job the backend installs this machine's voltx (and the listed plugins) into
-``<remote_root>/venv`` on the host (`voltx_backends.ssh.bootstrap`); with a folder store it
-copies each job's inputs to the host and its outputs back (`voltx_backends.ssh.staging`), with an
-object store the host uses the store directly, with the endpoint, region and keys of this machine's
-``AWS_*`` environment (or AWS profile) sent along. The job's environment (secrets included) reaches
-the host inside the job folder's tar stream on ssh's stdin and a file of mode 0600 there, which
+``<remote_root>/venv`` on the host (`voltx_backends.ssh.bootstrap`). With a folder store it copies
+each job's inputs to the host and its outputs back (`voltx_backends.ssh.staging`), and its
+checkpoints back while it runs (every ``checkpoint_pull_s`` seconds) and to the host of its next
+attempt before that starts (`voltx_backends.ssh.checkpoint_mirror`). With an object store the
+host uses the store directly, with the endpoint, region and keys of this machine's ``AWS_*``
+environment (or AWS profile) sent along. The job's environment (secrets included) reaches the
+host inside the job folder's tar stream on ssh's stdin and a file of mode 0600 there, which
 the job deletes as it starts: never a command line.
 """
 
@@ -42,7 +44,7 @@ from voltx.spec import Resources
 from voltx.store import ArtifactStore
 from voltx_backends import _jobs
 from voltx_backends._store_env import is_object_store, store_environment
-from voltx_backends.ssh import _scripts, staging
+from voltx_backends.ssh import _scripts, checkpoint_mirror, staging
 from voltx_backends.ssh.bootstrap import DEFAULT_PACKAGES, VENV_DIR, install, prepare
 from voltx_backends.ssh.target import (
     DEFAULT_CONNECT_TIMEOUT_S,
@@ -70,19 +72,29 @@ STATUS_INTERVAL_S = 0.3
 _RETRY_FIRST_S = 0.5
 _RETRY_MAX_S = 15.0
 LAUNCH_TIMEOUT_S = 120.0
+# A staged job's new checkpoints are copied back here at most this often (seconds).
+DEFAULT_CHECKPOINT_PULL_S = 30.0
 
 
 class SSHJobHandle(JobHandle):
     """A job in a folder on an SSH host."""
 
     def __init__(
-        self, backend: SSHBackend, job_id: str, job_dir: str, stage_back: str | None = None
+        self,
+        backend: SSHBackend,
+        job_id: str,
+        job_dir: str,
+        stage_back: str | None = None,
+        checkpoints: str | None = None,
     ) -> None:
         self.job_id = job_id
         self.job_dir = job_dir
         # The folder store on this machine that the job's outputs come back to (None: the job
         # used a store the host reaches itself).
         self.stage_back = stage_back
+        # The job's checkpoint folder, relative to both stores, mirrored here while it runs
+        # (None: nothing to mirror).
+        self.checkpoints = checkpoints if stage_back is not None else None
         self._backend = backend
         self._lock = threading.Lock()
         self._staged = False
@@ -94,6 +106,10 @@ class SSHJobHandle(JobHandle):
         self._last_running: JobStatus | None = None
         self._last_running_at = 0.0
         self._pull_failing_since: float | None = None
+        self._checkpoint_lock = threading.Lock()
+        self._checkpoint_pull: threading.Thread | None = None
+        self._checkpoint_pulled_at = time.monotonic()
+        self._checkpoints_final = False
 
     def __repr__(self) -> str:
         return f"SSHJobHandle(job_id={self.job_id!r}, host={self._backend.destination!r})"
@@ -110,6 +126,7 @@ class SSHJobHandle(JobHandle):
             "job_id": self.job_id,
             "job_dir": self.job_dir,
             "stage_back": self.stage_back,
+            "checkpoints": self.checkpoints,
         }
 
     # -- status ----------------------------------------------------------------------------
@@ -140,8 +157,10 @@ class SSHJobHandle(JobHandle):
         status = _scripts.parse_status(output.decode(errors="replace"), self.job_dir)
         if status.state is JobState.RUNNING:
             self._last_running, self._last_running_at = status, time.monotonic()
+            self._pull_checkpoints_now_and_then()
         else:
             self._last_running = None
+            self._pull_checkpoints_at_the_end(status)
         if status.state is JobState.SUCCEEDED and self.stage_back is not None:
             return self._with_outputs_back(status)
         return status
@@ -197,6 +216,60 @@ class SSHJobHandle(JobHandle):
                 f"be brought back: {self._stage_error}",
             )
         return status
+
+    # -- checkpoints (staged jobs) ---------------------------------------------------------
+
+    def _pull_checkpoints_now_and_then(self) -> None:
+        """Start a pull of new checkpoints in the background, if one is due and none runs."""
+        if self.checkpoints is None:
+            return
+        with self._checkpoint_lock:
+            now = time.monotonic()
+            running = self._checkpoint_pull is not None and self._checkpoint_pull.is_alive()
+            if running or now - self._checkpoint_pulled_at < self._backend.checkpoint_pull_s:
+                return
+            self._checkpoint_pulled_at = now
+            # In a thread: a large checkpoint must not hold up the scheduler's polls.
+            self._checkpoint_pull = threading.Thread(
+                target=self._pull_checkpoints,
+                name=f"voltx-ssh-checkpoints-{self.job_id}",
+                daemon=True,
+            )
+            self._checkpoint_pull.start()
+
+    def _pull_checkpoints_at_the_end(self, status: JobStatus) -> None:
+        """Once the job has finished, pull what it checkpointed last (before a retry pushes)."""
+        if self.checkpoints is None or status.state is JobState.LOST:
+            return
+        with self._checkpoint_lock:
+            if self._checkpoints_final:
+                return
+            self._checkpoints_final = True
+            pulling = self._checkpoint_pull
+        if pulling is not None:
+            pulling.join(self._backend.unreachable_timeout_s)
+            if pulling.is_alive():
+                return  # stuck on a host that stopped answering: nothing more to get from it
+        self._pull_checkpoints()
+
+    def _pull_checkpoints(self) -> None:
+        """Copy the host's new complete checkpoints here; a failure is only a warning."""
+        assert self.checkpoints is not None and self.stage_back is not None
+        try:
+            local = ArtifactStore.open(self.stage_back).local_dir(*self.checkpoints.split("/"))
+            assert local is not None
+            remote = f"{self._backend.remote_root}/{staging.REMOTE_STORE_DIR}/{self.checkpoints}"
+            step = checkpoint_mirror.pull(self._transport, self._backend.python, remote, local)
+        except (VoltxError, OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning(
+                "checkpoints not copied from the host",
+                job_id=self.job_id,
+                host=self._backend.destination,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return
+        if step is not None:
+            log.debug("checkpoints copied from the host", job_id=self.job_id, step=step)
 
     def _pull_outputs(self) -> None:
         assert self.stage_back is not None
@@ -270,7 +343,8 @@ class SSHBackend(Backend):
     settings without being told (`voltx_backends._store_env`). `cpu_cores`, `gpus` and `ram_gb`
     override what the host reports. `dollars_per_hour` is what the host costs while voltx uses
     it (plans price phases with it, and run budgets count it once however many jobs share the
-    host).
+    host). `checkpoint_pull_s` is how often a job on a folder store has its new checkpoints copied
+    back here (`voltx_backends.ssh.checkpoint_mirror`).
     """
 
     name = "ssh"
@@ -297,6 +371,7 @@ class SSHBackend(Backend):
         transfer: str = "auto",
         connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S,
         unreachable_timeout_s: float = DEFAULT_UNREACHABLE_TIMEOUT_S,
+        checkpoint_pull_s: float = DEFAULT_CHECKPOINT_PULL_S,
         ssh_options: Sequence[str] = (),
         cpu_cores: int | None = None,
         gpus: int | None = None,
@@ -308,6 +383,7 @@ class SSHBackend(Backend):
             ("gpus", gpus),
             ("ram_gb", ram_gb),
             ("dollars_per_hour", dollars_per_hour),
+            ("checkpoint_pull_s", checkpoint_pull_s),
         ]
         for option, value in limits:
             if value is not None and value < 0:
@@ -332,6 +408,7 @@ class SSHBackend(Backend):
         )
         self.transport = SSHTransport(self.target, transfer=transfer)
         self.unreachable_timeout_s = float(unreachable_timeout_s)
+        self.checkpoint_pull_s = float(checkpoint_pull_s)
         self._python = python
         self._remote_root = remote_root
         self._bootstrap = bool(bootstrap)
@@ -437,7 +514,7 @@ class SSHBackend(Backend):
                 self.name,
             )
         env = self._job_env(request)
-        stage_back = self._stage_inputs(files)
+        stage_back, checkpoints = self._stage_inputs(files)
         files[_scripts.ENV_FILE] = _scripts.env_file(env)
         jobs_dir = f"{root}/jobs"
         result = self.transport.run(
@@ -459,7 +536,7 @@ class SSHBackend(Backend):
             )
         job_dir = f"{jobs_dir}/{request.job_id}"
         log.debug("job started", job_id=request.job_id, host=self.destination, job_dir=job_dir)
-        return SSHJobHandle(self, request.job_id, job_dir, stage_back)
+        return SSHJobHandle(self, request.job_id, job_dir, stage_back, checkpoints)
 
     def attach(self, ref: Mapping[str, Any]) -> SSHJobHandle:
         job_id, job_dir, host = ref.get("job_id"), ref.get("job_dir"), ref.get("host")
@@ -476,7 +553,14 @@ class SSHBackend(Backend):
             raise BackendError(f"job folder {job_dir} does not belong to job {job_id}", self.name)
         if stage_back is not None and not isinstance(stage_back, str):
             raise BackendError(f"bad stage_back in job ref: {stage_back!r}", self.name)
-        return SSHJobHandle(self, job_id, job_dir, stage_back)
+        checkpoints = ref.get("checkpoints")
+        if checkpoints is not None and not (
+            isinstance(checkpoints, str)
+            and REMOTE_PATH_PATTERN.fullmatch(checkpoints)
+            and ".." not in checkpoints.split("/")
+        ):
+            raise BackendError(f"bad checkpoints in job ref: {checkpoints!r}", self.name)
+        return SSHJobHandle(self, job_id, job_dir, stage_back, checkpoints)
 
     def close(self) -> None:
         self.transport.close()
@@ -503,18 +587,19 @@ class SSHBackend(Backend):
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(device) for device in request.devices)
         return env
 
-    def _stage_inputs(self, files: dict[str, bytes]) -> str | None:
-        """For a worker job on a folder store: copy its inputs over and point it at the host's
-        store. Returns the local store's URL (where the outputs come back), or None."""
+    def _stage_inputs(self, files: dict[str, bytes]) -> tuple[str | None, str | None]:
+        """For a worker job on a folder store: copy its inputs and its newest checkpoint over
+        and point it at the host's store. Returns the local store's URL (where the outputs come
+        back) and the job's checkpoint folder in both stores; (None, None) for other jobs."""
         raw = files.get(JOB_FILE)
         if raw is None:
-            return None
+            return None, None
         try:
             job = json.loads(raw)
         except ValueError:
-            return None
+            return None, None
         if not isinstance(job, dict) or not isinstance(job.get("store"), str):
-            return None
+            return None, None
         url = str(job["store"])
         if url.startswith("memory://"):
             raise BackendError(
@@ -523,14 +608,33 @@ class SSHBackend(Backend):
                 self.name,
             )
         if not staging.is_folder_store(url):
-            return None  # the host reads and writes the store itself
+            return None, None  # the host reads and writes the store itself
         store = ArtifactStore.open(url)
         remote_store = f"{self.remote_root}/{staging.REMOTE_STORE_DIR}"
         inputs = job.get("inputs") or {}
         staging.push_inputs(self.transport, store, remote_store, [str(d) for d in inputs.values()])
+        checkpoints = checkpoint_mirror.folder_for(job)
+        if checkpoints is not None and not REMOTE_PATH_PATTERN.fullmatch(checkpoints):
+            checkpoints = None  # a phase id the host's shell would need quoted: not mirrored
+        if checkpoints is not None:
+            local = store.local_dir(*checkpoints.split("/"), create=False)
+            assert local is not None
+            # A new attempt (perhaps on a new host) resumes from the newest checkpoint here.
+            try:
+                checkpoint_mirror.push(
+                    self.transport, self.python, local, f"{remote_store}/{checkpoints}"
+                )
+            except TransportError:
+                raise  # the launch would not reach the host either
+            except (VoltxError, OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning(
+                    "checkpoint not pushed to the host; the phase starts over",
+                    host=self.destination,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
         job["store"] = f"file://{remote_store}"
         files[JOB_FILE] = json.dumps(job, indent=1).encode()
-        return store.url
+        return store.url, checkpoints
 
 
 def _job_store(files: Mapping[str, bytes]) -> str | None:

@@ -353,11 +353,13 @@ class SSHTransport:
         paths: Sequence[str] | None = None,
         *,
         timeout: float | None = None,
+        every_file: bool = False,
     ) -> None:
         """Copy `paths` (relative to `local_base`; everything when None) under `remote_base`.
 
         Each file appears complete or not at all on the remote side, so an interrupted copy is
-        never mistaken for a finished one.
+        never mistaken for a finished one. rsync skips a file whose size and time match the
+        remote one; `every_file` copies those too (a small file rewritten within a second).
         """
         _check_remote_path(remote_base)
         relative = _relative_paths(paths)
@@ -367,9 +369,8 @@ class SSHTransport:
             # The remote rsync creates the destination folder first (as tar's script does).
             remote_rsync = f"mkdir -p {shell_path(remote_base)} && rsync"
             destination = f"{self._rsync_host()}:{remote_base}/"
-            self._run_rsync(
-                f"{local_base}/", destination, relative, timeout, ["--rsync-path", remote_rsync]
-            )
+            extra = ["--rsync-path", remote_rsync, *(["--ignore-times"] if every_file else [])]
+            self._run_rsync(f"{local_base}/", destination, relative, timeout, extra)
         else:
             self._tar_put(local_base, remote_base, relative, timeout)
 

@@ -430,6 +430,7 @@ class Provisioner:
             transfer=settings.transfer,
             connect_timeout_s=settings.connect_timeout_s,
             unreachable_timeout_s=settings.unreachable_timeout_s,
+            checkpoint_pull_s=settings.checkpoint_pull_s,
         )
 
     # -- giving back -----------------------------------------------------------------------

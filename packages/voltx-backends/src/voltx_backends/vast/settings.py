@@ -109,6 +109,8 @@ class VastSettings:
     transfer: str = "auto"
     connect_timeout_s: int = attrs.field(default=10, validator=_positive)
     unreachable_timeout_s: float = attrs.field(default=300.0, validator=_positive)
+    # With a folder store, a job's new checkpoints come back here at most this often (seconds).
+    checkpoint_pull_s: float = attrs.field(default=30.0, validator=_positive)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> VastSettings:
