@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from fake_vast import FakeVast, ssh_user
 from ssh_fixtures import SSHServer
 
 from _support import TEST_PLUGINS, CommandLineWatch, statuses, subprocess_env
+from voltx.budget import BUDGET_EXIT_CODE
 from voltx.ledger import Ledger, latest_run_id
 from voltx.store import ArtifactStore
 
@@ -75,7 +77,9 @@ def write_project(
     return folder
 
 
-def voltx(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def voltx(
+    *args: str, cwd: Path, env: dict[str, str], expect: int = 0
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "voltx", *args],
         cwd=cwd,
@@ -84,7 +88,7 @@ def voltx(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedPro
         text=True,
         timeout=RUN_TIMEOUT_S,
     )
-    assert result.returncode == 0, (
+    assert result.returncode == expect, (
         f"voltx {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     )
     return result
@@ -295,3 +299,111 @@ def test_preempted_training_resumes_on_a_new_instance_to_the_same_weights(
     store = ArtifactStore.open(store_url)
     assert store.resolve("scaled_vfn").files == expected.files
     assert fake_vast.live() == []
+
+
+# --- A budget stops training; a larger one resumes it ------------------------------------------
+
+# More unrolled RAR steps per batch: 2.1 trains for seconds rather than one, with checkpoints of
+# the same size, so a time limit can land between its first checkpoint and its last epoch.
+SLOW_TRAINING = ("--set", "2.1.rar_steps=24")
+
+
+def with_phase_limit(project: Path, max_hours: float) -> None:
+    """Limit 2.1 to `max_hours` per invocation; a stopped job gets time to send its checkpoint."""
+    text = (project / "voltx.toml").read_text().split("\n[budget]")[0]
+    budget = f'\n[budget]\ngrace_s = 30\n\n[budget.phases."2.1"]\nmax_hours = {max_hours!r}\n'
+    (project / "voltx.toml").write_text(text + budget)
+
+
+def job_events(job: Path) -> list[dict[str, Any]]:
+    """The worker's JSON log lines (anything else the job printed is left out)."""
+    events = []
+    for line in (job / "log").read_text().splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and "event" in event:
+            events.append(event)
+    return events
+
+
+def _at(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def training_window(store_url: str, remote: Path) -> tuple[float, float]:
+    """Seconds from 2.1's start (when its budget clock starts) to its first checkpoint in the
+    store, and to its last epoch, in the latest run of `store_url`."""
+    store = ArtifactStore.open(store_url)
+    run_id = latest_run_id(store)
+    assert run_id is not None
+    started = Ledger(store, run_id).phase_states()["2.1"].started_at
+    assert started is not None
+    (job,) = (remote / "jobs").glob(f"{run_id}-2.1-*")
+    events = job_events(job)
+    uploaded = min(_at(e["timestamp"]) for e in events if e["event"] == "checkpoint uploaded")
+    trained = max(_at(e["timestamp"]) for e in events if e["event"] == "epoch done")
+    return uploaded - _at(started), trained - _at(started)
+
+
+def test_budget_stops_training_and_a_larger_one_resumes_to_the_same_weights(
+    fake_vast: FakeVast, s3: S3Server, tmp_path: Path
+) -> None:
+    """2.1's own time limit stops it after a checkpoint reached S3: every instance goes, the run
+    is budget_exceeded; a larger limit resumes from that checkpoint and ends bit-exact."""
+    remote = tmp_path / "remote"
+    settings = vast_settings(remote)
+    env = subprocess_env()
+    began = time.monotonic()
+    reference = write_project(tmp_path / "reference", "vast", settings, s3.url("reference"))
+    voltx("run", "2.1", *SHRINK, *SLOW_TRAINING, cwd=reference, env=env)
+    expected = ArtifactStore.open(s3.url("reference")).resolve("scaled_vfn")
+    # The limit falls in the reference's training, well after its first checkpoint was stored.
+    first_checkpoint, last_epoch = training_window(s3.url("reference"), remote)
+    assert last_epoch - first_checkpoint > 2.0, (first_checkpoint, last_epoch)
+    limit_s = first_checkpoint + 0.4 * (last_epoch - first_checkpoint)
+    rented_before = {i.id for i in fake_vast.created()}
+    referenced = time.monotonic()
+
+    store_url = s3.url("budget")
+    project = write_project(tmp_path / "project", "vast", settings, store_url)
+    with_phase_limit(project, limit_s / 3600)
+    stopped = voltx(
+        "run", "2.1", *SHRINK, *SLOW_TRAINING, cwd=project, env=env, expect=BUDGET_EXIT_CODE
+    )
+    assert "budget exceeded" in stopped.stderr.strip().splitlines()[-1], stopped.stderr
+    assert fake_vast.live() == []
+    status = json.loads(voltx("status", "--json", cwd=project, env=env).stdout)
+    assert status["status"] == "budget_exceeded"
+    assert status["phases"]["2.1"]["status"] == "stopped"
+    assert status["phases"]["2.1"]["reason"].startswith("budget: phase ran "), status
+    # The job was training when it was stopped, and its checkpoint is in the store.
+    run_id = status["run_id"]
+    (first_job,) = (remote / "jobs").glob(f"{run_id}-2.1-1")
+    first_events = [e["event"] for e in job_events(first_job)]
+    assert "epoch done" in first_events and "phase finished" not in first_events
+    assert [k for k in s3.keys("budget/checkpoints/2.1/") if k.endswith("/latest.json")]
+    stopped_at = time.monotonic()
+
+    with_phase_limit(project, 1.0)
+    resumed = voltx("run", "2.1", *SHRINK, *SLOW_TRAINING, cwd=project, env=env)
+    assert statuses(resumed.stdout)["2.1"] == "succeeded", resumed.stdout
+    after = json.loads(voltx("status", "--json", cwd=project, env=env).stdout)
+    assert after["run_id"] == run_id and after["status"] == "succeeded"
+    assert after["phases"]["2.1"]["attempts"] == 2
+    # The new job took up the store's checkpoint, not step 0...
+    (second_job,) = (remote / "jobs").glob(f"{run_id}-2.1-2")
+    events = job_events(second_job)
+    restored = [e for e in events if e["event"] == "checkpoint restored from the store"]
+    assert restored and restored[0]["step"] > 0, [e["event"] for e in events]
+    assert "resuming" in [e["event"] for e in events]
+    # ...and ended where the uninterrupted run did, byte for byte, with every instance gone.
+    assert ArtifactStore.open(store_url).resolve("scaled_vfn").files == expected.files
+    assert fake_vast.live() == []
+    renters = [i for i in fake_vast.created() if i.id not in rented_before]
+    assert [i.label for i in renters][-2:] == [f"voltx-{run_id}-2.1"] * 2
+    print(
+        f"reference {referenced - began:.1f} s (2.1 limit {limit_s:.1f} s), stopped run "
+        f"{stopped_at - referenced:.1f} s, resumed run {time.monotonic() - stopped_at:.1f} s"
+    )

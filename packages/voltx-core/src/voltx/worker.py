@@ -69,6 +69,12 @@ def run_job(job_dir: Path, log_stream: TextIO | None = None) -> int:
     started = time.time()
     try:
         outputs = _run_phase(job_dir, job, secrets, log)
+    except KeyboardInterrupt:
+        # Cancelled or stopped for budget (SIGTERM arrives as KeyboardInterrupt): not a crash.
+        # The checkpoints committed so far stay, in the store too, for the next attempt.
+        log.warning("phase stopped by a signal; its latest checkpoint stays for a re-run")
+        write_result(job_dir, {"status": "failed", "error": "stopped by a signal"})
+        raise
     except BaseException as exc:
         message = redact_text(f"{type(exc).__name__}: {exc}")
         if not isinstance(exc, VoltxError):
@@ -76,7 +82,7 @@ def run_job(job_dir: Path, log_stream: TextIO | None = None) -> int:
         else:
             log.error("phase failed", error=message)
         write_result(job_dir, {"status": "failed", "error": message})
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
+        if isinstance(exc, SystemExit):
             raise
         return 1
     duration = time.time() - started
