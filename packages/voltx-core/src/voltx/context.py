@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ class PhaseContext:
     checkpoints: CheckpointManager
     device: str = "cpu"
     profile: str | None = None
+    stop: threading.Event = attrs.field(factory=threading.Event)
 
     def input_file(self, name: str, pattern: str = "*") -> Path:
         """The one file of input `name` (a file artifact, or a folder holding one match)."""
@@ -75,6 +77,16 @@ class PhaseContext:
                 self.phase_id, f"input {name!r} holds {len(matches)} files matching {pattern!r}"
             )
         return matches[0]
+
+    def stop_requested(self) -> bool:
+        """True once the job was asked to stop (cancelled, or its run ran out of budget).
+
+        A training loop that checks after each step can commit a checkpoint at that step and
+        raise `voltx.errors.PhaseStopped`, so a re-run loses nothing. A phase that never checks
+        is interrupted a few seconds later (`voltx.worker.STOP_PATIENCE_S`) with what it last
+        committed.
+        """
+        return self.stop.is_set()
 
     def progress(self, step: int, total: int | None = None, **values: float) -> None:
         """Shorthand for `metrics.progress`."""

@@ -113,6 +113,16 @@ class PhaseError(VoltxError):
         super().__init__(f"phase {phase_id}: {message}")
 
 
+class PhaseStopped(VoltxError):
+    """A phase stopped on request (cancel, budget) after committing a checkpoint to resume from."""
+
+    exit_code = 130
+
+    def __init__(self, phase_id: str, where: str) -> None:
+        self.phase_id = phase_id
+        super().__init__(f"phase {phase_id}: stopped on request at {where}; its checkpoint is kept")
+
+
 class RunInterruptedError(VoltxError):
     """The run was stopped by the user (Ctrl-C); every job was cancelled."""
 

@@ -39,6 +39,9 @@ from voltx.spec import Resources
 from voltx.worker import JOB_FILE, RESULT_FILE, SECRETS_ENV
 
 log = structlog.get_logger(__name__)
+# After Ctrl-C, how long a job has between TERM and KILL: the worker asks its phase to stop and
+# checkpoint (voltx.worker.STOP_PATIENCE_S), then sends that checkpoint to the store.
+CANCEL_GRACE_S = 10.0
 
 _POLL_S = 0.05
 _LOG_TAIL_LINES = 6
@@ -513,7 +516,7 @@ class Scheduler:
     def _cancel_all(self) -> None:
         for phase_id, job in list(self.running.items()):
             try:
-                job.handle.cancel(grace_s=5.0)
+                job.handle.cancel(grace_s=CANCEL_GRACE_S)
             finally:
                 self._finish(phase_id, "cancelled", "interrupted by the user", attempts=job.attempt)
         self.running.clear()

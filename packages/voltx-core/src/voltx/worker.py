@@ -7,10 +7,13 @@ inputs from the store, runs the phase, commits the outputs and the fingerprint r
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -24,7 +27,7 @@ from voltx.checkpoint_sync import CheckpointSync, store_prefix
 from voltx.checkpoints import CheckpointManager
 from voltx.config import merge, structure
 from voltx.context import MetricsReporter, PhaseContext
-from voltx.errors import PhaseError, VoltxError
+from voltx.errors import PhaseError, PhaseStopped, VoltxError
 from voltx.fingerprint import record_success
 from voltx.plugins import host
 from voltx.spec import resolve_entry
@@ -37,6 +40,10 @@ RESULT_FILE = "result.json"
 SECRETS_ENV = "VOLTX_JOB_SECRETS"
 # How long a finishing or stopped worker waits for its last checkpoint to reach the store.
 SYNC_FLUSH_S = 300.0
+# After SIGTERM, how long a phase has to notice `ctx.stop_requested()`, commit a checkpoint and
+# stop, before it is interrupted where it is. Well inside the grace a cancel gives before KILL
+# (voltx.scheduler.CANCEL_GRACE_S), so what follows, the checkpoint's upload, has time too.
+STOP_PATIENCE_S = 3.0
 
 
 def write_result(job_dir: Path, result: dict[str, Any]) -> None:
@@ -60,7 +67,46 @@ def _make_logger(stream: TextIO, job: dict[str, Any]) -> Any:
     ).bind(run_id=job["run_id"], phase_id=job["phase_id"], attempt=job.get("attempt", 1))
 
 
-def run_job(job_dir: Path, log_stream: TextIO | None = None) -> int:
+class StopRequest:
+    """SIGTERM, handled in two steps: ask the phase to stop, then interrupt it if it does not.
+
+    The first signal sets `event` (what `PhaseContext.stop_requested` reads) and arms a timer
+    that raises KeyboardInterrupt in the main thread after `patience_s`; a second signal
+    interrupts at once. `disarm` is called as soon as the phase returns, so the timer never cuts
+    short the upload of the checkpoint that follows.
+    """
+
+    def __init__(self, patience_s: float = STOP_PATIENCE_S) -> None:
+        self.event = threading.Event()
+        self.patience_s = patience_s
+        self._timer: threading.Timer | None = None
+        self._armed = True
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def disarm(self) -> None:
+        self._armed = False
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _on_signal(self, _signum: int, _frame: Any) -> None:
+        if self.event.is_set() and self._armed:
+            raise KeyboardInterrupt
+        self.event.set()
+        if self._armed:
+            self._timer = threading.Timer(self.patience_s, self._interrupt)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _interrupt(self) -> None:
+        if self._armed:
+            _thread.interrupt_main()
+
+
+def run_job(
+    job_dir: Path, log_stream: TextIO | None = None, stop: StopRequest | None = None
+) -> int:
     """Run the job described by ``job_dir/job.json``; returns the process exit code."""
     job = json.loads((job_dir / JOB_FILE).read_text())
     secrets = json.loads(os.environ.get(SECRETS_ENV, "{}"))
@@ -68,7 +114,11 @@ def run_job(job_dir: Path, log_stream: TextIO | None = None) -> int:
     log = _make_logger(log_stream or sys.stderr, job)
     started = time.time()
     try:
-        outputs = _run_phase(job_dir, job, secrets, log)
+        outputs = _run_phase(job_dir, job, secrets, log, stop or StopRequest())
+    except PhaseStopped as exc:
+        log.warning("phase stopped on request", detail=str(exc))
+        write_result(job_dir, {"status": "failed", "error": str(exc)})
+        return exc.exit_code
     except KeyboardInterrupt:
         # Cancelled or stopped for budget (SIGTERM arrives as KeyboardInterrupt): not a crash.
         # The checkpoints committed so far stay, in the store too, for the next attempt.
@@ -92,7 +142,7 @@ def run_job(job_dir: Path, log_stream: TextIO | None = None) -> int:
 
 
 def _run_phase(
-    job_dir: Path, job: dict[str, Any], secrets: dict[str, Any], log: Any
+    job_dir: Path, job: dict[str, Any], secrets: dict[str, Any], log: Any, stop: StopRequest
 ) -> dict[str, str]:
     plugins = host()
     registry = plugins.registry()
@@ -135,6 +185,7 @@ def _run_phase(
         checkpoints=checkpoints,
         device="cuda" if devices else "cpu",
         profile=job.get("profile"),
+        stop=stop.event,
     )
     log.info("phase starting", phase=spec.name, plugin=origin, inputs=job["inputs"])
     entry = resolve_entry(spec)
@@ -147,6 +198,7 @@ def _run_phase(
         # The user-code boundary: the failure names the phase and the plugin it came from.
         raise PhaseError(spec.id, f"({origin}) {type(exc).__name__}: {exc}") from exc
     finally:
+        stop.disarm()
         metrics.close()
         if sync is not None and not sync.close(timeout_s=SYNC_FLUSH_S):
             log.warning("checkpoint upload still running at exit", timeout_s=SYNC_FLUSH_S)
@@ -187,4 +239,6 @@ def _run_phase(
 def main(argv: list[str]) -> int:
     """Entry for ``voltx worker JOB_FILE``."""
     job_file = Path(argv[0]) if argv else Path(JOB_FILE)
-    return run_job(job_file.resolve().parent)
+    stop = StopRequest()
+    stop.install()
+    return run_job(job_file.resolve().parent, stop=stop)

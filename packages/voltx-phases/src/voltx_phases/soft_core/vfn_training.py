@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from voltx import PhaseContext, PhaseError
+from voltx import PhaseContext, PhaseError, PhaseStopped
 from voltx_phases._common.devices import resolve_device
 from voltx_phases._common.schedules import warmup_cosine_lr
 from voltx_phases._common.weights import WeightsError, load_weights, save_weights
@@ -368,8 +368,11 @@ def _train_stage(
                 ctx.progress(
                     clock.done, clock.total, loss=losses["loss"], lr=lr, samples_per_s=rate
                 )
-            if position.step % config.checkpoint_every_steps == 0:
+            stopping = ctx.stop_requested()
+            if position.step % config.checkpoint_every_steps == 0 or stopping:
                 _save(ctx, models, position, _trainer_state(optimizer, schedule, generator))
+            if stopping:
+                raise PhaseStopped(ctx.phase_id, f"stage {stage.name}, step {position.step}")
         valid_loss = _validate(models, valid, config, stage_index, device)
         ctx.metrics.log_metrics(
             clock.done, stage=stage_index, epoch=epoch + 1, valid_loss=valid_loss

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch.nn.utils.rnn import pad_sequence
 
-from voltx import PhaseContext, PhaseError
+from voltx import PhaseContext, PhaseError, PhaseStopped
 from voltx_phases._common.devices import resolve_device
 from voltx_phases._common.schedules import set_lr, warmup_cosine_lr
 from voltx_phases._common.seeding import epoch_order, seed_everything
@@ -249,8 +249,11 @@ def run(ctx: PhaseContext) -> None:
             if state.step % config.log_every_steps == 0 or state.step == total_steps:
                 ctx.metrics.log_metrics(state.step, **values, lr=lr)
             ctx.progress(state.step, total_steps, loss=loss_value)
-            if state.step % config.checkpoint_every_steps == 0:
+            stopping = ctx.stop_requested()
+            if state.step % config.checkpoint_every_steps == 0 or stopping:
                 save_checkpoint(ctx.checkpoints, decoder, optimizer, state)
+            if stopping:
+                raise PhaseStopped(ctx.phase_id, f"epoch {epoch + 1}, step {state.step}")
 
         batches = state.sums.get("batches", 1.0)
         ctx.metrics.log_metrics(
