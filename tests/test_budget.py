@@ -247,8 +247,11 @@ def test_budget_stops_the_run_and_a_larger_budget_resumes_it(
         assert finished["budget"] == 0.3
         assert 0.3 <= finished["spent"] < 5
         assert ledger.phase_states()["slow.a"].state == "stopped"
-        assert voltx.status(store=str(store)).status == "budget_exceeded"
+        snapshot = voltx.status(store=str(store))
+        assert snapshot.status == "budget_exceeded"
         first_spend, _ = spent_so_far(events)
+        assert snapshot.spent == first_spend > 0
+        assert snapshot.phases["slow.a"].spent > 0
 
         # The same budget again: nothing starts, the message says why.
         again = voltx.run("slow.b", overrides=["slow.a.seconds=60"], budget=0.3)
@@ -293,6 +296,17 @@ def test_cli_exits_non_zero_with_one_line_naming_spend_and_budget(priced_project
     snapshot = json.loads(status.stdout)
     assert snapshot["status"] == "budget_exceeded"
     assert snapshot["phases"]["slow.a"]["status"] == "stopped"
+    assert snapshot["spent"] >= 0.25
+    table = subprocess.run(
+        [sys.executable, "-m", "voltx", "status"],
+        cwd=priced_project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert f"budget_exceeded; spent ${snapshot['spent']:.2f}" in table
 
 
 def _quick(ctx: voltx.PhaseContext) -> None:

@@ -11,7 +11,7 @@ import structlog
 
 from voltx._logging import ensure_logging
 from voltx.backend import Backend
-from voltx.budget import check_limit
+from voltx.budget import check_limit, spent_so_far
 from voltx.errors import BackendError, VoltxError
 from voltx.fingerprint import committed_outputs, fingerprint, why_run
 from voltx.graph import Graph
@@ -361,6 +361,8 @@ def status(run_id: str | None = None, *, store: str | None = None) -> RunResult:
     if meta is None:
         raise VoltxError(f"no run {run_id!r} in store {session_store.url}")
     states = ledger.phase_states()
+    events = ledger.events()
+    spent, spent_by_phase = spent_so_far(events)
     phases_out = {}
     for phase_id in meta.get("phases", []):
         state = states.get(phase_id)
@@ -373,8 +375,8 @@ def status(run_id: str | None = None, *, store: str | None = None) -> RunResult:
             started_at=state.started_at if state else None,
             finished_at=state.finished_at if state else None,
             backend=state.backend if state else None,
+            spent=spent_by_phase.get(phase_id, 0.0),
         )
-    events = ledger.events()
     # A run a budget stopped can be continued: only an end after its last (re)start counts.
     starts = [i for i, e in enumerate(events) if e.kind in ("run_started", "run_continued")]
     since = events[starts[-1] :] if starts else events
@@ -399,5 +401,10 @@ def status(run_id: str | None = None, *, store: str | None = None) -> RunResult:
                     reason=f"was {phase.status} when the orchestrator died; its job may run on",
                 )
     return RunResult(
-        run_id=run_id, status=run_status, phases=phases_out, store=session_store.url, detail=detail
+        run_id=run_id,
+        status=run_status,
+        phases=phases_out,
+        store=session_store.url,
+        detail=detail,
+        spent=spent,
     )

@@ -26,6 +26,7 @@ class PhaseResult:
     started_at: str | None = None
     finished_at: str | None = None
     backend: str | None = None
+    spent: float = 0.0  # dollars its jobs cost, as metered during the run
 
     @property
     def ok(self) -> bool:
@@ -41,6 +42,7 @@ class RunResult:
     phases: Mapping[str, PhaseResult]
     store: str
     detail: str = ""  # why a status is what it is, where that is not obvious (stale)
+    spent: float = 0.0  # dollars, all invocations of the run together (voltx.budget)
 
     @property
     def ok(self) -> bool:

@@ -177,13 +177,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             p.attempts,
             p.started_at or "-",
             p.finished_at or "-",
+            f"${p.spent:.2f}",
             p.reason or "-",
         )
         for p in result.phases.values()
     ]
-    print(table(["phase", "status", "attempts", "started", "finished", "reason"], rows))
+    print(table(["phase", "status", "attempts", "started", "finished", "spent", "reason"], rows))
     detail = f" ({result.detail})" if result.detail else ""
-    print(f"\nrun {result.run_id}: {result.status}{detail}")
+    print(f"\nrun {result.run_id}: {result.status}{detail}; spent ${result.spent:.2f}")
     return 0
 
 
