@@ -331,6 +331,8 @@ def test_quote_is_the_cheapest_offer_and_asks_once(fake_vast: FakeVast, tmp_path
     assert quote.host == "vast:RTX 4090" and quote.separate_host
     assert quote.dollars_per_hour == 0.40 and quote.dollars_per_hour_high == 1.20
     assert quote.bandwidth_mb_s == 500 / 8
+    # A 4090 trains at about a sixth of the reference H100's pace: GPU phases take longer there.
+    assert quote.relative_speed == pytest.approx(165 / 989)
     assert backend.quote(Resources(gpus=1)) is quote
     assert len([r for r in fake_vast.requests if r.path == "/api/v0/bundles/"]) == 1
     backend.close()
@@ -360,3 +362,12 @@ def test_preflight_names_phases_without_offers_and_rents_nothing(
     assert keyless.quote(Resources()).dollars_per_hour == 0.0
     for made in (backend, revoked, keyless):
         made.close()
+
+
+def test_relative_speed_of_gpu_models() -> None:
+    from voltx_backends.vast.gpus import relative_speed
+
+    assert relative_speed("H100 SXM") == 1.0
+    assert relative_speed("H100_PCIE") == pytest.approx(756 / 989)
+    assert relative_speed("A100 SXM4 80GB") == pytest.approx(312 / 989)  # a suffix Vast adds
+    assert relative_speed("Some Future GPU") == 1.0

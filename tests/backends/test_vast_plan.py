@@ -15,6 +15,7 @@ import voltx
 import voltx.plugins
 from _support import TEST_PLUGINS
 from voltx.planning.estimates import spec_hours
+from voltx_backends.vast.gpus import relative_speed
 
 sys.path.insert(0, str(TEST_PLUGINS))
 import seed_phase_table
@@ -83,7 +84,10 @@ def test_each_phase_is_priced_from_the_cheapest_matching_offer(
         price, gpu = EXPECTED_PRICE[spec.resources]
         assert estimate.host == f"vast:{gpu}", spec.id
         low, _high = spec_hours(spec, "full")
-        assert estimate.dollars[0] == pytest.approx((low + estimate.transfer_hours) * price)
+        # GPU work is scaled by the rented GPU's speed against the reference H100.
+        speed = relative_speed(gpu) if spec.resources.gpus else 1.0
+        assert estimate.hours[0] == pytest.approx(low / speed)
+        assert estimate.dollars[0] == pytest.approx((low / speed + estimate.transfer_hours) * price)
     # One offer search per kind of phase, however many phases share it; nothing rented.
     searches = [r for r in seed_on_vast.requests if r.path in SEARCH_PATHS]
     assert len(searches) == len({s.resources for s in seed_phase_table.PHASES}) == 4

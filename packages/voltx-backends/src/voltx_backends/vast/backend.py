@@ -48,6 +48,7 @@ from voltx.spec import Resources
 from voltx_backends import _jobs
 from voltx_backends.vast._local import LeaseRecord, LocalState
 from voltx_backends.vast.client import RetryPolicy, VastAPIError, VastClient, load_api_key
+from voltx_backends.vast.gpus import relative_speed
 from voltx_backends.vast.handle import VastJobHandle
 from voltx_backends.vast.instances import LABEL_PREFIX, Condition, Instance
 from voltx_backends.vast.offers import OfferQuery
@@ -183,6 +184,7 @@ class VastBackend(Backend):
                 dollars_per_hour=best.dph_total,
                 dollars_per_hour_high=max(o.dph_total for o in offers),
                 bandwidth_mb_s=min(speeds) / 8 if speeds else 100.0,
+                relative_speed=relative_speed(best.gpu_name),
                 separate_host=True,
             )
         self._quotes[resources] = (now, quote)
