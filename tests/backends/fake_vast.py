@@ -23,6 +23,10 @@ own (so the run's key really is installed by voltx's onstart script) and gets an
 on a free port, with ``SetEnv VAST_CONTAINERLABEL=C.<id>`` as a real container has: every process
 of the "container" carries the label, and destroying or preempting the instance kills them all.
 
+Each instance presents its offer's GPUs: a fake ``nvidia-smi``, first on the ``PATH`` of its SSH
+sessions, lists ``num_gpus`` GPUs of ``gpu_ram`` MiB and a header with ``CUDA Version:
+<cuda_max_good>``; `lie_about_gpus` makes a machine advertise more than it has.
+
 Faults, for the chaos tests: `rate_limit_burst` (429 with a text or JSON body, no Retry-After),
 `server_errors` (5xx), `vanish_offers` (listed, then 404 on rent), `exit_while_loading` (a
 machine whose containers die while loading), `preempt` (the instance goes ``exited`` or
@@ -102,7 +106,21 @@ UsePAM no
 StrictModes no
 PermitRootLogin prohibit-password
 Subsystem sftp internal-sftp
-SetEnv VAST_CONTAINERLABEL=C.{id} FAKE_VAST_SERVER={token} HOME={home}
+SetEnv VAST_CONTAINERLABEL=C.{id} FAKE_VAST_SERVER={token} HOME={home} "PATH={path}"
+"""
+
+_NVIDIA_SMI = """\
+#!/bin/sh
+# A fake nvidia-smi: the GPUs the fake Vast machine really has.
+case " $* " in
+    *" --query-gpu=memory.total"*)
+        i=0
+        while [ "$i" -lt {num_gpus} ]; do echo {gpu_ram}; i=$((i + 1)); done ;;
+    *)
+        echo "+-----------------------------------------------------------------------------+"
+        echo "| NVIDIA-SMI 550.54.14   Driver Version: 550.54.14   CUDA Version: {cuda}     |"
+        echo "+-----------------------------------------------------------------------------+" ;;
+esac
 """
 
 
@@ -217,6 +235,7 @@ class FakeVast:
         self._bursts: list[list[Any]] = []  # [remaining, status, path, method, json_body]
         self._vanishing: set[int] = set()
         self._exit_machines: set[int] = set()
+        self._gpu_lies: dict[int, dict[str, Any]] = {}
         self._host_key = root / "host_key"
         self._closed_port = _free_port()
         # Instance ids repeat between fakes (and test processes run side by side): only the
@@ -282,6 +301,21 @@ class FakeVast:
         """Containers on these machines die (``exited``) instead of reaching ``running``."""
         with self._lock:
             self._exit_machines.update(machine_ids)
+
+    def lie_about_gpus(
+        self,
+        machine_id: int,
+        *,
+        gpu_ram_mib: int | None = None,
+        num_gpus: int | None = None,
+        cuda: float | None = None,
+    ) -> None:
+        """The machine's offers keep advertising their GPUs, but its containers (booted from
+        now on) see these instead: less memory, fewer GPUs, an older CUDA driver."""
+        truth = {"gpu_ram": gpu_ram_mib, "num_gpus": num_gpus, "cuda_max_good": cuda}
+        with self._lock:
+            lies = self._gpu_lies.setdefault(machine_id, {})
+            lies.update({key: value for key, value in truth.items() if value is not None})
 
     def preempt(self, instance_id: int, state: str = "exited") -> None:
         """The instance stops under its user: its state flips, its sshd and processes die."""
@@ -514,6 +548,7 @@ class FakeVast:
         with open(keys, "a") as handle:
             for key in instance.attached_keys:
                 handle.write(key + "\n")
+        path = f"{self._install_nvidia_smi(instance)}:{os.environ.get('PATH', '/usr/bin:/bin')}"
         server = SSHServer(folder=instance.folder, port=_free_port())
         (instance.folder / "sshd_config").write_text(
             _SSHD_CONFIG.format(
@@ -523,10 +558,27 @@ class FakeVast:
                 folder=instance.folder,
                 id=instance.id,
                 token=self.token,
+                path=path,
             )
         )
         server.start()
         instance.server = server
+
+    def _install_nvidia_smi(self, instance: FakeInstance) -> Path:
+        """The instance's bin folder, holding an ``nvidia-smi`` that shows its machine's GPUs."""
+        gpus = {**instance.offer, **self._gpu_lies.get(instance.machine_id, {})}
+        folder = instance.folder / "bin"
+        folder.mkdir(parents=True, exist_ok=True)
+        script = folder / "nvidia-smi"
+        script.write_text(
+            _NVIDIA_SMI.format(
+                num_gpus=int(gpus["num_gpus"]),
+                gpu_ram=int(gpus["gpu_ram"]),
+                cuda=f"{float(gpus['cuda_max_good']):g}",
+            )
+        )
+        script.chmod(0o755)
+        return folder
 
     def _kill(self, instance: FakeInstance) -> None:
         """The container dies: its sshd, and every process that carries its label."""

@@ -240,6 +240,8 @@ class HostInfo:
     disk_gb: float
     gpu_memories_gb: tuple[float, ...]
     has_setsid: bool
+    # The newest CUDA the driver supports ("12.4", from nvidia-smi's header); "" when unknown.
+    cuda: str = ""
 
 
 def probe(remote_root: str) -> str:
@@ -263,6 +265,7 @@ command -v setsid >/dev/null 2>&1 && echo setsid=1
 if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null \
         | sed 's/^/gpu_mib=/'
+    nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\\([0-9][0-9.]*\\).*/cuda=\\1/p' | head -n 1
 fi
 true
 """
@@ -304,4 +307,5 @@ def parse_probe(output: str) -> HostInfo:
         disk_gb=number("disk_kb") / gib_in_kb,
         gpu_memories_gb=tuple(gpus),
         has_setsid="setsid" in values,
+        cuda=values.get("cuda", [""])[0],
     )

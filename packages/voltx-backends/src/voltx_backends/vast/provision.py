@@ -14,6 +14,9 @@ The steps, and the lesson each one carries (``reference/backends.md`` sections 1
 4. **Wait for SSH**: a TCP probe that must read an ``SSH-`` banner (direct address first, then
    Vast's proxy), then a real login with the run's key. The instance's host key is pinned on that
    first login in a known_hosts file of its own (``accept-new``), deleted with the instance.
+5. **Check the machine**: an offer says what its host reported, not what the container sees. For a
+   job that needs GPUs, the first login probes them (count, memory, CUDA driver); an instance
+   short of what the job needs is destroyed and replaced on another machine, as in step 3.
 
 Every rental is registered with the backend the moment its id is known, so that whatever happens
 next (an error, a cancel, Ctrl-C, the backend closing) destroys it.
@@ -36,10 +39,11 @@ import structlog
 from voltx.errors import BackendError
 from voltx.spec import Resources
 from voltx_backends.ssh import HostKeyError, SSHBackend, TransportError
+from voltx_backends.ssh._scripts import HostInfo
 from voltx_backends.vast._local import LocalState
 from voltx_backends.vast.client import OfferUnavailableError, VastAPIError, VastClient
 from voltx_backends.vast.instances import Condition, Instance
-from voltx_backends.vast.offers import Offer, OfferQuery
+from voltx_backends.vast.offers import MB_PER_GB, Offer, OfferQuery
 from voltx_backends.vast.settings import VastSettings
 
 log = structlog.get_logger(__name__)
@@ -62,6 +66,10 @@ class InstanceDiedError(BackendError):
     def __init__(self, message: str, instance: Instance | None) -> None:
         self.instance = instance
         super().__init__(message, "vast")
+
+
+class MachineMismatchError(InstanceDiedError):
+    """The instance runs, but its GPUs, their memory or its CUDA are short of what the job needs."""
 
 
 @attrs.define(eq=False)
@@ -105,6 +113,47 @@ if [ -n "${{VAST_CONTAINERLABEL:-}}" ]; then
 fi
 """
     return script + (extra.rstrip() + "\n" if extra.strip() else "")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """``"12.4"`` as ``(12, 4)``, so that 12.10 sorts after 12.9; ``()`` when not a version."""
+    parts = text.strip().split(".")
+    return tuple(int(part) for part in parts) if all(p.isdigit() for p in parts) else ()
+
+
+def machine_problems(info: HostInfo, resources: Resources, settings: VastSettings) -> list[str]:
+    """How the probed host falls short of what a job needing `resources` was rented for.
+
+    The same measures as the offer search (`OfferQuery.build`): GPU count (the phase's, or the
+    settings' ``num_gpus`` if more), memory per GPU in the search's MB (nvidia-smi's MiB, as Vast
+    reports it), and the newest CUDA the driver supports against ``min_cuda``. Empty when the job
+    needs no GPU: nothing is checked then.
+    """
+    if resources.gpus <= 0:
+        return []
+    problems: list[str] = []
+    wanted_gpus = max(resources.gpus, settings.num_gpus or 0)
+    found = info.gpu_memories_gb
+    if len(found) < wanted_gpus:
+        problems.append(f"expected {wanted_gpus} GPU(s), found {len(found)}")
+    wanted_gb = max(resources.gpu_memory_gb, settings.min_gpu_memory_gb or 0.0)
+    if wanted_gb > 0:
+        wanted_mib = wanted_gb * MB_PER_GB
+        # 0 is nvidia-smi's "[N/A]": memory unknown, not missing.
+        short = [round(gb * 1024) for gb in found if 0 < gb * 1024 < wanted_mib]
+        if short:
+            problems.append(
+                f"expected at least {wanted_mib:g} MiB of memory per GPU ({wanted_gb:g} GB), "
+                f"found {', '.join(f'{mib} MiB' for mib in short)}"
+            )
+    if settings.min_cuda is not None:
+        wanted_cuda = f"{settings.min_cuda:g}"
+        have = _version(info.cuda)
+        if not have:
+            problems.append(f"expected CUDA {wanted_cuda} or newer, found no CUDA version")
+        elif have < _version(wanted_cuda):
+            problems.append(f"expected CUDA {wanted_cuda} or newer, found CUDA {info.cuda}")
+    return problems
 
 
 def ssh_banner(host: str, port: int, timeout_s: float = BANNER_TIMEOUT_S) -> bool:
@@ -161,10 +210,16 @@ class Provisioner:
                 report(f"waiting for {rental.describe()}")
                 self.wait_running(rental, deadline, cancel, report)
                 self.connect(rental, private_key, public_key, cancel, report)
+                self.check_machine(rental, resources, report)
                 return rental
             except InstanceDiedError as exc:
                 deaths.append(str(exc))
-                log.warning("instance died while loading; replacing it", error=str(exc))
+                if isinstance(exc, MachineMismatchError):
+                    log.warning(
+                        "instance is short of what the job needs; replacing it", error=str(exc)
+                    )
+                else:
+                    log.warning("instance died while loading; replacing it", error=str(exc))
                 self.destroy(rental)
                 if rental.instance.machine_id is not None:
                     excluded.add(rental.instance.machine_id)
@@ -172,8 +227,8 @@ class Provisioner:
                 self.destroy(rental)
                 raise
         raise BackendError(
-            f"{label}: gave up after {len(deaths)} instance(s) died while loading: "
-            + "; ".join(deaths),
+            f"{label}: gave up after {len(deaths)} instance(s) died while loading "
+            "or were short of what the job needs: " + "; ".join(deaths),
             "vast",
         )
 
@@ -408,6 +463,27 @@ class Provisioner:
                         f"{rental.describe()} went {state} before SSH answered", instance
                     )
                 rental.instance = instance
+
+    def check_machine(
+        self, rental: Rental, resources: Resources, report: Callable[[str], None]
+    ) -> None:
+        """`MachineMismatchError` unless the instance has the GPUs, GPU memory and CUDA the job
+        needs (`machine_problems`); the probe is the SSH backend's, kept for the job."""
+        if resources.gpus <= 0:
+            return
+        assert rental.ssh is not None, "check_machine needs a connected rental"
+        info = rental.ssh.host_info()
+        problems = machine_problems(info, resources, self.settings)
+        if problems:
+            raise MachineMismatchError(
+                f"{rental.describe()} is short of what the job needs: " + "; ".join(problems),
+                rental.instance,
+            )
+        memories = ", ".join(f"{round(gb * 1024)} MiB" for gb in info.gpu_memories_gb)
+        report(
+            f"{rental.describe()} has {len(info.gpu_memories_gb)} GPU(s) ({memories})"
+            + (f", CUDA {info.cuda}" if info.cuda else "")
+        )
 
     def ssh_backend(self, rental: Rental, host: str, port: int, private_key: Path) -> SSHBackend:
         """The SSH backend that runs jobs on the instance at host:port."""
