@@ -539,3 +539,22 @@ def test_open_a_file_url_is_a_local_folder(tmp_path):
     store = ArtifactStore.open(f"file://{tmp_path / 'via-url'}")
     assert store.local_root == (tmp_path / "via-url").resolve()
     assert (tmp_path / "via-url").is_dir()
+
+
+def test_threads_reading_one_memory_blob_each_get_all_of_it(tmp_path: Path) -> None:
+    """fsspec's memory filesystem shares one file object per file between readers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from voltx.testing import memory_store_url
+
+    store = ArtifactStore.open(memory_store_url())
+    source = tmp_path / "blob.bin"
+    source.write_bytes(os.urandom(1 << 20))
+    store.add("shared", source)
+
+    def fetch(index: int) -> bytes:
+        return store.get("shared", tmp_path / f"copy-{index}").read_bytes()
+
+    with ThreadPoolExecutor(8) as pool:
+        copies = list(pool.map(fetch, range(32)))
+    assert all(copy == source.read_bytes() for copy in copies)

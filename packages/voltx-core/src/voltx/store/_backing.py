@@ -181,6 +181,12 @@ class FsspecBacking(Backing):
         self.url = url.rstrip("/")
         self.fs, root = _filesystem(self.url, storage_options)
         self.root = root.rstrip("/")
+        protocols = self.fs.protocol
+        # fsspec's memory filesystem hands every reader of a file the same file object, so two
+        # threads reading one blob at once would share its position; they copy bytes instead.
+        self._shared_handles = "memory" in (
+            (protocols,) if isinstance(protocols, str) else protocols
+        )
 
     def _path(self, rel: str) -> str:
         return f"{self.root}/{rel}"
@@ -231,7 +237,10 @@ class FsspecBacking(Backing):
     def get_file(self, rel: str, dest: Path, *, link: bool) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         with self._failing_as_store_error("download", rel, absent_ok=True):
-            self.fs.get_file(self._path(rel), str(dest))
+            if self._shared_handles:
+                dest.write_bytes(self.fs.cat_file(self._path(rel)))
+            else:
+                self.fs.get_file(self._path(rel), str(dest))
 
     def exists(self, rel: str) -> bool:
         with self._failing_as_store_error("look for", rel, absent_ok=True):
