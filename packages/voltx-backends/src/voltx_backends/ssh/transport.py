@@ -168,9 +168,21 @@ class SSHTransport:
     def _run_once(self, command: str, input_data: bytes | None, timeout: float | None) -> Result:
         self._ensure_master()
         argv = [*self.ssh_argv(), "--", self.target.host, command]
+        completed = self._in_session(argv, input_data, timeout, f"ssh to {self.destination}")
+        if completed.returncode == TRANSPORT_ERROR_RC:
+            raise self._error(completed.stderr.decode(errors="replace"), "running a command")
+        return Result(completed.returncode, completed.stdout, completed.stderr)
+
+    def _in_session(
+        self, argv: list[str], input_data: bytes | None, timeout: float | None, what: str
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run a local ssh or rsync command within the host's session limit.
+
+        A timeout or a binary that cannot start is a `TransportError` naming `what`.
+        """
         with self._sessions:
             try:
-                completed = subprocess.run(
+                return subprocess.run(
                     argv,
                     input=input_data,
                     stdin=None if input_data is not None else subprocess.DEVNULL,
@@ -179,16 +191,10 @@ class SSHTransport:
                 )
             except subprocess.TimeoutExpired as exc:
                 raise TransportError(
-                    f"ssh to {self.destination} timed out after {timeout:g} s",
-                    self.destination,
+                    f"{what} timed out after {timeout:g} s", self.destination
                 ) from exc
             except OSError as exc:
-                raise TransportError(
-                    f"cannot run {self._ssh_binary}: {exc}", self.destination
-                ) from exc
-        if completed.returncode == TRANSPORT_ERROR_RC:
-            raise self._error(completed.stderr.decode(errors="replace"), "running a command")
-        return Result(completed.returncode, completed.stdout, completed.stderr)
+                raise TransportError(f"cannot run {argv[0]}: {exc}", self.destination) from exc
 
     # -- the shared connection -------------------------------------------------------------
 
@@ -415,20 +421,7 @@ class SSHTransport:
             argv.append("--files-from=-")
             stdin = "".join(f"{p}\n" for p in paths).encode()
         argv += [source, dest]
-        with self._sessions:
-            try:
-                completed = subprocess.run(
-                    argv,
-                    input=stdin,
-                    stdin=None if stdin is not None else subprocess.DEVNULL,
-                    capture_output=True,
-                    timeout=timeout,
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise TransportError(
-                    f"rsync with {self.destination} timed out after {timeout:g} s",
-                    self.destination,
-                ) from exc
+        completed = self._in_session(argv, stdin, timeout, f"rsync with {self.destination}")
         if completed.returncode != 0:
             stderr = completed.stderr.decode(errors="replace")
             if "connection unexpectedly closed" in stderr or completed.returncode in {12, 255}:
