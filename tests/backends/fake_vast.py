@@ -44,6 +44,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -832,3 +833,23 @@ def fake_vast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeV
 def ssh_user() -> str:
     """Who logs in to the fake's instances: the sshd runs as us, so only we can."""
     return getpass.getuser()
+
+
+def quick_settings(remote_root: Path, **overrides: Any) -> dict[str, Any]:
+    """Vast backend settings for the fake: short polls and retries, no bootstrap, this python."""
+    settings: dict[str, Any] = {
+        "poll_s": 0.05,
+        "status_interval_s": 0.05,
+        "request_spacing_s": 0.0,
+        "retry_backoff_s": 0.01,
+        "provision_timeout_s": 20.0,
+        "ssh_timeout_s": 20.0,
+        "connect_timeout_s": 5,
+        "ssh_user": ssh_user(),
+        "bootstrap": False,
+        "python": sys.executable,
+        "remote_root": str(remote_root),
+        "image": "voltx/test-image",
+    }
+    settings.update(overrides)
+    return settings

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import fake_vast as fakes
 import pytest
 import ssh_fixtures
-from fake_vast import FakeVast, ssh_user
+from fake_vast import FakeVast, quick_settings
 from ssh_fixtures import SSHServer
 
 from _support import TEST_PLUGINS, CommandLineWatch, statuses, subprocess_env
@@ -137,21 +137,13 @@ def run_in_s3(project: Path, store_url: str, remote: Path) -> subprocess.Complet
 
 
 def vast_settings(remote: Path) -> dict[str, Any]:
-    return {
-        "poll_s": 0.05,
-        "status_interval_s": 0.1,
-        "request_spacing_s": 0.0,
-        "retry_backoff_s": 0.01,
-        "provision_timeout_s": 60.0,
-        "ssh_timeout_s": 30.0,
-        "connect_timeout_s": 5,
-        "ssh_user": ssh_user(),
-        "bootstrap": False,
-        "python": sys.executable,
-        "remote_root": str(remote),
-        "image": "voltx/test-image",
-        "forward_env": FORWARD_ENV,
-    }
+    return quick_settings(
+        remote,
+        status_interval_s=0.1,
+        provision_timeout_s=60.0,
+        ssh_timeout_s=30.0,
+        forward_env=FORWARD_ENV,
+    )
 
 
 def test_vast_run_of_2_1_on_an_s3_store(fake_vast: FakeVast, s3: S3Server, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import fake_vast as fakes
 import pytest
-from fake_vast import FakeVast, ssh_user
+from fake_vast import FakeVast, quick_settings
 
 from voltx.backend import JobRequest, JobState
 from voltx.spec import Resources
@@ -35,22 +34,7 @@ DEADLINE_S = 30.0
 
 def fast_settings(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     """Settings that make the backend quick against the fake: short polls, no bootstrap."""
-    settings: dict[str, Any] = {
-        "poll_s": 0.05,
-        "status_interval_s": 0.05,
-        "request_spacing_s": 0.0,
-        "retry_backoff_s": 0.01,
-        "provision_timeout_s": 20.0,
-        "ssh_timeout_s": 20.0,
-        "connect_timeout_s": 5,
-        "ssh_user": ssh_user(),
-        "bootstrap": False,
-        "python": sys.executable,
-        "remote_root": str(tmp_path / "remote"),
-        "image": "voltx/test-image",
-    }
-    settings.update(overrides)
-    return settings
+    return quick_settings(tmp_path / "remote", **overrides)
 
 
 @pytest.fixture

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import fake_vast as fakes
 import pytest
-from fake_vast import FakeVast, ssh_user
+from fake_vast import FakeVast, quick_settings
 
 from _support import TEST_PLUGINS, subprocess_env
+from voltx.budget import BUDGET_EXIT_CODE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 fake_vast = fakes.fake_vast
 
 RUN_TIMEOUT_S = 90
-BUDGET_EXIT_CODE = 3
 
 
 @pytest.fixture
@@ -31,21 +31,14 @@ def project(tmp_path: Path, fake_vast: FakeVast) -> Path:
     """A project on the fake Vast with quick settings, and a short grace period for stops."""
     folder = tmp_path / "project"
     folder.mkdir()
-    settings = {
-        "poll_s": 0.05,
-        "status_interval_s": 0.1,
-        "request_spacing_s": 0.0,
-        "retry_backoff_s": 0.01,
-        "provision_timeout_s": 30.0,
-        "ssh_timeout_s": 20.0,
-        "connect_timeout_s": 5,
-        "ssh_user": ssh_user(),
-        "bootstrap": False,
-        "python": sys.executable,
-        "remote_root": str(tmp_path / "remote"),
-        "image": "voltx/test-image",
-        "forward_env": ["VOLTX_PLUGINS", "PYTHONPATH", "VOLTX_HOME", "VOLTX_CACHE_DIR"],
-    }
+    settings = quick_settings(
+        tmp_path / "remote",
+        status_interval_s=0.1,
+        provision_timeout_s=30.0,
+        # The worker on the "instance" needs the test plugin, as a real host would need it
+        # installed; the rest keeps its caches out of the real home.
+        forward_env=["VOLTX_PLUGINS", "PYTHONPATH", "VOLTX_HOME", "VOLTX_CACHE_DIR"],
+    )
     lines = ["[project]", 'backend = "vast"', "", "[budget]", "grace_s = 2", ""]
     lines += ["[backends.vast]"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]

@@ -8,7 +8,6 @@ destroyed and the job runs on another, as for an instance that dies while loadin
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import fake_vast as fakes
 import pytest
 import structlog
-from fake_vast import FakeVast, ssh_user
+from fake_vast import FakeVast, quick_settings
 
 from voltx.backend import JobRequest, JobState
 from voltx.spec import Resources
@@ -39,21 +38,7 @@ def make_backend(tmp_path: Path, fake_vast: FakeVast) -> Iterator[Callable[..., 
     made: list[VastBackend] = []
 
     def make(**overrides: Any) -> VastBackend:
-        settings: dict[str, Any] = {
-            "poll_s": 0.05,
-            "status_interval_s": 0.05,
-            "request_spacing_s": 0.0,
-            "retry_backoff_s": 0.01,
-            "provision_timeout_s": 20.0,
-            "ssh_timeout_s": 20.0,
-            "connect_timeout_s": 5,
-            "ssh_user": ssh_user(),
-            "bootstrap": False,
-            "python": sys.executable,
-            "remote_root": str(tmp_path / "remote"),
-            "image": "voltx/test-image",
-            **overrides,
-        }
+        settings = quick_settings(tmp_path / "remote", **overrides)
         backend = VastBackend(work_dir=tmp_path / "work", **settings)
         made.append(backend)
         return backend

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import fake_vast as fakes
 import pytest
-from fake_vast import FakeVast, ssh_user
+from fake_vast import FakeVast, quick_settings
 
 from _support import TEST_PLUGINS, CommandLineWatch, statuses, subprocess_env
 
@@ -31,23 +31,14 @@ def project(tmp_path: Path, fake_vast: FakeVast) -> Path:
     """A project whose backend is the fake Vast, with settings that keep the runs quick."""
     folder = tmp_path / "project"
     folder.mkdir()
-    settings = {
-        "poll_s": 0.05,
-        "status_interval_s": 0.1,
-        "request_spacing_s": 0.0,
-        "retry_backoff_s": 0.01,
-        "provision_timeout_s": 30.0,
-        "ssh_timeout_s": 20.0,
-        "connect_timeout_s": 5,
-        "ssh_user": ssh_user(),
-        "bootstrap": False,
-        "python": sys.executable,
-        "remote_root": str(tmp_path / "remote"),
-        "image": "voltx/test-image",
+    settings = quick_settings(
+        tmp_path / "remote",
+        status_interval_s=0.1,
+        provision_timeout_s=30.0,
         # The worker on the "instance" needs the test plugin, as a real host would need it
         # installed; the rest keeps its caches out of the real home.
-        "forward_env": ["VOLTX_PLUGINS", "PYTHONPATH", "VOLTX_HOME", "VOLTX_CACHE_DIR"],
-    }
+        forward_env=["VOLTX_PLUGINS", "PYTHONPATH", "VOLTX_HOME", "VOLTX_CACHE_DIR"],
+    )
     lines = ["[project]", 'backend = "vast"', "", "[backends.vast]"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
     (folder / "voltx.toml").write_text("\n".join(lines) + "\n")
