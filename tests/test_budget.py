@@ -361,7 +361,7 @@ def _sleep_forever(ctx: voltx.PhaseContext) -> None:
 
 def test_an_ssh_host_costs_its_configured_rate_once() -> None:
     from voltx.errors import BackendError
-    from voltx_backends.ssh.backend import SSHBackend, SSHJobHandle
+    from voltx_backends.ssh import SSHBackend, SSHJobHandle
 
     backend = SSHBackend(host="127.0.0.1", port=2222, dollars_per_hour=2.5)
     first, second = (SSHJobHandle(backend, f"j{n}", f"/jobs/j{n}") for n in (1, 2))

@@ -4,8 +4,9 @@
 client underneath (shared connection, transfers), which other remote backends build on.
 """
 
-from voltx_backends.ssh.backend import SSHBackend, SSHJobHandle
+from voltx_backends.ssh.backend import SSHBackend
 from voltx_backends.ssh.bootstrap import BootstrapError
+from voltx_backends.ssh.handle import SSHJobHandle
 from voltx_backends.ssh.target import (
     AuthenticationError,
     HostKeyError,
