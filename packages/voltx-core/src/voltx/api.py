@@ -22,6 +22,7 @@ from voltx.ledger import (
     new_run_id,
     owner_alive,
     remember_run,
+    since_last_start,
     target_key,
 )
 from voltx.planning.estimates import (
@@ -378,9 +379,7 @@ def status(run_id: str | None = None, *, store: str | None = None) -> RunResult:
             spent=spent_by_phase.get(phase_id, 0.0),
         )
     # A run a budget stopped can be continued: only an end after its last (re)start counts.
-    starts = [i for i, e in enumerate(events) if e.kind in ("run_started", "run_continued")]
-    since = events[starts[-1] :] if starts else events
-    finished = [e for e in since if e.kind == "run_finished"]
+    finished = [e for e in since_last_start(events) if e.kind == "run_finished"]
     run_status = str(finished[-1].data.get("status")) if finished else "running"
     detail = ""
     owner = ledger.owner()

@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 
 from voltx.errors import ConfigError, did_you_mean
-from voltx.ledger import Ledger
+from voltx.ledger import Ledger, since_last_start
 from voltx.store import ArtifactStore
 
 # A stopped job gets this long after SIGTERM to write its checkpoint before it is killed.
@@ -306,8 +306,7 @@ def stop_message(store_url: str, run_id: str) -> str:
     reason = str(data.get("reason") or "")
     if not reason:
         # A phase's own limit: name each phase it stopped in this invocation.
-        starts = [i for i, e in enumerate(events) if e.kind in ("run_started", "run_continued")]
-        since = events[starts[-1] :] if starts else events
+        since = since_last_start(events)
         reason = "; ".join(
             f"{e.phase_id}: {str(e.data.get('reason', '')).removeprefix('budget: ')}"
             for e in since

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,12 @@ class PhaseState:
     outputs: Mapping[str, str] = attrs.field(factory=dict)
     job: Mapping[str, Any] | None = None
     backend: str | None = None
+
+
+def since_last_start(events: Sequence[Event]) -> Sequence[Event]:
+    """The events of the latest invocation of a run: from its last start or continuation on."""
+    starts = [i for i, e in enumerate(events) if e.kind in OWNER_EVENTS]
+    return events[starts[-1] :] if starts else events
 
 
 def target_key(targets: Iterable[str], profile: str, backend: str) -> str:
