@@ -5,7 +5,7 @@ PIP_QUIET = --quiet --disable-pip-version-check
 # The CPU build of torch this machine kind keeps on disk; any other version downloads GBs of CUDA.
 TORCH = torch==2.13.0
 
-.PHONY: demo test lint typecheck test-core clean
+.PHONY: demo test test-tools lint typecheck test-core clean
 
 # Install voltx with the example plugin and run the demo pipeline on the embedded data.
 demo: .venv/.installed
@@ -18,9 +18,13 @@ demo: .venv/.installed
 	.venv/bin/pip install $(PIP_QUIET) $(PACKAGES) -e examples/voltx-example-textstats
 	touch $@
 
-# Lint, type-check, run the whole suite, then check voltx-core alone in a venv without torch.
-test: .venv-test/.installed lint typecheck test-core
+# Install the system tools the suite runs for real (sshd, rsync, bubblewrap), lint, type-check,
+# run the whole suite, then check voltx-core alone in a venv without torch.
+test: test-tools .venv-test/.installed lint typecheck test-core
 	.venv-test/bin/pytest -q
+
+test-tools:
+	scripts/install-test-tools.sh
 
 .venv-test/.installed: packages/*/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv .venv-test
