@@ -32,26 +32,26 @@ from voltx.testing import (  # noqa: E402
 )
 from voltx.testing.phase_contract import PhaseContract  # noqa: E402
 from voltx_phases._common.weights import save_weights  # noqa: E402
-from voltx_phases.datasets.schema import Document, read_documents, write_jsonl  # noqa: E402
-from voltx_phases.translator import kmeans  # noqa: E402
-from voltx_phases.translator.codebook_config import CODEBOOK_PROFILES  # noqa: E402
-from voltx_phases.translator.codebook_file import (  # noqa: E402
+from voltx_phases.codebook import kmeans  # noqa: E402
+from voltx_phases.codebook.codebook_building import build_codebook  # noqa: E402
+from voltx_phases.codebook.codebook_file import (  # noqa: E402
     CodebookFormatError,
     check_codebook_file,
     codebook_file_size,
     read_codebook,
     write_codebook,
 )
-from voltx_phases.translator.codebook_phase import build_codebook  # noqa: E402
-from voltx_phases.translator.codebook_specs import PHASES  # noqa: E402
-from voltx_phases.translator.corpus_encoding import (  # noqa: E402
+from voltx_phases.codebook.config import CODEBOOK_PROFILES  # noqa: E402
+from voltx_phases.codebook.corpus_encoding import (  # noqa: E402
     _cut_point,
     encode_corpus,
     load_code_encoder,
     load_tokenizer,
     tokenize,
 )
-from voltx_phases.translator.encoder import CodeEncoder, EncoderShape, encode_frames  # noqa: E402
+from voltx_phases.codebook.specs import PHASES  # noqa: E402
+from voltx_phases.datasets.schema import Document, read_documents, write_jsonl  # noqa: E402
+from voltx_phases.models.encoder import CodeEncoder, EncoderShape, encode_frames  # noqa: E402
 
 SPEC = PHASES[0]
 

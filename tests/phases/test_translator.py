@@ -25,10 +25,15 @@ from voltx.spec import PhaseSpec  # noqa: E402
 from voltx.testing.phase_contract import PhaseContract  # noqa: E402
 from voltx_phases._common.schedules import warmup_cosine_lr  # noqa: E402
 from voltx_phases.datasets.schema import Document, Problem, write_jsonl  # noqa: E402
-from voltx_phases.translator import checks, role_labels, train_decoder, train_encoder  # noqa: E402
+from voltx_phases.models.decoder import CodeDecoder, DecoderShape  # noqa: E402
+from voltx_phases.models.encoder import CodeEncoder, EncoderShape  # noqa: E402
+from voltx_phases.translator import (  # noqa: E402
+    checks,
+    decoder_training,
+    encoder_training,
+    role_labels,
+)
 from voltx_phases.translator.config import DECODER_PROFILES, ENCODER_PROFILES  # noqa: E402
-from voltx_phases.translator.decoder import CodeDecoder, DecoderShape  # noqa: E402
-from voltx_phases.translator.encoder import CodeEncoder, EncoderShape  # noqa: E402
 from voltx_phases.translator.pairs import function_pairs, load_pairs, split_pairs  # noqa: E402
 from voltx_phases.translator.specs import PHASES  # noqa: E402
 from voltx_phases.translator.tokenizer_training import (  # noqa: E402
@@ -160,7 +165,7 @@ def run_directly(
         device="cpu",
         profile="tiny",
     )
-    entry = train_encoder.run if spec is ENCODER_SPEC else train_decoder.run
+    entry = encoder_training.run if spec is ENCODER_SPEC else decoder_training.run
     try:
         entry(ctx)
     finally:
@@ -204,7 +209,7 @@ def test_parameter_counts_at_full_size() -> None:
     assert encoder.embed.weight.numel() == decoder.token_embed.numel() == 4_194_304
 
 
-# Names and shapes as spec sections 3.1 and 4 list them, not derived from the modules.
+# Names and shapes as `docs/formats.md` lists them, not derived from the modules.
 ORIGINAL_ENCODER = {
     "embed.weight": (32768, 128),
     "conv1.weight": (256, 128, 3),

@@ -24,7 +24,7 @@ from safetensors.numpy import load_file, save_file
 from tokenizers import Tokenizer
 
 from voltx_phases._common.weights import canonicalize_safetensors, load_weights
-from voltx_phases.translator.encoder import CodeEncoder, EncoderShape, encode_frames
+from voltx_phases.models.encoder import CodeEncoder, EncoderShape, encode_frames
 
 MAX_TOKENS = 512  # the original's LearnedTranslator truncates at 512 ids
 

@@ -7,9 +7,9 @@ Inputs: ``code_tokenizer`` (``code_tokenizer.json``), ``code_encoder``
 (``code_encoder.safetensors``, its shape read from the tensors) and ``stack_python``
 (``stack_python.jsonl``, corpus documents). Outputs:
 
-- ``codebook_code``: ``codebook_code.bin`` in the original's exact layout (spec section 5.3;
-  67,108,880 bytes at k = 65,536), L2-normalised rows. Read it with
-  `voltx_phases.translator.codebook_file.read_codebook`.
+- ``codebook_code``: ``codebook_code.bin`` in the original's exact layout (`docs/formats.md`,
+  VXCB codebook; 67,108,880 bytes at k = 65,536), L2-normalised rows. Read it with
+  `voltx_phases.codebook.codebook_file.read_codebook`.
 - ``codebook_hnsw``: ``codebook_hnsw.faiss``, a faiss ``IndexHNSWFlat`` over those rows by inner
   product (cosine; M 24, efConstruction 200, efSearch 32; id = row), and ``codebook_hnsw.json``
   describing it, with the recall@1 against brute force and the k-means report.
@@ -18,9 +18,10 @@ Steps: encode up to `max_files` files into one preallocated array (`corpus_encod
 seeded random `sample_size` of the vectors, k-means with faiss (`kmeans`), normalise and write
 the entries, check that the file reads back to the same array, then build and measure the HNSW
 index. The original's mini-batch k-means is replaced by Lloyd iterations over all vectors
-(section 5.2 allows any ordering that is documented); its k-means++ seeding is kept. Each
-iteration's inertia goes to ``metrics.jsonl`` and each iteration is checkpointed, so a rerun after
-a crash re-encodes the corpus (deterministic) and resumes k-means where it stopped.
+(`docs/phases.md`, 0.3: any documented ordering of the updates is allowed); its k-means++
+seeding is kept. Each iteration's inertia goes to ``metrics.jsonl`` and each iteration is
+checkpointed, so a rerun after a crash re-encodes the corpus (deterministic) and resumes k-means
+where it stopped.
 """
 
 from __future__ import annotations
@@ -39,15 +40,14 @@ import numpy as np
 from voltx import PhaseContext, PhaseError
 from voltx.checkpoints import CheckpointManager
 from voltx_phases._common.devices import resolve_device
-from voltx_phases.datasets.schema import read_documents
-from voltx_phases.translator.codebook_config import CodebookConfig
-from voltx_phases.translator.codebook_file import FILE_NAME, read_codebook, write_codebook
-from voltx_phases.translator.corpus_encoding import (
+from voltx_phases.codebook.codebook_file import FILE_NAME, read_codebook, write_codebook
+from voltx_phases.codebook.config import CodebookConfig
+from voltx_phases.codebook.corpus_encoding import (
     encode_corpus,
     load_code_encoder,
     load_tokenizer,
 )
-from voltx_phases.translator.kmeans import (
+from voltx_phases.codebook.kmeans import (
     IterationStats,
     QuantizationReport,
     build_hnsw,
@@ -57,6 +57,7 @@ from voltx_phases.translator.kmeans import (
     sample_rows_inplace,
     train_kmeans,
 )
+from voltx_phases.datasets.schema import read_documents
 
 HNSW_FILE = "codebook_hnsw.faiss"
 HNSW_JSON = "codebook_hnsw.json"

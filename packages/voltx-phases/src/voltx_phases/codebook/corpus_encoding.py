@@ -1,6 +1,6 @@
-"""Corpus files to R0 slot vectors (phase 0.3, spec sections 1.2 b and 5.1), in one array.
+"""Corpus files to R0 slot vectors (phase 0.3, `docs/phases.md`, 0.3), in one array.
 
-    from voltx_phases.translator.corpus_encoding import encode_corpus, load_code_encoder
+    from voltx_phases.codebook.corpus_encoding import encode_corpus, load_code_encoder
     tokenizer = load_tokenizer("code_tokenizer.json")
     encoder = load_code_encoder("code_encoder.safetensors", torch.device("cpu"))
     corpus = encode_corpus(read_documents(path), tokenizer, encoder, max_files=200, batch_size=32)
@@ -31,7 +31,7 @@ from tokenizers import Tokenizer, pre_tokenizers
 
 from voltx_phases._common.weights import WeightsError, load_weights
 from voltx_phases.datasets.schema import Document
-from voltx_phases.translator.encoder import (
+from voltx_phases.models.encoder import (
     NUM_SLOTS,
     SLOT_DIM,
     CodeEncoder,
@@ -39,7 +39,7 @@ from voltx_phases.translator.encoder import (
     encode_frames,
 )
 
-# The original skipped corpus files outside this many UTF-8 bytes (spec section 5.1).
+# The original skipped corpus files outside this many UTF-8 bytes (`docs/phases.md`, 0.3).
 MIN_DOCUMENT_BYTES = 50
 MAX_DOCUMENT_BYTES = 50_000
 MAX_TOKENS = 512
@@ -237,10 +237,10 @@ def _cuts_are_exact(tokenizer: Tokenizer) -> bool:
     """Whether cutting a text before a newline that follows a non-space character leaves every
     earlier token unchanged.
 
-    True for the byte-level BPE of spec section 2 (no normalizer; GPT-2 ByteLevel regex). That
-    regex splits the text into pieces tokenized independently, and a piece ending in a
-    non-space character cannot extend over a newline (letters, digits, punctuation and the
-    contractions exclude whitespace; only whitespace runs look ahead). So the pieces before
+    True for the byte-level BPE of phase 1.1 (`docs/phases.md`, 1.1; no normalizer; GPT-2
+    ByteLevel regex). That regex splits the text into pieces tokenized independently, and a piece
+    ending in a non-space character cannot extend over a newline (letters, digits, punctuation and
+    the contractions exclude whitespace; only whitespace runs look ahead). So the pieces before
     such a cut are the same with or without the rest of the text. Any other pre-tokenizer, a
     normalizer, or an added token holding whitespace: no cut.
     """
