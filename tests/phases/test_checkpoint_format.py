@@ -108,7 +108,7 @@ def test_a_planted_pickle_file_is_refused_and_never_loaded(
     message = str(caught.value)
     assert isinstance(caught.value, VoltxError)
     assert "trainer_state.pt is not part of the checkpoint format" in message
-    assert "delete the checkpoint folder" in message and "\n" not in message
+    assert "delete the phase's checkpoints" in message and "\n" not in message
     assert caught.value.path == checkpoint.path / "trainer_state.pt"
     assert not marker.exists()
 
@@ -139,4 +139,32 @@ def test_an_old_torch_save_checkpoint_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointFormatError, match=r"no trainer\.json") as caught:
         read_training_state(folder, models.modules(), None)
     assert "trainer_state.pt" in str(caught.value)
+    assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_a_run_resuming_from_a_planted_checkpoint_fails_with_the_reason(tmp_path: Path) -> None:
+    """End to end: phase 2.1 finds a pickle in its latest checkpoint in the store and stops."""
+    import voltx
+    from _frames import write_bias, write_problem_frames
+    from voltx.store import ArtifactStore
+    from voltx.testing import InProcessBackend
+
+    root = tmp_path / "store"
+    store = ArtifactStore.open(str(root))
+    store.add("problem_frames", write_problem_frames(tmp_path / "frames", problems=16))
+    store.add("code_attention_bias", write_bias(tmp_path / "bias"))
+    first = voltx.run("2.1", backend=InProcessBackend(tmp_path / "a"), store=str(root))
+    assert first.ok, first.phases["2.1"].reason
+    # Forget the success, so the next run trains again and resumes from the latest checkpoint.
+    for record in (root / "records" / "fingerprints").glob("*.json"):
+        record.unlink()
+    latest = max((root / "checkpoints" / "2.1").glob("*/step-*"))
+    marker = tmp_path / "pwned"
+    (latest / "trainer_state.pt").write_bytes(pickle.dumps(_Payload(marker)))
+
+    second = voltx.run("2.1", backend=InProcessBackend(tmp_path / "b"), store=str(root))
+    phase = second.phases["2.1"]
+    assert phase.status == "failed"
+    assert "trainer_state.pt is not part of the checkpoint format" in phase.reason
     assert not marker.exists()

@@ -54,8 +54,8 @@ FORMAT = "voltx-trainer-state/1"
 _RESERVED = frozenset({"format", "optimizer", "scheduler", "rng"})
 _RESTART = (
     "voltx reads checkpoints as safetensors and JSON only, since a store may be shared and a "
-    "serialised Python object runs code when loaded; delete the checkpoint folder to restart "
-    "the phase from scratch"
+    "serialised Python object runs code when loaded; delete the phase's checkpoints (this "
+    "folder's parent, and checkpoints/<phase id>/ in the store) to restart it from scratch"
 )
 
 
