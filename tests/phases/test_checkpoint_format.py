@@ -145,8 +145,9 @@ def test_an_old_torch_save_checkpoint_is_refused(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_run_resuming_from_a_planted_checkpoint_fails_with_the_reason(tmp_path: Path) -> None:
     """End to end: phase 2.1 finds a pickle in its latest checkpoint in the store and stops."""
-    import voltx
     from _frames import write_bias, write_problem_frames
+
+    import voltx
     from voltx.store import ArtifactStore
     from voltx.testing import InProcessBackend
 
