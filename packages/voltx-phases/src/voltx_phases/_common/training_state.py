@@ -21,7 +21,7 @@ A checkpoint folder holds everything a bit-exact resume needs (layout in `docs/f
 Nothing is deserialised into code objects: safetensors holds only tensors and JSON only plain
 values, so a checkpoint from a shared store can be read without trusting it. Any other file in
 the folder (a ``.pt`` file from an older voltx, say) is refused with `CheckpointFormatError`
-before anything is read. The manager commits the folder atomically, so a rerun after a crash
+before any tensor is loaded. The manager commits the folder atomically, so a rerun after a crash
 resumes from the latest complete one.
 """
 
