@@ -45,13 +45,13 @@ from voltx_phases.codebook.config import CODEBOOK_PROFILES  # noqa: E402
 from voltx_phases.codebook.corpus_encoding import (  # noqa: E402
     _cut_point,
     encode_corpus,
-    load_code_encoder,
     load_tokenizer,
     tokenize,
 )
 from voltx_phases.codebook.specs import PHASES  # noqa: E402
 from voltx_phases.datasets.schema import Document, read_documents, write_jsonl  # noqa: E402
 from voltx_phases.models.encoder import CodeEncoder, EncoderShape, encode_frames  # noqa: E402
+from voltx_phases.models.loading import load_encoder  # noqa: E402
 
 SPEC = PHASES[0]
 
@@ -360,7 +360,7 @@ def test_tokenize_equals_encode_then_truncate(assets: dict[str, Path], max_token
 
 def test_encoder_fills_one_array_matching_per_document_frames(assets: dict[str, Path]) -> None:
     tokenizer = load_tokenizer(assets["code_tokenizer"])
-    encoder = load_code_encoder(assets["code_encoder"])
+    encoder = load_encoder(assets["code_encoder"]).eval()
     assert encoder.shape == EncoderShape(vocab_size=300, embed_dim=32)
     documents = list(read_documents(assets["stack_python"]))
     corpus = encode_corpus(documents, tokenizer, encoder, max_files=24, batch_size=5)

@@ -12,8 +12,8 @@ from safetensors.torch import save_file  # noqa: E402
 
 from voltx.errors import ArtifactFormatError  # noqa: E402
 from voltx.imports import check_artifact  # noqa: E402
+from voltx_phases.models.loading import check_scaled_vfn_file  # noqa: E402
 from voltx_phases.models.scaled_vfn import ScaledVFN, VfnShape  # noqa: E402
-from voltx_phases.soft_core.checks import check_scaled_vfn_file  # noqa: E402
 
 SHAPE = VfnShape(hidden_dim=64, num_blocks=2, time_freqs=4)
 

@@ -42,11 +42,7 @@ from voltx.checkpoints import CheckpointManager
 from voltx_phases._common.devices import resolve_device
 from voltx_phases.codebook.codebook_file import FILE_NAME, read_codebook, write_codebook
 from voltx_phases.codebook.config import CodebookConfig
-from voltx_phases.codebook.corpus_encoding import (
-    encode_corpus,
-    load_code_encoder,
-    load_tokenizer,
-)
+from voltx_phases.codebook.corpus_encoding import encode_corpus, load_tokenizer
 from voltx_phases.codebook.kmeans import (
     IterationStats,
     QuantizationReport,
@@ -58,6 +54,7 @@ from voltx_phases.codebook.kmeans import (
     train_kmeans,
 )
 from voltx_phases.datasets.schema import read_documents
+from voltx_phases.models.loading import load_encoder
 
 HNSW_FILE = "codebook_hnsw.faiss"
 HNSW_JSON = "codebook_hnsw.json"
@@ -84,9 +81,10 @@ def run(ctx: PhaseContext) -> None:
     config: CodebookConfig = ctx.config
     device = resolve_device(config.device, ctx)
     tokenizer = load_tokenizer(_input(ctx, "code_tokenizer", "code_tokenizer.json", "*.json"))
-    encoder = load_code_encoder(
+    # Hidden 256 and 16 roles are fixed by the frame format; the check refuses anything else.
+    encoder = load_encoder(
         _input(ctx, "code_encoder", "code_encoder.safetensors", "*.safetensors"), device
-    )
+    ).eval()
     if tokenizer.get_vocab_size() > encoder.shape.vocab_size:
         raise PhaseError(
             ctx.phase_id,

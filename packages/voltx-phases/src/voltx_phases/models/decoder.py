@@ -13,7 +13,7 @@ the Rust implementation's `code_decoder.safetensors` loads unchanged. There is n
 projection after either attention, as in the original. `token_embed` and `pos_encoding` start
 at zero, as candle's `VarBuilder::get` initialised them.
 
-    from voltx_phases.translator.checks import load_decoder
+    from voltx_phases.models.loading import load_decoder
     decoder = load_decoder("code_decoder.safetensors")       # or the folder holding it
     ids = decoder.generate(context)                           # context [B, S, 256], stops at <eos>
 """

@@ -20,7 +20,7 @@ from voltx_phases.soft_core.config import (
 # output) are checked against the ScaledVFN layout when added; the check imports torch, so it is
 # named here and loaded on use.
 ARTIFACT_CHECKS = {
-    name: "voltx_phases.soft_core.checks:check_scaled_vfn_file"
+    name: "voltx_phases.models.loading:check_scaled_vfn_file"
     for name in ("scaled_vfn_init", "scaled_vfn_stage1", "scaled_vfn_stage2", "scaled_vfn")
 }
 

@@ -46,13 +46,9 @@ from voltx_phases._common.training_state import TrainerState, restore_latest, sa
 from voltx_phases._common.weights import save_weights
 from voltx_phases.models.decoder import DECODER_BOS_ID, CodeDecoder, DecoderShape
 from voltx_phases.models.encoder import CodeEncoder
+from voltx_phases.models.loading import DECODER_FILE, check_decoder_file, load_encoder
 from voltx_phases.models.vocabulary import EOS_ID, PAD_ID
-from voltx_phases.translator.checks import (
-    DECODER_FILE,
-    check_decoder_file,
-    check_tokenizer_file,
-    load_encoder,
-)
+from voltx_phases.translator.checks import check_tokenizer_file
 from voltx_phases.translator.config import DecoderPhaseConfig
 from voltx_phases.translator.pairs import encode_texts, load_pairs, split_pairs
 

@@ -41,8 +41,9 @@ from voltx_phases._common.seeding import epoch_order, seed_everything
 from voltx_phases._common.training_state import TrainerState, restore_latest, save_checkpoint
 from voltx_phases._common.weights import save_weights
 from voltx_phases.models.encoder import CodeEncoder, EncoderShape
+from voltx_phases.models.loading import ENCODER_FILE, check_encoder_file
 from voltx_phases.models.vocabulary import PAD_ID
-from voltx_phases.translator.checks import ENCODER_FILE, TOKENIZER_FILE, check_encoder_file
+from voltx_phases.translator.checks import TOKENIZER_FILE
 from voltx_phases.translator.config import EncoderPhaseConfig
 from voltx_phases.translator.pairs import Pair, encode_texts, load_pairs, split_pairs
 from voltx_phases.translator.role_labels import OTHER, RoleLabeller

@@ -17,8 +17,8 @@ from voltx_phases.translator.config import (
 # shapes, special tokens); the checks import torch, so they are named here and loaded on use.
 ARTIFACT_CHECKS = {
     "code_tokenizer": "voltx_phases.translator.checks:check_tokenizer_file",
-    "code_encoder": "voltx_phases.translator.checks:check_encoder_file",
-    "code_decoder": "voltx_phases.translator.checks:check_decoder_file",
+    "code_encoder": "voltx_phases.models.loading:check_encoder_file",
+    "code_decoder": "voltx_phases.models.loading:check_decoder_file",
 }
 
 _TINY = Resources(cpu_cores=1, ram_gb=2, disk_gb=1)
