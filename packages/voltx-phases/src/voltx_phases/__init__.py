@@ -19,7 +19,8 @@ safety calibration), ``alignment/`` (4.x: end-to-end fine-tuning, RLVF, sleep co
 Beside the families, code more than one of them uses:
 
     models/       the shared model definitions (encoder, decoder, ScaledVFN, slot attention,
-                  diffusion controller, the RAR loop); tensor names in `docs/formats.md`
+                  diffusion controller, the RAR loop) and the loaders and checks of their
+                  weights files (`models/loading.py`); tensor names in `docs/formats.md`
     execution/    the sandbox that runs code voltx did not write (0.2 now; 3.2, 4.x, 5.x later)
     _common/      plain helpers: devices, seeding, schedules, weights files, checkpoint state
 
