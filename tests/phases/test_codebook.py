@@ -286,6 +286,30 @@ def test_build_codebook_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     assert "k-means resumed from checkpoint" not in log.events
 
 
+def test_a_planted_file_in_a_kmeans_checkpoint_is_refused(tmp_path: Path) -> None:
+    """0.3's checkpoints are safetensors and JSON too: anything else is refused, never loaded."""
+    import pickle
+
+    from voltx_phases._common.training_state import CheckpointFormatError
+
+    x = _clustered(600, centers=64, seed=3)
+    tiny = CODEBOOK_PROFILES["tiny"]
+    checkpoints = CheckpointManager(tmp_path / "checkpoints")
+    build_codebook(x.copy(), attrs.evolve(tiny, niter=2), checkpoints=checkpoints)
+    latest = checkpoints.latest()
+    assert latest is not None
+    assert sorted(p.name for p in latest.path.iterdir()) == [
+        "MANIFEST.json",
+        "centroids.safetensors",
+        "state.json",
+    ]
+    (latest.path / "centroids.npy").write_bytes(pickle.dumps(np.zeros((64, 256), np.float32)))
+    with pytest.raises(
+        CheckpointFormatError, match=r"centroids\.npy is not part of the checkpoint"
+    ):
+        build_codebook(x.copy(), tiny, checkpoints=checkpoints)
+
+
 # --- corpus encoding --------------------------------------------------------------------------
 
 

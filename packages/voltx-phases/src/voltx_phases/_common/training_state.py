@@ -179,7 +179,7 @@ def read_training_state(
     expected = {*module_files, RNG_FILE, STATE_FILE}
     if "optimizer" in document:
         expected.add(OPTIMIZER_FILE)
-    _refuse_foreign_files(folder, expected)
+    check_checkpoint_files(folder, expected)
     for file_name, module in module_files.items():
         try:
             load_weights(module, folder / file_name)
@@ -235,7 +235,9 @@ def _open_document(folder: Path) -> dict[str, Any]:
     return document
 
 
-def _refuse_foreign_files(folder: Path, expected: set[str]) -> None:
+def check_checkpoint_files(folder: Path, expected: set[str]) -> None:
+    """Refuse a checkpoint folder holding anything but `expected` (and the manager's manifest),
+    or missing one of them, before a byte of it is loaded."""
     foreign = sorted(
         path.relative_to(folder).as_posix()
         for path in folder.rglob("*")

@@ -36,10 +36,13 @@ from typing import Any
 import attrs
 import faiss
 import numpy as np
+from safetensors.numpy import load_file as load_arrays
+from safetensors.numpy import save_file as save_arrays
 
 from voltx import PhaseContext, PhaseError
 from voltx.checkpoints import CheckpointManager
 from voltx_phases._common.devices import resolve_device
+from voltx_phases._common.training_state import check_checkpoint_files
 from voltx_phases.codebook.codebook_file import FILE_NAME, read_codebook, write_codebook
 from voltx_phases.codebook.config import CodebookConfig
 from voltx_phases.codebook.corpus_encoding import encode_corpus, load_tokenizer
@@ -285,6 +288,10 @@ def describe(codebook: Codebook, config: CodebookConfig, stats: dict[str, Any]) 
     }
 
 
+_STATE_FILE = "state.json"
+_CENTROIDS_FILE = "centroids.safetensors"
+
+
 class _Resume:
     """Per-iteration k-means checkpoints, valid only for the same vectors and settings."""
 
@@ -303,18 +310,23 @@ class _Resume:
         latest = self.checkpoints.latest()
         if latest is None:
             return None
-        state = json.loads((latest.path / "state.json").read_text())
+        # Tensors in safetensors and the rest in JSON, as every phase's checkpoints: reading a
+        # checkpoint from a shared store must never run code (docs/formats.md, checkpoint).
+        check_checkpoint_files(latest.path, {_STATE_FILE, _CENTROIDS_FILE})
+        state = json.loads((latest.path / _STATE_FILE).read_text())
         if state.get("key") != self.key or latest.step > self.niter:
             return None
-        centroids = np.load(latest.path / "centroids.npy")
+        centroids = load_arrays(str(latest.path / _CENTROIDS_FILE))["centroids"]
         history = [IterationStats(**it) for it in state["history"]]
         return latest.step, centroids, history
 
     def save(self, iteration: int, centroids: np.ndarray, history: list[IterationStats]) -> None:
         with self.checkpoints.save(iteration) as folder:
-            np.save(folder / "centroids.npy", centroids)
+            save_arrays(
+                {"centroids": np.ascontiguousarray(centroids)}, str(folder / _CENTROIDS_FILE)
+            )
             state = {"key": self.key, "history": [attrs.asdict(it) for it in history]}
-            (folder / "state.json").write_text(json.dumps(state))
+            (folder / _STATE_FILE).write_text(json.dumps(state))
 
 
 def _log_seeding(log: Any) -> Callable[[int, int], None]:
