@@ -67,14 +67,14 @@ def main() -> int:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from voltx_phases.datasets.schema import Document
-    from voltx_phases.translator.corpus_encoding import (
+    from voltx_phases.codebook.corpus_encoding import (
         MAX_TOKENS,
         encode_corpus,
         load_tokenizer,
         tokenize,
     )
-    from voltx_phases.translator.encoder import CodeEncoder, EncoderShape
+    from voltx_phases.datasets.schema import Document
+    from voltx_phases.models.encoder import CodeEncoder, EncoderShape
 
     texts = stdlib_texts()[: args.tokenize_files]
     megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6

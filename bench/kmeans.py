@@ -15,7 +15,7 @@ dimensions (seed 0): real structure, with more centres than centroids as in real
    over the data, batch 8,192 as the original's mini-batch k-means, random init, early stopping
    off): time, and inertia of the centroids as the codebook stores them (L2-normalised) and
    raw. Skipped with a message when scikit-learn is not installed (a bench-only dependency).
-3. Peak memory of the 0.3 core path (`codebook_phase.build_codebook`: sampling, k-means++,
+3. Peak memory of the 0.3 core path (`codebook_building.build_codebook`: sampling, k-means++,
    k-means, report, HNSW, recall, file write and reload) on n vectors, in a fresh subprocess:
    with k-means++ on n/8 vectors as above, so its sample copy is counted: the rise of VmHWM
    above the resident size before the vectors were allocated, against
@@ -82,9 +82,9 @@ def vm_kib(field: str) -> int:
 
 def memory_child(n: int, k: int, niter: int, init: str) -> None:
     """Run the 0.3 core path on n vectors; print the resident sizes around it as JSON."""
-    from voltx_phases.translator.codebook_config import CodebookConfig
-    from voltx_phases.translator.codebook_file import read_codebook, write_codebook
-    from voltx_phases.translator.codebook_phase import build_codebook
+    from voltx_phases.codebook.codebook_building import build_codebook
+    from voltx_phases.codebook.codebook_file import read_codebook, write_codebook
+    from voltx_phases.codebook.config import CodebookConfig
 
     def core_path(vectors: np.ndarray, k: int) -> None:
         config = CodebookConfig(
@@ -137,7 +137,7 @@ def main() -> int:
 
     import faiss
 
-    from voltx_phases.translator.kmeans import (
+    from voltx_phases.codebook.kmeans import (
         kmeanspp_init,
         normalize_rows,
         quantization_report,

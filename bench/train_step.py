@@ -20,13 +20,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "phases"))
 
+from voltx_phases.models.diffusion_controller import DiffusionController
+from voltx_phases.models.rar import RarSettings
+from voltx_phases.models.scaled_vfn import ScaledVFN, VfnShape
+from voltx_phases.models.slot_attention import SlotAttention
 from voltx_phases.soft_core.config import VfnTrainingConfig
-from voltx_phases.soft_core.diffusion_controller import DiffusionController
 from voltx_phases.soft_core.pairs import PairSet
-from voltx_phases.soft_core.rar import RarSettings
-from voltx_phases.soft_core.scaled_vfn import ScaledVFN, VfnShape
-from voltx_phases.soft_core.slot_attention import SlotAttention
-from voltx_phases.soft_core.vfn_training import Models, train_step
+from voltx_phases.soft_core.vfn_step import Models, train_step
 
 
 def synthetic_pairs(problems: int, seed: int = 0) -> PairSet:

@@ -1,7 +1,7 @@
 """Synthetic inputs for the soft-core phases: problem frames with a learnable query -> solution map.
 
-Shaped like the original's smoke data (spec section 6.4): each problem has a few active slots with
-random unit queries, and its solution is normalize(0.8 * roll(q, -7) + noise).
+Shaped like the original's smoke data (`docs/phases.md`, 2.1): each problem has a few active
+slots with random unit queries, and its solution is normalize(0.8 * roll(q, -7) + noise).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
+from voltx_phases.soft_core.code_attention_bias import code_attention_bias
 from voltx_phases.soft_core.config import PROBLEM_DATASETS
 from voltx_phases.soft_core.frames import FrameSet, write_frame_set
-from voltx_phases.translator.code_attention_bias import code_attention_bias
 
 
 def write_problem_frames(folder: Path, problems: int = 48, seed: int = 0) -> Path:

@@ -1,11 +1,11 @@
-"""Phase 0.4: the constant code attention bias matches spec section 7.2."""
+"""Phase 0.4: the constant code attention bias matches the original (`docs/phases.md`, 0.4)."""
 
 from __future__ import annotations
 
 import pytest
 
 np = pytest.importorskip("numpy")
-bias_module = pytest.importorskip("voltx_phases.translator.code_attention_bias")
+bias_module = pytest.importorskip("voltx_phases.soft_core.code_attention_bias")
 
 
 def test_values_match_the_original() -> None:

@@ -32,26 +32,26 @@ from voltx.testing import (  # noqa: E402
 )
 from voltx.testing.phase_contract import PhaseContract  # noqa: E402
 from voltx_phases._common.weights import save_weights  # noqa: E402
-from voltx_phases.datasets.schema import Document, read_documents, write_jsonl  # noqa: E402
-from voltx_phases.translator import kmeans  # noqa: E402
-from voltx_phases.translator.codebook_config import CODEBOOK_PROFILES  # noqa: E402
-from voltx_phases.translator.codebook_file import (  # noqa: E402
+from voltx_phases.codebook import kmeans  # noqa: E402
+from voltx_phases.codebook.codebook_building import build_codebook  # noqa: E402
+from voltx_phases.codebook.codebook_file import (  # noqa: E402
     CodebookFormatError,
     check_codebook_file,
     codebook_file_size,
     read_codebook,
     write_codebook,
 )
-from voltx_phases.translator.codebook_phase import build_codebook  # noqa: E402
-from voltx_phases.translator.codebook_specs import PHASES  # noqa: E402
-from voltx_phases.translator.corpus_encoding import (  # noqa: E402
+from voltx_phases.codebook.config import CODEBOOK_PROFILES  # noqa: E402
+from voltx_phases.codebook.corpus_encoding import (  # noqa: E402
     _cut_point,
     encode_corpus,
-    load_code_encoder,
     load_tokenizer,
     tokenize,
 )
-from voltx_phases.translator.encoder import CodeEncoder, EncoderShape, encode_frames  # noqa: E402
+from voltx_phases.codebook.specs import PHASES  # noqa: E402
+from voltx_phases.datasets.schema import Document, read_documents, write_jsonl  # noqa: E402
+from voltx_phases.models.encoder import CodeEncoder, EncoderShape, encode_frames  # noqa: E402
+from voltx_phases.models.loading import load_encoder  # noqa: E402
 
 SPEC = PHASES[0]
 
@@ -286,6 +286,30 @@ def test_build_codebook_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     assert "k-means resumed from checkpoint" not in log.events
 
 
+def test_a_planted_file_in_a_kmeans_checkpoint_is_refused(tmp_path: Path) -> None:
+    """0.3's checkpoints are safetensors and JSON too: anything else is refused, never loaded."""
+    import pickle
+
+    from voltx_phases._common.training_state import CheckpointFormatError
+
+    x = _clustered(600, centers=64, seed=3)
+    tiny = CODEBOOK_PROFILES["tiny"]
+    checkpoints = CheckpointManager(tmp_path / "checkpoints")
+    build_codebook(x.copy(), attrs.evolve(tiny, niter=2), checkpoints=checkpoints)
+    latest = checkpoints.latest()
+    assert latest is not None
+    assert sorted(p.name for p in latest.path.iterdir()) == [
+        "MANIFEST.json",
+        "centroids.safetensors",
+        "state.json",
+    ]
+    (latest.path / "centroids.npy").write_bytes(pickle.dumps(np.zeros((64, 256), np.float32)))
+    with pytest.raises(
+        CheckpointFormatError, match=r"centroids\.npy is not part of the checkpoint"
+    ):
+        build_codebook(x.copy(), tiny, checkpoints=checkpoints)
+
+
 # --- corpus encoding --------------------------------------------------------------------------
 
 
@@ -360,7 +384,7 @@ def test_tokenize_equals_encode_then_truncate(assets: dict[str, Path], max_token
 
 def test_encoder_fills_one_array_matching_per_document_frames(assets: dict[str, Path]) -> None:
     tokenizer = load_tokenizer(assets["code_tokenizer"])
-    encoder = load_code_encoder(assets["code_encoder"])
+    encoder = load_encoder(assets["code_encoder"]).eval()
     assert encoder.shape == EncoderShape(vocab_size=300, embed_dim=32)
     documents = list(read_documents(assets["stack_python"]))
     corpus = encode_corpus(documents, tokenizer, encoder, max_files=24, batch_size=5)

@@ -18,7 +18,6 @@ from voltx.spec import PhaseSpec
 from voltx.store import ArtifactStore
 from voltx.testing import InProcessBackend, memory_store_url, phase_plugin, registered_plugin
 from voltx.testing.phase_contract import PhaseContract
-from voltx_phases._common.sandbox import run_many, run_tests
 from voltx_phases.datasets import readers
 from voltx_phases.datasets.config import DATASET_PROFILES
 from voltx_phases.datasets.generator import generate_problems, split_generated
@@ -26,6 +25,7 @@ from voltx_phases.datasets.readers import ReadStats
 from voltx_phases.datasets.schema import DatasetLineError, read_problems, write_jsonl
 from voltx_phases.datasets.specs import PHASES
 from voltx_phases.datasets.stdlib_corpus import read_stdlib
+from voltx_phases.execution.sandbox import run_many, run_tests
 
 HUMANEVAL = REPO.parent / "shared" / "data" / "humaneval.jsonl"
 needs_humaneval = pytest.mark.skipif(not HUMANEVAL.is_file(), reason=f"{HUMANEVAL} is absent")

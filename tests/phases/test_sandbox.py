@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from voltx_phases._common.sandbox import (
+from voltx_phases.execution.sandbox import (
     SandboxLimits,
     assemble_program,
     run_many,
@@ -132,7 +132,7 @@ def test_run_many_keeps_the_order_of_its_jobs() -> None:
 
 
 def test_stdio_tests_run_the_solution_file_with_their_own_stdin() -> None:
-    from voltx_phases.datasets.readers import stdio_test
+    from voltx_phases.datasets.apps_tests import stdio_test
 
     solution = "a, b = map(int, input().split())\nprint(a + b)\n"
     tests = [stdio_test("1 2\n", "3\n"), stdio_test("10 -4\n", "6")]

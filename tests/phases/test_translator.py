@@ -25,10 +25,16 @@ from voltx.spec import PhaseSpec  # noqa: E402
 from voltx.testing.phase_contract import PhaseContract  # noqa: E402
 from voltx_phases._common.schedules import warmup_cosine_lr  # noqa: E402
 from voltx_phases.datasets.schema import Document, Problem, write_jsonl  # noqa: E402
-from voltx_phases.translator import checks, role_labels, train_decoder, train_encoder  # noqa: E402
+from voltx_phases.models import loading  # noqa: E402
+from voltx_phases.models.decoder import CodeDecoder, DecoderShape  # noqa: E402
+from voltx_phases.models.encoder import CodeEncoder, EncoderShape  # noqa: E402
+from voltx_phases.translator import (  # noqa: E402
+    checks,
+    decoder_training,
+    encoder_training,
+    role_labels,
+)
 from voltx_phases.translator.config import DECODER_PROFILES, ENCODER_PROFILES  # noqa: E402
-from voltx_phases.translator.decoder import CodeDecoder, DecoderShape  # noqa: E402
-from voltx_phases.translator.encoder import CodeEncoder, EncoderShape  # noqa: E402
 from voltx_phases.translator.pairs import function_pairs, load_pairs, split_pairs  # noqa: E402
 from voltx_phases.translator.specs import PHASES  # noqa: E402
 from voltx_phases.translator.tokenizer_training import (  # noqa: E402
@@ -160,7 +166,7 @@ def run_directly(
         device="cpu",
         profile="tiny",
     )
-    entry = train_encoder.run if spec is ENCODER_SPEC else train_decoder.run
+    entry = encoder_training.run if spec is ENCODER_SPEC else decoder_training.run
     try:
         entry(ctx)
     finally:
@@ -204,7 +210,7 @@ def test_parameter_counts_at_full_size() -> None:
     assert encoder.embed.weight.numel() == decoder.token_embed.numel() == 4_194_304
 
 
-# Names and shapes as spec sections 3.1 and 4 list them, not derived from the modules.
+# Names and shapes as `docs/formats.md` lists them, not derived from the modules.
 ORIGINAL_ENCODER = {
     "embed.weight": (32768, 128),
     "conv1.weight": (256, 128, 3),
@@ -254,9 +260,9 @@ def write_original(path: Path, layout: dict[str, tuple[int, ...]], **changes: An
 
 def test_encoder_file_in_the_original_layout_loads(tmp_path: Path) -> None:
     path = write_original(tmp_path / "code_encoder.safetensors", ORIGINAL_ENCODER)
-    assert checks.check_encoder_file(path) == EncoderShape()
-    assert checks.check_encoder_file(tmp_path) == EncoderShape()  # the folder holding it
-    encoder = checks.load_encoder(path)
+    assert loading.check_encoder_file(path) == EncoderShape()
+    assert loading.check_encoder_file(tmp_path) == EncoderShape()  # the folder holding it
+    encoder = loading.load_encoder(path)
     assert torch.equal(encoder.conv2.weight, load_file(str(path))["conv2.weight"])
     output = encoder(torch.tensor([[5, 6, 7]]))
     assert output.summary.shape == (1, 256)
@@ -265,8 +271,8 @@ def test_encoder_file_in_the_original_layout_loads(tmp_path: Path) -> None:
 def test_decoder_file_in_the_original_layout_loads(tmp_path: Path) -> None:
     path = write_original(tmp_path / "code_decoder.safetensors", ORIGINAL_DECODER)
     assert len(ORIGINAL_DECODER) == 25
-    assert checks.check_decoder_file(tmp_path) == DecoderShape()
-    decoder = checks.load_decoder(path)
+    assert loading.check_decoder_file(tmp_path) == DecoderShape()
+    decoder = loading.load_decoder(path)
     assert torch.equal(decoder.pos_encoding, load_file(str(path))["pos_encoding"])
     logits = decoder(torch.tensor([[0, 9, 10]]), torch.randn(1, 16, 256))
     assert logits.shape == (1, 3, 32768)
@@ -277,18 +283,18 @@ def test_a_wrong_shape_names_the_tensor(tmp_path: Path) -> None:
         tmp_path / "enc.safetensors", ORIGINAL_ENCODER, conv2__weight=(256, 256, 3)
     )
     with pytest.raises(ValueError, match=r"'conv2\.weight'.*\[256, 256, 3\].*\[256, 256, 5\]"):
-        checks.check_encoder_file(bad)
+        loading.check_encoder_file(bad)
     with pytest.raises(ValueError, match=r"'conv2\.weight'"):
-        checks.load_encoder(bad)
+        loading.load_encoder(bad)
     bad = write_original(tmp_path / "dec.safetensors", ORIGINAL_DECODER, cross_v__bias=(128,))
     with pytest.raises(ValueError, match=r"'cross_v\.bias' has shape \[128\], expected \[256\]"):
-        checks.check_decoder_file(bad)
+        loading.check_decoder_file(bad)
     missing = write_original(tmp_path / "m.safetensors", ORIGINAL_DECODER, ffn_norm__weight=None)
     with pytest.raises(ValueError, match=r"missing tensor 'ffn_norm\.weight'"):
-        checks.check_decoder_file(missing)
+        loading.check_decoder_file(missing)
     (tmp_path / "junk.safetensors").write_bytes(b"not a header")
     with pytest.raises(ValueError, match="not a readable safetensors file"):
-        checks.check_encoder_file(tmp_path / "junk.safetensors")
+        loading.check_encoder_file(tmp_path / "junk.safetensors")
 
 
 def test_tokenizer_check(encoder_run: DirectRun, tmp_path: Path) -> None:
@@ -428,7 +434,7 @@ def test_encoder_learns(encoder_run: DirectRun) -> None:
     assert coverage["role_label_coverage"] > 0.5
     steps = [row for row in encoder_run.metrics if "contrastive" in row]
     assert all(math.isfinite(row["loss"]) for row in steps)
-    shape = checks.check_encoder_file(encoder_run.outputs["code_encoder"])
+    shape = loading.check_encoder_file(encoder_run.outputs["code_encoder"])
     assert (shape.vocab_size, shape.embed_dim, shape.hidden_dim) == (512, 32, 256)
 
 
@@ -437,7 +443,7 @@ def test_decoder_learns(decoder_run: DirectRun) -> None:
     assert len(epochs) == DECODER_PROFILES["tiny"].epochs
     assert epochs[-1]["token_accuracy"] > epochs[0]["token_accuracy"]
     assert epochs[-1]["valid_loss"] < epochs[0]["valid_loss"]
-    shape = checks.check_decoder_file(decoder_run.outputs["code_decoder"])
+    shape = loading.check_decoder_file(decoder_run.outputs["code_decoder"])
     assert (shape.vocab_size, shape.embed_dim, shape.ffn_dim, shape.max_len) == (512, 32, 128, 64)
 
 
@@ -490,7 +496,7 @@ def test_tiny_phases_train_on_cuda(data_dir: Path, tmp_path: Path) -> None:
     inputs = {**data_inputs(data_dir), **encoder.outputs}
     decoder = run_directly(DECODER_SPEC, decoder_config, inputs, tmp_path / "d")
     assert epoch_rows(encoder.metrics)[-1]["valid_contrastive"] > 0
-    assert checks.check_decoder_file(decoder.outputs["code_decoder"]).vocab_size == 512
+    assert loading.check_decoder_file(decoder.outputs["code_decoder"]).vocab_size == 512
 
 
 class TestEncoderPhase(PhaseContract):

@@ -22,8 +22,8 @@ from safetensors.torch import save_file  # noqa: E402
 import voltx  # noqa: E402
 from voltx.store import ArtifactStore  # noqa: E402
 from voltx.testing import InProcessBackend, memory_store_url  # noqa: E402
-from voltx_phases.soft_core.scaled_vfn import ScaledVFN, VfnShape  # noqa: E402
-from voltx_phases.soft_core.vfn_training import lr_factor, weights_digest  # noqa: E402
+from voltx_phases.models.scaled_vfn import ScaledVFN, VfnShape  # noqa: E402
+from voltx_phases.soft_core.vfn_step import lr_factor, weights_digest  # noqa: E402
 
 TINY = VfnShape(hidden_dim=64, num_blocks=1, time_freqs=4)
 
@@ -282,12 +282,12 @@ def test_gaussian_source_variant_trains(inputs: tuple[str, Path]) -> None:
 def test_cuda_out_of_memory_names_the_batch_and_the_fix(
     inputs: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from voltx_phases.soft_core import vfn_training
+    from voltx_phases.soft_core import vfn_step
 
     def out_of_memory(*_args: Any, **_kwargs: Any) -> Any:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(vfn_training, "_losses", out_of_memory)
+    monkeypatch.setattr(vfn_step, "_losses", out_of_memory)
     url, work = inputs
     reason = _run(url, work).phases["2.1"].reason
     assert "CUDA out of memory at batch size 8 (micro-batch 8)" in reason

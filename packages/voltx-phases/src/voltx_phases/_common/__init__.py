@@ -1,1 +1,2 @@
-"""Plain helpers shared by the phases: seeding, schedules, devices, sandboxed execution."""
+"""Plain helpers shared by the phases: devices, seeding, schedules, weights files, and the
+resumable trainer state of checkpoints."""

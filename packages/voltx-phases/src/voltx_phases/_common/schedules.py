@@ -19,7 +19,8 @@ from torch.optim import Optimizer
 def warmup_cosine_lr(
     step: int, *, max_lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.01
 ) -> float:
-    """The learning rate of optimizer step `step` (1-based), as the original's (spec section 3.5).
+    """The learning rate of optimizer step `step` (1-based), as the original's
+    (`docs/phases.md`, 1.1).
 
     lr = max_lr * step / warmup_steps while step <= warmup_steps; then cosine from max_lr down to
     max_lr * min_lr_ratio, reached at `total_steps` and held after it.

@@ -1,4 +1,5 @@
-"""Resumable trainer state, committed through voltx's checkpoint manager.
+"""Resumable trainer state, committed through voltx's checkpoint manager: tensors in
+safetensors, everything else in JSON.
 
     from voltx_phases._common.training_state import TrainerState, restore_latest, save_checkpoint
 
@@ -6,23 +7,29 @@
     ...                                    # train from state.epoch / state.batch_in_epoch
     save_checkpoint(ctx.checkpoints, model, optimizer, state)
 
-A checkpoint folder holds everything a bit-exact resume needs (ml-anchors section 7.2):
+A checkpoint folder holds everything a bit-exact resume needs (layout in `docs/formats.md`,
+"checkpoint"):
 
-- ``model.safetensors``: the weights under their original tensor names;
+- ``<module>.safetensors``: each module's weights under their original tensor names
+  (``model.safetensors`` for a phase that trains one model);
 - ``optimizer.safetensors``: every optimizer state tensor (AdamW's moments and step counts);
-- ``rng.safetensors``: torch's CPU and CUDA generator states;
-- ``trainer.json``: global step, epoch, position in the epoch, the epoch's data order, running
-  metric sums, the optimizer's parameter groups, and the Python and NumPy RNG states.
+- ``rng.safetensors``: torch's CPU and CUDA generator states, and any generator the loop owns;
+- ``trainer.json``: where the loop stands (for `TrainerState`: global step, epoch, position in
+  the epoch, the epoch's data order, running metric sums), the optimizer's parameter groups, the
+  learning-rate scheduler's state when there is one, and the Python and NumPy RNG states.
 
-Nothing is pickled, so a checkpoint can be read without trusting it. The learning rate needs no
-saved scheduler: `schedules.warmup_cosine_lr` is a function of the global step. The manager
-commits the folder atomically, so a rerun after a crash resumes from the latest complete one.
+Nothing is deserialised into code objects: safetensors holds only tensors and JSON only plain
+values, so a checkpoint from a shared store can be read without trusting it. Any other file in
+the folder (a ``.pt`` file from an older voltx, say) is refused with `CheckpointFormatError`
+before any tensor is loaded. The manager commits the folder atomically, so a rerun after a crash
+resumes from the latest complete one.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,14 +39,35 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 
-from voltx_phases._common.weights import load_weights, save_weights
+from voltx import VoltxError
+from voltx.checkpoints import MANIFEST, Checkpoint
+from voltx_phases._common.weights import WeightsError, load_weights, save_weights
 
-MODEL_FILE = "model.safetensors"
+MODEL = "model"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng.safetensors"
 STATE_FILE = "trainer.json"
 FORMAT = "voltx-trainer-state/1"
+# Keys of trainer.json that this module writes; a loop's own keys must not collide with them.
+_RESERVED = frozenset({"format", "optimizer", "scheduler", "rng"})
+_RESTART = (
+    "voltx reads checkpoints as safetensors and JSON only, since a store may be shared and a "
+    "serialised Python object runs code when loaded; delete the phase's checkpoints (this "
+    "folder's parent, and checkpoints/<phase id>/ in the store) to restart it from scratch"
+)
+
+
+class CheckpointFormatError(VoltxError):
+    """A checkpoint folder holds a file this format does not have, or one it cannot read.
+
+    `path` is the offending file. Nothing of the folder has been loaded into the models.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        super().__init__(f"checkpoint {path}: {reason}")
 
 
 class _Checkpoints(Protocol):
@@ -47,7 +75,7 @@ class _Checkpoints(Protocol):
 
     def save(self, step: int) -> Any: ...
 
-    def latest(self) -> Any: ...
+    def latest(self) -> Checkpoint | None: ...
 
 
 @attrs.define
@@ -78,7 +106,7 @@ def save_checkpoint(
 ) -> None:
     """Commit checkpoint `state.step` holding the model, optimizer, RNG and loop state."""
     with checkpoints.save(state.step) as folder:
-        write_training_state(Path(folder), model, optimizer, state)
+        write_training_state(Path(folder), {MODEL: model}, optimizer, attrs.asdict(state))
 
 
 def restore_latest(
@@ -91,47 +119,158 @@ def restore_latest(
     latest = checkpoints.latest()
     if latest is None:
         return None
-    return read_training_state(Path(latest.path), model, optimizer)
+    loop = read_training_state(Path(latest.path), {MODEL: model}, optimizer)
+    return TrainerState(
+        step=loop["step"],
+        epoch=loop["epoch"],
+        batch_in_epoch=loop["batch_in_epoch"],
+        order=loop["order"],
+        sums=loop["sums"],
+    )
 
 
 def write_training_state(
-    folder: Path, model: nn.Module, optimizer: Optimizer, state: TrainerState
+    folder: Path,
+    modules: Mapping[str, nn.Module],
+    optimizer: Optimizer | None,
+    loop: Mapping[str, Any],
+    *,
+    scheduler: LRScheduler | None = None,
+    generators: Mapping[str, torch.Generator] | None = None,
 ) -> None:
-    """Write the four files of a checkpoint into `folder`."""
-    save_weights(model, folder / MODEL_FILE)
-    optimizer_tensors, optimizer_json = _split_optimizer_state(optimizer.state_dict())
-    save_file(optimizer_tensors, str(folder / OPTIMIZER_FILE), metadata={"format": FORMAT})
-    rng_json, rng_tensors = _capture_rng()
+    """Write a checkpoint into `folder`: one safetensors file per module (named by its key), the
+    optimizer (when there is one: a loop between two optimizers has none), the scheduler, every
+    RNG state, and `loop` (plain JSON values) in ``trainer.json``."""
+    clash = _RESERVED & set(loop)
+    if clash:
+        raise ValueError(f"loop state keys {sorted(clash)} are reserved for the checkpoint format")
+    for name, module in modules.items():
+        save_weights(module, folder / f"{name}.safetensors")
+    document: dict[str, Any] = {"format": FORMAT, **loop}
+    if optimizer is not None:
+        optimizer_tensors, document["optimizer"] = _split_optimizer_state(optimizer.state_dict())
+        save_file(optimizer_tensors, str(folder / OPTIMIZER_FILE), metadata={"format": FORMAT})
+        if scheduler is not None:
+            document["scheduler"] = _plain(scheduler.state_dict(), "scheduler")
+    document["rng"], rng_tensors = _capture_rng()
+    for name, generator in (generators or {}).items():
+        rng_tensors[f"generator.{name}"] = generator.get_state()
     save_file(rng_tensors, str(folder / RNG_FILE), metadata={"format": FORMAT})
-    document = {
-        "format": FORMAT,
-        "step": state.step,
-        "epoch": state.epoch,
-        "batch_in_epoch": state.batch_in_epoch,
-        "order": state.order,
-        "sums": state.sums,
-        "optimizer": optimizer_json,
-        "rng": rng_json,
-    }
-    (folder / STATE_FILE).write_text(json.dumps(document))
+    (folder / STATE_FILE).write_text(json.dumps(_plain(document, "trainer state")))
 
 
-def read_training_state(folder: Path, model: nn.Module, optimizer: Optimizer) -> TrainerState:
-    """Load a checkpoint folder written by `write_training_state`."""
-    document = json.loads((folder / STATE_FILE).read_text())
-    if document.get("format") != FORMAT:
-        raise ValueError(f"{folder}: not a {FORMAT} checkpoint ({document.get('format')!r})")
-    load_weights(model, folder / MODEL_FILE)
-    optimizer_tensors = load_file(str(folder / OPTIMIZER_FILE))
+def read_training_state(
+    folder: Path,
+    modules: Mapping[str, nn.Module],
+    optimizer: Optimizer | None,
+    *,
+    scheduler: LRScheduler | None = None,
+    generators: Mapping[str, torch.Generator] | None = None,
+) -> dict[str, Any]:
+    """Load a checkpoint written by `write_training_state` into the modules and the global RNGs,
+    and (unless `optimizer` is None) the optimizer, scheduler and generators; returns the loop
+    state.
+
+    Every file is checked against the format first, so a planted or foreign file (a serialised
+    Python object above all) is refused with `CheckpointFormatError` and never opened.
+    """
+    module_files = {f"{name}.safetensors": module for name, module in modules.items()}
+    document = _open_document(folder)
+    expected = {*module_files, RNG_FILE, STATE_FILE}
+    if "optimizer" in document:
+        expected.add(OPTIMIZER_FILE)
+    check_checkpoint_files(folder, expected)
+    for file_name, module in module_files.items():
+        try:
+            load_weights(module, folder / file_name)
+        except WeightsError as exc:
+            reason = str(exc).removeprefix(f"{folder / file_name}: ")
+            raise CheckpointFormatError(folder / file_name, reason) from exc
+    if optimizer is not None:
+        read_optimizer_state(folder, optimizer, scheduler=scheduler, generators=generators)
+    rng_tensors = _tensors(folder / RNG_FILE)
+    _restore_rng(document["rng"], rng_tensors)
+    return {key: value for key, value in document.items() if key not in _RESERVED}
+
+
+def read_optimizer_state(
+    folder: Path,
+    optimizer: Optimizer,
+    *,
+    scheduler: LRScheduler | None = None,
+    generators: Mapping[str, torch.Generator] | None = None,
+) -> bool:
+    """Load the optimizer, scheduler and loop generators of a checkpoint; False (and nothing
+    loaded) when it was written without an optimizer.
+
+    For a loop that builds its optimizer after reading the weights (one per curriculum stage).
+    """
+    document = _open_document(folder)
+    if "optimizer" not in document:
+        return False
+    optimizer_tensors = _tensors(folder / OPTIMIZER_FILE)
     optimizer.load_state_dict(_join_optimizer_state(optimizer_tensors, document["optimizer"]))
-    _restore_rng(document["rng"], load_file(str(folder / RNG_FILE)))
-    return TrainerState(
-        step=document["step"],
-        epoch=document["epoch"],
-        batch_in_epoch=document["batch_in_epoch"],
-        order=document["order"],
-        sums=document["sums"],
+    if scheduler is not None:
+        scheduler.load_state_dict(document["scheduler"])
+    if generators:
+        rng_tensors = _tensors(folder / RNG_FILE)
+        for name, generator in generators.items():
+            generator.set_state(rng_tensors[f"generator.{name}"])
+    return True
+
+
+def _open_document(folder: Path) -> dict[str, Any]:
+    if not (folder / STATE_FILE).is_file():
+        held = ", ".join(sorted(p.name for p in folder.iterdir() if p.name != MANIFEST))
+        raise CheckpointFormatError(
+            folder, f"no {STATE_FILE}, so not a {FORMAT} checkpoint (it holds {held}); {_RESTART}"
+        )
+    try:
+        document = json.loads((folder / STATE_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointFormatError(folder / STATE_FILE, f"not a JSON document: {exc}") from exc
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        found = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise CheckpointFormatError(folder / STATE_FILE, f"not a {FORMAT} document ({found!r})")
+    return document
+
+
+def check_checkpoint_files(folder: Path, expected: set[str]) -> None:
+    """Refuse a checkpoint folder holding anything but `expected` (and the manager's manifest),
+    or missing one of them, before a byte of it is loaded."""
+    foreign = sorted(
+        path.relative_to(folder).as_posix()
+        for path in folder.rglob("*")
+        if path.relative_to(folder).as_posix() not in {*expected, MANIFEST}
     )
+    if foreign:
+        raise CheckpointFormatError(
+            folder / foreign[0],
+            f"{', '.join(foreign)} {'is' if len(foreign) == 1 else 'are'} not part of the "
+            f"checkpoint format (which holds "
+            f"{', '.join(sorted(expected))}); {_RESTART}",
+        )
+    missing = sorted(name for name in expected if not (folder / name).is_file())
+    if missing:
+        raise CheckpointFormatError(folder / missing[0], "missing from the checkpoint")
+
+
+def _tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for a bad header
+        raise CheckpointFormatError(path, f"not a readable safetensors file: {exc}") from exc
+
+
+def _plain(value: Any, where: str) -> Any:
+    """`value` when it is made of JSON values only (tuples become lists); else ValueError."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(item, where) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item, where) for key, item in value.items()}
+    raise ValueError(f"{where}: {type(value).__name__} cannot be written to {STATE_FILE}")
 
 
 def _split_optimizer_state(
@@ -177,7 +316,8 @@ def _capture_rng() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         "numpy": [name, np.asarray(keys).tolist(), int(position), int(has_gauss), float(cached)],
     }
     tensors = {"torch_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    # is_initialized is unannotated in torch; asking it (not device_count) leaves CUDA untouched.
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         for index, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"cuda.{index}"] = cuda_state
     return as_json, tensors
@@ -189,7 +329,7 @@ def _restore_rng(as_json: dict[str, Any], tensors: dict[str, torch.Tensor]) -> N
     name, keys, position, has_gauss, cached = as_json["numpy"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
     torch.set_rng_state(tensors["torch_cpu"])
-    cuda_states = [tensors[f"cuda.{i}"] for i in range(len(tensors) - 1) if f"cuda.{i}" in tensors]
+    cuda_states = [tensors[f"cuda.{i}"] for i in range(len(tensors)) if f"cuda.{i}" in tensors]
     if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
         # On another machine (a different GPU count) the CUDA streams start fresh; CPU and data
         # order, which decide what is trained on, are restored regardless.

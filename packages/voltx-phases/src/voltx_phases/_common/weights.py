@@ -1,13 +1,19 @@
-"""safetensors weights with the original tensor names, and errors that name the tensor."""
+"""safetensors weights with the original tensor names, and errors that name the tensor.
+
+Also the header-only checks the artifact checks share: a weights file's tensor names and shapes
+are read without loading its data, and compared with a model's layout built on the meta device.
+"""
 
 from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -79,3 +85,80 @@ def load_weights(module: nn.Module, path: Path) -> None:
     expected = {name: tuple(t.shape) for name, t in module.state_dict().items()}
     check_tensors(tensors, expected, path)
     module.load_state_dict(tensors)
+
+
+_FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
+ShapeT = TypeVar("ShapeT")
+
+
+def locate(path: Path | str, file_name: str) -> Path:
+    """`path` itself when it is a file; else `file_name` in the folder, or its one file with the
+    same suffix."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / file_name).is_file():
+            return path / file_name
+        suffix = Path(file_name).suffix
+        matches = sorted(p for p in path.rglob(f"*{suffix}") if p.is_file())
+        if len(matches) == 1:
+            return matches[0]
+        raise ValueError(f"{path}: expected {file_name} (or one *{suffix} file) in the folder")
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    return path
+
+
+def tensor_shapes(file: Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor's name and shape, from the header only; non-float tensors are rejected."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            for name in handle.keys():  # noqa: SIM118 (safe_open handles are not iterable)
+                tensor_slice = handle.get_slice(name)
+                dtype = tensor_slice.get_dtype()
+                if dtype not in _FLOAT_DTYPES:
+                    raise WeightsError(f"{file}: tensor {name!r} has dtype {dtype}, expected F32")
+                shapes[name] = tuple(tensor_slice.get_shape())
+    except WeightsError:
+        raise
+    except Exception as exc:  # safetensors raises its own error types for a bad header
+        raise WeightsError(f"{file}: not a readable safetensors file: {exc}") from exc
+    return shapes
+
+
+def sized(
+    shapes: Mapping[str, tuple[int, ...]], name: str, rank: int, file: Path
+) -> tuple[int, ...]:
+    """The shape of tensor `name`, which must exist with `rank` dimensions."""
+    if name not in shapes:
+        raise WeightsError(f"{file}: missing tensor {name!r}")
+    shape = shapes[name]
+    if len(shape) != rank:
+        raise WeightsError(f"{file}: tensor {name!r} has shape {list(shape)}, expected rank {rank}")
+    return shape
+
+
+def expected_shapes(
+    factory: Callable[[ShapeT], nn.Module], shape: ShapeT
+) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of the model `factory(shape)` builds."""
+    # Built on the meta device: shapes without allocating or initialising 5M parameters.
+    with torch.device("meta"):
+        module = factory(shape)
+    return {name: tuple(t.shape) for name, t in module.state_dict().items()}
+
+
+def compare_shapes(
+    shapes: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]], file: Path
+) -> None:
+    """Raise WeightsError naming the first missing, misshapen or unexpected tensor."""
+    for name, wanted in expected.items():
+        if name not in shapes:
+            raise WeightsError(f"{file}: missing tensor {name!r} (shape {list(wanted)})")
+        if shapes[name] != wanted:
+            raise WeightsError(
+                f"{file}: tensor {name!r} has shape {list(shapes[name])}, expected {list(wanted)}"
+            )
+    unexpected = sorted(set(shapes) - set(expected))
+    if unexpected:
+        raise WeightsError(f"{file}: unexpected tensor {unexpected[0]!r}")

@@ -31,7 +31,7 @@ class DatasetConfig:
     seed: int = 0
     # Files kept in the `stack_python` corpus, from `raw_stack` or the standard library.
     corpus_max_files: int = attrs.field(default=2_000_000, validator=_at_least(1))
-    # The original's Stack reader kept files of 50 to 50,000 bytes (spec section 5.1).
+    # The original's Stack reader kept files of 50 to 50,000 bytes (`docs/phases.md`, 0.2).
     corpus_min_bytes: int = 50
     corpus_max_bytes: int = 50_000
     # Stop at the first malformed line (file:line: reason), or skip and count such lines.

@@ -4,7 +4,7 @@
 0.2 fills every problem artifact it has no raw file for from this generator. Each problem has a
 natural-language description (the query), a complete reference function (the solution) and
 several assert tests, and is kept only after its tests passed against its solution in the
-sandbox (`voltx_phases._common.sandbox`); a problem whose template is wrong is dropped and
+sandbox (`voltx_phases.execution.sandbox`); a problem whose template is wrong is dropped and
 counted, never shipped.
 
 Determinism: the same `count` and `seed` give the same problems in the same order, byte for
@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterator
 
 import attrs
 
-from voltx_phases._common.sandbox import SandboxLimits, run_many
 from voltx_phases.datasets import _basic_templates, _competition_templates, _interview_templates
 from voltx_phases.datasets._templates import Draft, Template
 from voltx_phases.datasets.schema import Problem
+from voltx_phases.execution.sandbox import SandboxLimits, run_many
 
 TEMPLATES: tuple[Template, ...] = (
     *_basic_templates.TEMPLATES,

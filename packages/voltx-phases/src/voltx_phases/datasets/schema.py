@@ -1,9 +1,9 @@
 """The two record formats every phase exchanges: unified problems and corpus documents.
 
-Unified problem JSONL (spec section 10.1): one object per line with ``id``, ``query``,
-``solution``, ``tests`` (a list of executable assert snippets, required), and optional
-``language``, ``difficulty`` and ``stop_tokens`` (MultiPL-E's completion stops; written only when
-there are some). Corpus JSONL: one object per line with ``content`` and, when
+Unified problem JSONL (`docs/formats.md`, unified problem JSONL): one object per line with
+``id``, ``query``, ``solution``, ``tests`` (a list of executable assert snippets, required), and
+optional ``language``, ``difficulty`` and ``stop_tokens`` (MultiPL-E's completion stops; written
+only when there are some). Corpus JSONL: one object per line with ``content`` and, when
 known, ``path`` and ``language`` (``python`` is assumed when absent: the original's Stack reader
 required it and so skipped every line of its own download).
 """

@@ -23,24 +23,10 @@ import torch
 from safetensors.numpy import load_file, save_file
 from tokenizers import Tokenizer
 
-from voltx_phases._common.weights import canonicalize_safetensors, load_weights
-from voltx_phases.translator.encoder import CodeEncoder, EncoderShape, encode_frames
+from voltx_phases._common.weights import canonicalize_safetensors
+from voltx_phases.models.encoder import CodeEncoder, encode_frames
 
 MAX_TOKENS = 512  # the original's LearnedTranslator truncates at 512 ids
-
-
-def load_encoder(path: Path) -> CodeEncoder:
-    """An encoder whose sizes are read from the file itself (any vocab and embedding width)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as weights:
-        if "embed.weight" not in weights.keys():  # noqa: SIM118 (safe_open has no __contains__)
-            raise ValueError(f"{path}: no tensor 'embed.weight'; not a code encoder")
-        vocab, embed_dim = weights.get_slice("embed.weight").get_shape()
-        hidden = weights.get_slice("conv1.weight").get_shape()[0]
-    encoder = CodeEncoder(EncoderShape(vocab_size=vocab, embed_dim=embed_dim, hidden_dim=hidden))
-    load_weights(encoder, path)
-    return encoder.eval()
 
 
 def encode_texts(

@@ -1,4 +1,4 @@
-"""Flow-matching pairs from cached frames (spec section 6.3), as tensors ready for batching.
+"""Flow-matching pairs from cached frames (`docs/phases.md`, 2.1), as tensors ready for batching.
 
 A problem contributes one pair of frames (description x0, solution x1); every slot present in
 both frames is one training row. Problems sharing no slot are dropped. Datasets are concatenated

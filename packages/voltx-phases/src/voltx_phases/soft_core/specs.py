@@ -1,8 +1,13 @@
-"""Phase specs of the soft core (torch-free: planning imports this)."""
+"""Phase specs of the soft core: 0.4, 2.0 and 2.1 (with 2.2 and 2.3). Torch-free: planning
+imports only this.
+
+0.4, the constant code attention bias, lives here because its one consumer is the soft core's
+slot attention (trained in 2.1); its id keeps the original's numbering.
+"""
 
 from __future__ import annotations
 
-from voltx import PhaseSpec, Resources
+from voltx import EmptyConfig, PhaseSpec, Resources
 from voltx_phases.soft_core.config import (
     FRAME_CACHE_PROFILES,
     PROBLEM_DATASETS,
@@ -11,12 +16,31 @@ from voltx_phases.soft_core.config import (
     VfnTrainingConfig,
 )
 
+# ScaledVFN weights brought from the original (as `scaled_vfn_init`, or published as a stage's
+# output) are checked against the ScaledVFN layout when added; the check imports torch, so it is
+# named here and loaded on use.
+ARTIFACT_CHECKS = {
+    name: "voltx_phases.models.loading:check_scaled_vfn_file"
+    for name in ("scaled_vfn_init", "scaled_vfn_stage1", "scaled_vfn_stage2", "scaled_vfn")
+}
+
 PHASES = (
+    PhaseSpec(
+        id="0.4",
+        name="code attention bias",
+        family="soft_core",
+        entry="voltx_phases.soft_core.code_attention_bias:run",
+        produces=("code_attention_bias",),
+        config_class=EmptyConfig,
+        resources=Resources(cpu_cores=1, ram_gb=0.5, disk_gb=0.1),
+        reference_hours=0.0,
+        description="The constant 16x16 slot-attention prior for code (docs/phases.md, 0.4)",
+    ),
     PhaseSpec(
         id="2.0",
         name="problem frames",
         family="soft_core",
-        entry="voltx_phases.soft_core.frame_cache:run",
+        entry="voltx_phases.soft_core.problem_frames:run",
         requires=("code_tokenizer", "code_encoder", *PROBLEM_DATASETS),
         produces=("problem_frames",),
         config_class=FrameCacheConfig,
@@ -30,7 +54,7 @@ PHASES = (
         id="2.1",
         name="VFN flow matching",
         family="soft_core",
-        entry="voltx_phases.soft_core.vfn_training:run",
+        entry="voltx_phases.soft_core.vfn_flow_matching:run",
         requires=("problem_frames", "code_attention_bias"),
         optional=("scaled_vfn_init",),
         produces=(

@@ -4,8 +4,9 @@ Torch-free on purpose: the plugin module imports this to declare the phases, and
 pipeline must not import torch. Every field can be overridden from ``voltx.toml`` or the command
 line, e.g. ``voltx run 1.1 --set 1.1.epochs=3 --set 1.1.clean_role_tokens=false``.
 
-``full`` is the original's numbers (spec sections 2-4); ``tiny`` follows spec section 12 (vocab
-512, embed 32) but keeps hidden 256 and 16 slots, so tiny files have the same format as full ones.
+``full`` is the original's numbers (`docs/phases.md`, 1.1 and 1.2); ``tiny`` is its smoke size
+(vocab 512, embed 32) but keeps hidden 256 and 16 slots, so tiny files have the same format as full
+ones.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import attrs
 class EncoderPhaseConfig:
     """Phase 1.1 (+1.3): the BPE tokenizer, then the CNN encoder with InfoNCE and role losses."""
 
-    # Tokenizer (spec section 2). The encoder's embedding has `vocab_size` rows even when the
+    # Tokenizer (`docs/phases.md`, 1.1). The encoder's embedding has `vocab_size` rows even when the
     # corpus supports fewer merges, so the weights file always has the original's shape.
     vocab_size: int = 32768
     min_frequency: int = 2
     # Corpus documents (those of 50 to 50,000 bytes) the tokenizer is trained on.
     tokenizer_max_files: int = 50_000
 
-    # Encoder shape (spec section 3.1); hidden 256 and 16 roles are fixed by the frame format.
+    # Encoder shape (`docs/formats.md`, code encoder); hidden 256 and 16 roles are fixed by the
+    # frame format.
     embed_dim: int = 128
     max_seq_len: int = 512
 
@@ -33,7 +35,8 @@ class EncoderPhaseConfig:
     max_pairs: int = 100_000
     valid_fraction: float = 0.1
 
-    # Optimisation (spec section 3.5): one AdamW and one warmup+cosine schedule for the whole run.
+    # Optimisation (`docs/phases.md`, 1.1): one AdamW and one warmup+cosine schedule for the
+    # whole run.
     batch_size: int = 128
     epochs: int = 10
     lr: float = 5e-4
@@ -41,8 +44,8 @@ class EncoderPhaseConfig:
     warmup_steps: int = 2000
     min_lr_ratio: float = 0.01
 
-    # Losses (spec section 3.3): 0.8 InfoNCE + 0.2 role NLL, as the original's code (its docs say
-    # 0.3/0.7, which the code never used).
+    # Losses (`docs/phases.md`, 1.1): 0.8 InfoNCE + 0.2 role NLL, as the original's code (its
+    # docs say 0.3/0.7, which the code never used).
     tau: float = 0.07
     contrastive_weight: float = 0.8
     role_weight: float = 0.2
@@ -66,7 +69,8 @@ class EncoderPhaseConfig:
 class DecoderPhaseConfig:
     """Phase 1.2: the autoregressive decoder over frozen encoder features."""
 
-    # Decoder shape (spec section 4); vocab comes from the encoder file, model dim is 256.
+    # Decoder shape (`docs/formats.md`, code decoder); vocab comes from the encoder file, model
+    # dim is 256.
     embed_dim: int = 128
     ffn_dim: int = 1024
     # Longest target, and the rows of the learned position table.
@@ -82,7 +86,7 @@ class DecoderPhaseConfig:
     # and cross-attention over padded context. True ignores padding in all three.
     mask_padding: bool = False
 
-    # Optimisation (spec section 4): AdamW, warmup then cosine to 1% over the whole run.
+    # Optimisation (`docs/phases.md`, 1.2): AdamW, warmup then cosine to 1% over the whole run.
     batch_size: int = 64
     epochs: int = 10
     lr: float = 3e-4

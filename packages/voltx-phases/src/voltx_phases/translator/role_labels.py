@@ -1,4 +1,4 @@
-"""Heuristic role labels for code tokens: the supervision of phase 1.3 (spec section 3.4).
+"""Heuristic role labels for code tokens: the supervision of phase 1.3 (`docs/phases.md`, 1.1).
 
     from voltx_phases.translator.role_labels import RoleLabeller
     labeller = RoleLabeller.from_tokenizer(tokenizer, clean=True)
@@ -105,7 +105,7 @@ def token_view(token: str, clean: bool) -> TokenView:
 
 
 def label_views(views: Sequence[TokenView]) -> list[int]:
-    """The role of each token, by the state machine of spec section 3.4."""
+    """The role of each token, by the original's state machine (`docs/phases.md`, 1.1)."""
     labels: list[int] = []
     state = "normal"  # normal, name (after def/class), args (inside parentheses), return
     depth = 0

@@ -13,6 +13,14 @@ from voltx_phases.translator.config import (
     EncoderPhaseConfig,
 )
 
+# Files users bring from the original implementation are vetted when added (tensor names,
+# shapes, special tokens); the checks import torch, so they are named here and loaded on use.
+ARTIFACT_CHECKS = {
+    "code_tokenizer": "voltx_phases.translator.checks:check_tokenizer_file",
+    "code_encoder": "voltx_phases.models.loading:check_encoder_file",
+    "code_decoder": "voltx_phases.models.loading:check_decoder_file",
+}
+
 _TINY = Resources(cpu_cores=1, ram_gb=2, disk_gb=1)
 
 PHASES = (
@@ -20,7 +28,7 @@ PHASES = (
         id="1.1",
         name="tokenizer and encoder",
         family="translator",
-        entry="voltx_phases.translator.train_encoder:run",
+        entry="voltx_phases.translator.encoder_training:run",
         requires=("stack_python", "code_training_combined"),
         produces=("code_tokenizer", "code_encoder"),
         config_class=EncoderPhaseConfig,
@@ -37,7 +45,7 @@ PHASES = (
         id="1.2",
         name="decoder",
         family="translator",
-        entry="voltx_phases.translator.train_decoder:run",
+        entry="voltx_phases.translator.decoder_training:run",
         requires=("code_tokenizer", "code_encoder", "stack_python", "code_training_combined"),
         produces=("code_decoder",),
         config_class=DecoderPhaseConfig,

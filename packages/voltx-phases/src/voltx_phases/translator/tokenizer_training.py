@@ -1,4 +1,4 @@
-"""The byte-level BPE code tokenizer (spec section 2), trained exactly as the original.
+"""The byte-level BPE code tokenizer (`docs/phases.md`, 1.1), trained exactly as the original.
 
     from voltx_phases.translator.tokenizer_training import corpus_texts, train_tokenizer
     tokenizer = train_tokenizer(corpus_texts(path, max_files=50_000), vocab_size=32768)
@@ -22,9 +22,8 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from voltx_phases.datasets.schema import read_documents
+from voltx_phases.models.vocabulary import SPECIAL_TOKENS
 
-SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 # The original skipped documents outside this many UTF-8 bytes.
 MIN_DOCUMENT_BYTES = 50
 MAX_DOCUMENT_BYTES = 50_000

@@ -6,8 +6,9 @@
     python -c 'import voltx; voltx.run("1.1", profile="tiny")'
 
 Inputs: ``stack_python`` (corpus JSONL) and ``code_training_combined`` (problem JSONL).
-Outputs: ``code_tokenizer/code_tokenizer.json`` (spec section 2) and
-``code_encoder/code_encoder.safetensors`` (spec section 3, the original's tensor names).
+Outputs: ``code_tokenizer/code_tokenizer.json`` (`docs/formats.md`, tokenizer) and
+``code_encoder/code_encoder.safetensors`` (`docs/formats.md`, code encoder: the original's tensor
+names).
 
 1. Train the byte-level BPE tokenizer on the corpus (`tokenizer_training`).
 2. Build (code, text) pairs: corpus functions and their docstrings, problem solutions and their
@@ -39,16 +40,14 @@ from voltx_phases._common.schedules import set_lr, warmup_cosine_lr
 from voltx_phases._common.seeding import epoch_order, seed_everything
 from voltx_phases._common.training_state import TrainerState, restore_latest, save_checkpoint
 from voltx_phases._common.weights import save_weights
-from voltx_phases.translator.checks import ENCODER_FILE, TOKENIZER_FILE, check_encoder_file
+from voltx_phases.models.encoder import CodeEncoder, EncoderShape
+from voltx_phases.models.loading import ENCODER_FILE, check_encoder_file
+from voltx_phases.models.vocabulary import PAD_ID
+from voltx_phases.translator.checks import TOKENIZER_FILE
 from voltx_phases.translator.config import EncoderPhaseConfig
-from voltx_phases.translator.encoder import CodeEncoder, EncoderShape
 from voltx_phases.translator.pairs import Pair, encode_texts, load_pairs, split_pairs
 from voltx_phases.translator.role_labels import OTHER, RoleLabeller
-from voltx_phases.translator.tokenizer_training import (
-    PAD_ID,
-    corpus_texts,
-    train_tokenizer,
-)
+from voltx_phases.translator.tokenizer_training import corpus_texts, train_tokenizer
 
 
 @attrs.frozen
@@ -231,7 +230,7 @@ def run(ctx: PhaseContext) -> None:
                     f"lr {lr:.3g}): training diverged; lower lr or raise warmup_steps",
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.autograd.backward(loss)
             optimizer.step()
 
             state.step += 1

@@ -1,4 +1,4 @@
-"""Slot attention (phase 2.2, spec section 7.1): one head over the 16 slots, with a code bias.
+"""Slot attention (phase 2.2, `docs/phases.md`, 2.1): one head over the 16 slots, with a code bias.
 
 For the active slots A: score_ij = q_i . k_j / 16 + bias[i, j], softmax over j in A,
 msg_i = sum_j alpha_ij v_j. Inactive slots get a zero message. No output projection, no residual.
@@ -21,6 +21,8 @@ SLOT_DIM = 256
 
 class SlotAttention(nn.Module):
     """Messages between slots, one head at full width."""
+
+    bias: torch.Tensor  # a buffer, declared for the type checker (register_buffer sets it)
 
     def __init__(self, dim: int = SLOT_DIM, slots: int = SLOTS) -> None:
         super().__init__()

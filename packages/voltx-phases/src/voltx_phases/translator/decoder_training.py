@@ -7,7 +7,7 @@
 
 Inputs: ``code_tokenizer``, ``code_encoder`` (phase 1.1, or files written by the original),
 ``stack_python`` and ``code_training_combined``. Output: ``code_decoder/code_decoder.safetensors``
-(spec section 4, the original's tensor names).
+(`docs/formats.md`, code decoder: the original's tensor names).
 
 Each sample is the code side of phase 1.1's pairs (same extraction, same split), tokenised and
 truncated to `max_len`, then ended with ``<eos>`` when it fits (`append_eos`). As the original:
@@ -44,17 +44,13 @@ from voltx_phases._common.schedules import set_lr, warmup_cosine_lr
 from voltx_phases._common.seeding import epoch_order, seed_everything
 from voltx_phases._common.training_state import TrainerState, restore_latest, save_checkpoint
 from voltx_phases._common.weights import save_weights
-from voltx_phases.translator.checks import (
-    DECODER_FILE,
-    check_decoder_file,
-    check_tokenizer_file,
-    load_encoder,
-)
+from voltx_phases.models.decoder import DECODER_BOS_ID, CodeDecoder, DecoderShape
+from voltx_phases.models.encoder import CodeEncoder
+from voltx_phases.models.loading import DECODER_FILE, check_decoder_file, load_encoder
+from voltx_phases.models.vocabulary import EOS_ID, PAD_ID
+from voltx_phases.translator.checks import check_tokenizer_file
 from voltx_phases.translator.config import DecoderPhaseConfig
-from voltx_phases.translator.decoder import DECODER_BOS_ID, CodeDecoder, DecoderShape
-from voltx_phases.translator.encoder import CodeEncoder
 from voltx_phases.translator.pairs import encode_texts, load_pairs, split_pairs
-from voltx_phases.translator.tokenizer_training import EOS_ID, PAD_ID
 
 
 @attrs.frozen
@@ -239,7 +235,7 @@ def run(ctx: PhaseContext) -> None:
                     f"lr {lr:.3g}): training diverged; lower lr or raise warmup_steps",
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.autograd.backward(loss)
             optimizer.step()
 
             state.step += 1

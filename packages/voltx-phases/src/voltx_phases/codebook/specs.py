@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from voltx import PhaseSpec, Resources
-from voltx_phases.translator.codebook_config import CODEBOOK_PROFILES, CodebookConfig
+from voltx_phases.codebook.config import CODEBOOK_PROFILES, CodebookConfig
+
+# A `codebook_code.bin` written by the original is checked (header, size, finite unit rows) when
+# added; the check needs only numpy.
+ARTIFACT_CHECKS = {"codebook_code": "voltx_phases.codebook.codebook_file:check_codebook_file"}
 
 PHASES = (
     PhaseSpec(
         id="0.3",
         name="codebook",
-        family="translator",
-        entry="voltx_phases.translator.codebook_phase:run",
+        family="codebook",
+        entry="voltx_phases.codebook.codebook_building:run",
         requires=("code_tokenizer", "code_encoder", "stack_python"),
         produces=("codebook_code", "codebook_hnsw"),
         config_class=CodebookConfig,

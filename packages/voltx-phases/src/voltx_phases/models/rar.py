@@ -1,4 +1,4 @@
-"""The RAR loop (spec section 7.5), unrolled and differentiable, for joint training of 2.1-2.3.
+"""The RAR loop (`docs/phases.md`, 2.1), unrolled and differentiable, for joint training of 2.1-2.3.
 
 Each iteration, for the unconverged active slots:
 
@@ -25,9 +25,9 @@ import attrs
 import torch
 import torch.nn.functional as F
 
-from voltx_phases.soft_core.diffusion_controller import DiffusionController
-from voltx_phases.soft_core.scaled_vfn import ScaledVFN
-from voltx_phases.soft_core.slot_attention import SlotAttention
+from voltx_phases.models.diffusion_controller import DiffusionController
+from voltx_phases.models.scaled_vfn import ScaledVFN
+from voltx_phases.models.slot_attention import SlotAttention
 
 
 @attrs.frozen

@@ -1,4 +1,4 @@
-"""The code decoder of phase 1.2 (spec section 4): one pre-norm layer, single-head attention.
+"""The code decoder of phase 1.2 (`docs/phases.md`, 1.2): one pre-norm layer, single-head attention.
 
     x  = input_proj(token_embed[ids]) + pos_encoding[:L]
     x += SelfAttn(RMSNorm(x))          causal; Q, K, V = Linear(256->256); scores / sqrt(256)
@@ -13,7 +13,7 @@ the Rust implementation's `code_decoder.safetensors` loads unchanged. There is n
 projection after either attention, as in the original. `token_embed` and `pos_encoding` start
 at zero, as candle's `VarBuilder::get` initialised them.
 
-    from voltx_phases.translator.checks import load_decoder
+    from voltx_phases.models.loading import load_decoder
     decoder = load_decoder("code_decoder.safetensors")       # or the folder holding it
     ids = decoder.generate(context)                           # context [B, S, 256], stops at <eos>
 """
@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voltx_phases.translator.encoder import SLOT_DIM, _candle_linear_init
-from voltx_phases.translator.tokenizer_training import EOS_ID, PAD_ID
+from voltx_phases.models.encoder import SLOT_DIM
+from voltx_phases.models.layers import RMSNorm, candle_linear_init
+from voltx_phases.models.vocabulary import EOS_ID, PAD_ID
 
 # The decoder starts from id 0 (`<pad>`), not `<bos>`: the original's convention, which its
 # checkpoints were trained with.
@@ -42,18 +43,6 @@ class DecoderShape:
     model_dim: int = SLOT_DIM
     ffn_dim: int = 1024
     max_len: int = 256
-
-
-class RMSNorm(nn.Module):
-    """y = x / sqrt(mean(x^2) + eps) * weight, without mean-centring (the original's norm)."""
-
-    def __init__(self, dim: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
 
 
 class CodeDecoder(nn.Module):
@@ -80,7 +69,7 @@ class CodeDecoder(nn.Module):
         self.output_proj = nn.Linear(dim, shape.embed_dim)
         for module in self.modules():
             if isinstance(module, nn.Linear):
-                _candle_linear_init(module, module.in_features, module.in_features)
+                candle_linear_init(module, module.in_features, module.in_features)
 
     def forward(
         self,
@@ -105,7 +94,9 @@ class CodeDecoder(nn.Module):
         length = ids.shape[1]
         if length > self.shape.max_len:
             raise ValueError(f"{length} tokens exceed the decoder's max_len {self.shape.max_len}")
-        x = self.input_proj(F.embedding(ids, self.token_embed)) + self.pos_encoding[:length]
+        x: torch.Tensor = (
+            self.input_proj(F.embedding(ids, self.token_embed)) + self.pos_encoding[:length]
+        )
         h = self.self_norm(x)
         # Single head over the full model width, so the scale is 1/sqrt(256) as the original's.
         x = x + F.scaled_dot_product_attention(
@@ -116,7 +107,8 @@ class CodeDecoder(nn.Module):
         x = x + F.scaled_dot_product_attention(
             self.cross_q(h), self.cross_k(context), self.cross_v(context), attn_mask=mask
         )
-        return x + self.ffn2(F.gelu(self.ffn1(self.ffn_norm(x))))
+        feed_forward: torch.Tensor = self.ffn2(F.gelu(self.ffn1(self.ffn_norm(x))))
+        return x + feed_forward
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Tied output: project to the embedding width, then score against every token."""

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from voltx import PhaseContext, PhaseError
-from voltx_phases._common.sandbox import SandboxLimits
 from voltx_phases.datasets import readers
 from voltx_phases.datasets.config import DatasetConfig
 from voltx_phases.datasets.generator import (
@@ -55,6 +54,7 @@ from voltx_phases.datasets.readers import ReadStats
 from voltx_phases.datasets.schema import DatasetLineError, Document, Problem
 from voltx_phases.datasets.specs import APPS_DIFFICULTIES
 from voltx_phases.datasets.stdlib_corpus import python_version, read_stdlib
+from voltx_phases.execution.sandbox import SandboxLimits
 
 EMBEDDED = "embedded"
 

@@ -1,4 +1,4 @@
-"""ScaledVFN: the 51.7M-parameter velocity network of phase 2.1 (spec section 6.2).
+"""ScaledVFN: the 51.7M-parameter velocity network of phase 2.1 (`docs/phases.md`, 2.1).
 
 It acts on each slot vector independently (input [N, 256] and time [N], no mixing across slots):
 
@@ -14,12 +14,12 @@ H=2048, B=6, F=64. Tensor names are the original's (`time_proj.*`, `entry.*`, `b
 
 from __future__ import annotations
 
-import math
-
 import attrs
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from voltx_phases.models.layers import RMSNorm, candle_linear_init
 
 SLOT_DIM = 256
 
@@ -34,18 +34,6 @@ class VfnShape:
     slot_dim: int = SLOT_DIM
 
 
-class RMSNorm(nn.Module):
-    """y = x / sqrt(mean(x^2) + eps) * w, without mean-centring (the original's custom norm)."""
-
-    def __init__(self, dim: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
-
-
 class _Block(nn.Module):
     def __init__(self, hidden: int) -> None:
         super().__init__()
@@ -54,18 +42,14 @@ class _Block(nn.Module):
         self.fc2 = nn.Linear(hidden, hidden)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h + self.fc2(F.gelu(self.fc1(self.norm(h))))
-
-
-def _candle_init(layer: nn.Linear) -> None:
-    # candle's linear: Kaiming-normal weights (ReLU gain), biases U(+-1/sqrt(in)).
-    nn.init.normal_(layer.weight, std=math.sqrt(2.0 / layer.in_features))
-    bound = 1.0 / math.sqrt(layer.in_features)
-    nn.init.uniform_(layer.bias, -bound, bound)
+        update: torch.Tensor = self.fc2(F.gelu(self.fc1(self.norm(h))))
+        return h + update
 
 
 class ScaledVFN(nn.Module):
     """Predicts the flow-matching velocity of each slot vector at time t."""
+
+    freqs: torch.Tensor  # a buffer, declared for the type checker (register_buffer sets it)
 
     def __init__(self, shape: VfnShape = VfnShape()) -> None:
         super().__init__()
@@ -83,7 +67,8 @@ class ScaledVFN(nn.Module):
         self.exit = nn.Linear(hidden, shape.slot_dim)
         for module in self.modules():
             if isinstance(module, nn.Linear):
-                _candle_init(module)
+                # candle's linear init, as the original's weights were drawn.
+                candle_linear_init(module, module.in_features, module.in_features)
 
     @property
     def blocks(self) -> list[_Block]:
@@ -99,11 +84,12 @@ class ScaledVFN(nn.Module):
         h = F.gelu(self.entry(x)) + time
         for block in self.blocks:
             h = block(h)
-        return self.exit(self.final_norm(h))
+        velocity: torch.Tensor = self.exit(self.final_norm(h))
+        return velocity
 
 
 def parameter_count(shape: VfnShape) -> int:
-    """The spec's closed form, for checks and plans."""
+    """The closed form of the module docstring, for checks and plans."""
     h, f, b, d = shape.hidden_dim, shape.time_freqs, shape.num_blocks, shape.slot_dim
     return (2 * f * h + h) + (d * h + h) + b * (h + 2 * (h * h + h)) + h + (d * h + d)
 

@@ -5,7 +5,7 @@
 
 Slot i carries role i (Agent, Predicate, Patient, Location, Time, Manner, Instrument, Cause,
 Result, then free slots). The bias raises attention between roles that belong together in code;
-the values are those of the original `code_attention.rs` (spec section 7.2), so attention
+the values are those of the original `code_attention.rs` (`docs/phases.md`, 0.4), so attention
 computed with this artifact matches the original. Slots 9-15 have no prior.
 
 Output: ``code_attention_bias.safetensors`` with one float32 tensor ``bias`` of shape [16, 16].
@@ -23,7 +23,7 @@ SLOTS = 16
 PRIOR_SLOTS = 9  # slots 0-8 carry fixed roles; 9-15 are free
 FILE_NAME = "code_attention_bias.safetensors"
 
-# (weight, symmetric slot pairs), from spec section 7.2.
+# (weight, symmetric slot pairs), from the original's `code_attention.rs` (`docs/phases.md`, 0.4).
 _PAIRS: tuple[tuple[float, tuple[tuple[int, int], ...]], ...] = (
     (2.0, ((0, 2), (0, 3), (1, 2))),
     (1.5, ((0, 1), (1, 3), (1, 4))),

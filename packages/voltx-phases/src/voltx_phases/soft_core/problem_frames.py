@@ -16,15 +16,16 @@ from tokenizers import Tokenizer
 from voltx import PhaseContext
 from voltx_phases._common.devices import resolve_device
 from voltx_phases.datasets.schema import read_problems
+from voltx_phases.models.loading import load_encoder
 from voltx_phases.soft_core.config import PROBLEM_DATASETS
-from voltx_phases.soft_core.frames import FrameSet, encode_texts, load_encoder, write_frame_set
+from voltx_phases.soft_core.frames import FrameSet, encode_texts, write_frame_set
 
 
 def run(ctx: PhaseContext) -> None:
     config = ctx.config
     device = resolve_device(config.device, ctx)
     tokenizer = Tokenizer.from_file(str(ctx.input_file("code_tokenizer", "*.json")))
-    encoder = load_encoder(ctx.input_file("code_encoder", "*.safetensors"))
+    encoder = load_encoder(ctx.input_file("code_encoder", "*.safetensors")).eval()
     out = ctx.outputs["problem_frames"]
     for index, dataset in enumerate(PROBLEM_DATASETS, 1):
         problems = list(read_problems(ctx.input_file(dataset, "*.jsonl")))

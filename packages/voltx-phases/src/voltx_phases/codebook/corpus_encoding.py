@@ -1,8 +1,9 @@
-"""Corpus files to R0 slot vectors (phase 0.3, spec sections 1.2 b and 5.1), in one array.
+"""Corpus files to R0 slot vectors (phase 0.3, `docs/phases.md`, 0.3), in one array.
 
-    from voltx_phases.translator.corpus_encoding import encode_corpus, load_code_encoder
+    from voltx_phases.codebook.corpus_encoding import encode_corpus, load_tokenizer
+    from voltx_phases.models.loading import load_encoder
     tokenizer = load_tokenizer("code_tokenizer.json")
-    encoder = load_code_encoder("code_encoder.safetensors", torch.device("cpu"))
+    encoder = load_encoder("code_encoder.safetensors").eval()
     corpus = encode_corpus(read_documents(path), tokenizer, encoder, max_files=200, batch_size=32)
     corpus.vectors                                   # float32 [n, 256], unit rows
 
@@ -26,20 +27,17 @@ from pathlib import Path
 import attrs
 import numpy as np
 import torch
-from safetensors import safe_open
 from tokenizers import Tokenizer, pre_tokenizers
 
-from voltx_phases._common.weights import WeightsError, load_weights
 from voltx_phases.datasets.schema import Document
-from voltx_phases.translator.encoder import (
+from voltx_phases.models.encoder import (
     NUM_SLOTS,
     SLOT_DIM,
     CodeEncoder,
-    EncoderShape,
     encode_frames,
 )
 
-# The original skipped corpus files outside this many UTF-8 bytes (spec section 5.1).
+# The original skipped corpus files outside this many UTF-8 bytes (`docs/phases.md`, 0.3).
 MIN_DOCUMENT_BYTES = 50
 MAX_DOCUMENT_BYTES = 50_000
 MAX_TOKENS = 512
@@ -83,32 +81,6 @@ def load_tokenizer(path: Path | str) -> Tokenizer:
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer
-
-
-def load_code_encoder(path: Path | str, device: torch.device | str = "cpu") -> CodeEncoder:
-    """An encoder weights file, its shape read from the tensors (`embed.weight` is [vocab,
-    embed]); in eval mode on `device`. Hidden 256 and 16 roles are fixed by the frame format."""
-    names = {"embed.weight": 2, "conv1.weight": 3, "role_head.weight": 2}
-    try:
-        with safe_open(str(path), framework="pt") as weights:
-            shapes = {name: weights.get_slice(name).get_shape() for name in names}
-    except Exception as exc:  # safetensors raises its own types for a bad header or a missing key
-        raise WeightsError(f"{path}: cannot read the encoder's shape: {exc}") from exc
-    vocab_size, embed_dim = shapes["embed.weight"]
-    shape = EncoderShape(
-        vocab_size=vocab_size,
-        embed_dim=embed_dim,
-        hidden_dim=shapes["conv1.weight"][0],
-        num_roles=shapes["role_head.weight"][0],
-    )
-    if shape.hidden_dim != SLOT_DIM or shape.num_roles != NUM_SLOTS:
-        raise WeightsError(
-            f"{path}: hidden {shape.hidden_dim} and {shape.num_roles} roles; frames need "
-            f"{SLOT_DIM} and {NUM_SLOTS}"
-        )
-    encoder = CodeEncoder(shape)
-    load_weights(encoder, Path(path))
-    return encoder.eval().to(device)
 
 
 def tokenize(
@@ -237,10 +209,10 @@ def _cuts_are_exact(tokenizer: Tokenizer) -> bool:
     """Whether cutting a text before a newline that follows a non-space character leaves every
     earlier token unchanged.
 
-    True for the byte-level BPE of spec section 2 (no normalizer; GPT-2 ByteLevel regex). That
-    regex splits the text into pieces tokenized independently, and a piece ending in a
-    non-space character cannot extend over a newline (letters, digits, punctuation and the
-    contractions exclude whitespace; only whitespace runs look ahead). So the pieces before
+    True for the byte-level BPE of phase 1.1 (`docs/phases.md`, 1.1; no normalizer; GPT-2
+    ByteLevel regex). That regex splits the text into pieces tokenized independently, and a piece
+    ending in a non-space character cannot extend over a newline (letters, digits, punctuation and
+    the contractions exclude whitespace; only whitespace runs look ahead). So the pieces before
     such a cut are the same with or without the rest of the text. Any other pre-tokenizer, a
     normalizer, or an added token holding whitespace: no cut.
     """

@@ -1,4 +1,4 @@
-"""The CNN code encoder of phases 1.1 and 1.3 (spec section 3), and code-to-frame encoding.
+"""The CNN code encoder of phases 1.1 and 1.3 (`docs/phases.md`, 1.1), and code-to-frame encoding.
 
     ids [B,L] -> Embedding(V,128) -> Conv1d(128->256,k3) -> GELU -> Conv1d(256->256,k5) -> GELU
               -> Conv1d(256->256,k7) -> GELU -> features [B,L,256]
@@ -14,12 +14,12 @@ its docs say.
 
 from __future__ import annotations
 
-import math
-
 import attrs
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from voltx_phases.models.layers import candle_linear_init
 
 NUM_SLOTS = 16
 SLOT_DIM = 256
@@ -46,15 +46,6 @@ class EncoderOutput:
     summary: torch.Tensor  # [B, H], unit length
 
 
-def _candle_linear_init(layer: nn.Linear | nn.Conv1d, fan_in: int, bias_fan_in: int) -> None:
-    # candle initialises weights Kaiming-normal (ReLU gain) and biases U(+-1/sqrt(in)); matching it
-    # keeps freshly initialised models statistically like the original's.
-    nn.init.normal_(layer.weight, mean=0.0, std=math.sqrt(2.0 / fan_in))
-    if layer.bias is not None:
-        bound = 1.0 / math.sqrt(bias_fan_in)
-        nn.init.uniform_(layer.bias, -bound, bound)
-
-
 class CodeEncoder(nn.Module):
     """Token ids to per-token features, role probabilities, token embeddings and a summary."""
 
@@ -70,9 +61,9 @@ class CodeEncoder(nn.Module):
         self.embed_head = nn.Linear(hidden, hidden)
         nn.init.normal_(self.embed.weight)
         for conv in (self.conv1, self.conv2, self.conv3):
-            _candle_linear_init(conv, conv.in_channels * conv.kernel_size[0], conv.in_channels)
+            candle_linear_init(conv, conv.in_channels * conv.kernel_size[0], conv.in_channels)
         for linear in (self.role_head, self.embed_head):
-            _candle_linear_init(linear, linear.in_features, linear.in_features)
+            candle_linear_init(linear, linear.in_features, linear.in_features)
 
     def features(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Per-token features. With `lengths`, positions past each text's end are zeroed between
@@ -86,7 +77,8 @@ class CodeEncoder(nn.Module):
             if mask is not None:
                 x = x * mask
             x = F.gelu(conv(x))
-        return x.transpose(1, 2)
+        features: torch.Tensor = x.transpose(1, 2)
+        return features
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> EncoderOutput:
         """Training runs without `lengths`: the original trained on padded batches unmasked, and
@@ -114,7 +106,8 @@ class SlotFrames:
 
 
 def encode_frames(encoder: CodeEncoder, ids: torch.Tensor, lengths: torch.Tensor) -> SlotFrames:
-    """Role-weighted aggregation of token embeddings into 16 slots (spec section 1.2 b).
+    """Role-weighted aggregation of token embeddings into 16 slots (`docs/formats.md`, problem
+    frames).
 
     For role r: W_r = sum_t p(r|t); when W_r > threshold, slot r holds
     L2norm(sum_t p(r|t) e_t / W_r). Padded positions are masked, so a batch gives each text the

@@ -2,9 +2,9 @@
 
 Every phase that executes code it did not write (generated problems, reference solutions of a
 downloaded dataset, model samples in RLVF and the benchmarks) goes through `run_tests` or
-`run_program`. The original had no Python sandbox at all (spec section 8.3), and the public
-harnesses either `exec` in the trainer's own process or set no memory limit (ml-anchors, code
-sandboxes), so this module follows the recommended practice written down there:
+`run_program`. The original had no Python sandbox at all (`docs/phases.md`, 0.2), and the public
+harnesses either `exec` in the trainer's own process or set no memory limit, so this module
+follows the common practice of the better ones:
 
 - a fresh ``python -I -S -X utf8`` per program: isolated mode (no ``PYTHON*`` variables, no
   user site, the script's folder not on ``sys.path``) and no ``site`` (only the standard

@@ -7,9 +7,9 @@ Inputs: ``code_tokenizer`` (``code_tokenizer.json``), ``code_encoder``
 (``code_encoder.safetensors``, its shape read from the tensors) and ``stack_python``
 (``stack_python.jsonl``, corpus documents). Outputs:
 
-- ``codebook_code``: ``codebook_code.bin`` in the original's exact layout (spec section 5.3;
-  67,108,880 bytes at k = 65,536), L2-normalised rows. Read it with
-  `voltx_phases.translator.codebook_file.read_codebook`.
+- ``codebook_code``: ``codebook_code.bin`` in the original's exact layout (`docs/formats.md`,
+  VXCB codebook; 67,108,880 bytes at k = 65,536), L2-normalised rows. Read it with
+  `voltx_phases.codebook.codebook_file.read_codebook`.
 - ``codebook_hnsw``: ``codebook_hnsw.faiss``, a faiss ``IndexHNSWFlat`` over those rows by inner
   product (cosine; M 24, efConstruction 200, efSearch 32; id = row), and ``codebook_hnsw.json``
   describing it, with the recall@1 against brute force and the k-means report.
@@ -18,9 +18,10 @@ Steps: encode up to `max_files` files into one preallocated array (`corpus_encod
 seeded random `sample_size` of the vectors, k-means with faiss (`kmeans`), normalise and write
 the entries, check that the file reads back to the same array, then build and measure the HNSW
 index. The original's mini-batch k-means is replaced by Lloyd iterations over all vectors
-(section 5.2 allows any ordering that is documented); its k-means++ seeding is kept. Each
-iteration's inertia goes to ``metrics.jsonl`` and each iteration is checkpointed, so a rerun after
-a crash re-encodes the corpus (deterministic) and resumes k-means where it stopped.
+(`docs/phases.md`, 0.3: any documented ordering of the updates is allowed); its k-means++
+seeding is kept. Each iteration's inertia goes to ``metrics.jsonl`` and each iteration is
+checkpointed, so a rerun after a crash re-encodes the corpus (deterministic) and resumes k-means
+where it stopped.
 """
 
 from __future__ import annotations
@@ -35,19 +36,17 @@ from typing import Any
 import attrs
 import faiss
 import numpy as np
+from safetensors.numpy import load_file as load_arrays
+from safetensors.numpy import save_file as save_arrays
 
 from voltx import PhaseContext, PhaseError
 from voltx.checkpoints import CheckpointManager
 from voltx_phases._common.devices import resolve_device
-from voltx_phases.datasets.schema import read_documents
-from voltx_phases.translator.codebook_config import CodebookConfig
-from voltx_phases.translator.codebook_file import FILE_NAME, read_codebook, write_codebook
-from voltx_phases.translator.corpus_encoding import (
-    encode_corpus,
-    load_code_encoder,
-    load_tokenizer,
-)
-from voltx_phases.translator.kmeans import (
+from voltx_phases._common.training_state import check_checkpoint_files
+from voltx_phases.codebook.codebook_file import FILE_NAME, read_codebook, write_codebook
+from voltx_phases.codebook.config import CodebookConfig
+from voltx_phases.codebook.corpus_encoding import encode_corpus, load_tokenizer
+from voltx_phases.codebook.kmeans import (
     IterationStats,
     QuantizationReport,
     build_hnsw,
@@ -57,6 +56,8 @@ from voltx_phases.translator.kmeans import (
     sample_rows_inplace,
     train_kmeans,
 )
+from voltx_phases.datasets.schema import read_documents
+from voltx_phases.models.loading import load_encoder
 
 HNSW_FILE = "codebook_hnsw.faiss"
 HNSW_JSON = "codebook_hnsw.json"
@@ -83,9 +84,10 @@ def run(ctx: PhaseContext) -> None:
     config: CodebookConfig = ctx.config
     device = resolve_device(config.device, ctx)
     tokenizer = load_tokenizer(_input(ctx, "code_tokenizer", "code_tokenizer.json", "*.json"))
-    encoder = load_code_encoder(
+    # Hidden 256 and 16 roles are fixed by the frame format; the check refuses anything else.
+    encoder = load_encoder(
         _input(ctx, "code_encoder", "code_encoder.safetensors", "*.safetensors"), device
-    )
+    ).eval()
     if tokenizer.get_vocab_size() > encoder.shape.vocab_size:
         raise PhaseError(
             ctx.phase_id,
@@ -286,6 +288,10 @@ def describe(codebook: Codebook, config: CodebookConfig, stats: dict[str, Any]) 
     }
 
 
+_STATE_FILE = "state.json"
+_CENTROIDS_FILE = "centroids.safetensors"
+
+
 class _Resume:
     """Per-iteration k-means checkpoints, valid only for the same vectors and settings."""
 
@@ -304,18 +310,23 @@ class _Resume:
         latest = self.checkpoints.latest()
         if latest is None:
             return None
-        state = json.loads((latest.path / "state.json").read_text())
+        # Tensors in safetensors and the rest in JSON, as every phase's checkpoints: reading a
+        # checkpoint from a shared store must never run code (docs/formats.md, checkpoint).
+        check_checkpoint_files(latest.path, {_STATE_FILE, _CENTROIDS_FILE})
+        state = json.loads((latest.path / _STATE_FILE).read_text())
         if state.get("key") != self.key or latest.step > self.niter:
             return None
-        centroids = np.load(latest.path / "centroids.npy")
+        centroids = load_arrays(str(latest.path / _CENTROIDS_FILE))["centroids"]
         history = [IterationStats(**it) for it in state["history"]]
         return latest.step, centroids, history
 
     def save(self, iteration: int, centroids: np.ndarray, history: list[IterationStats]) -> None:
         with self.checkpoints.save(iteration) as folder:
-            np.save(folder / "centroids.npy", centroids)
+            save_arrays(
+                {"centroids": np.ascontiguousarray(centroids)}, str(folder / _CENTROIDS_FILE)
+            )
             state = {"key": self.key, "history": [attrs.asdict(it) for it in history]}
-            (folder / "state.json").write_text(json.dumps(state))
+            (folder / _STATE_FILE).write_text(json.dumps(state))
 
 
 def _log_seeding(log: Any) -> Callable[[int, int], None]:

@@ -3,12 +3,12 @@ the reports (inertia, empty clusters, quantisation error, HNSW recall@1).
 
 Pure functions over float32 numpy arrays; nothing here imports torch.
 
-    from voltx_phases.translator.kmeans import normalize_rows, quantization_report, train_kmeans
+    from voltx_phases.codebook.kmeans import normalize_rows, quantization_report, train_kmeans
     result = train_kmeans(vectors, k=64, niter=10, seed=42, init="kmeans++")
     report = quantization_report(vectors, normalize_rows(result.centroids))
 
-Why faiss rather than the original's mini-batch k-means (spec section 5.2): its assignment step
-runs at 74-81 % of the machine's sgemm ceiling (ml-anchors section 1.3), the original's
+Why faiss rather than the original's mini-batch k-means (`docs/phases.md`, 0.3): its assignment
+step runs at 74-81 % of the machine's sgemm ceiling, the original's
 per-sample sequential update cannot be parallelised, and Lloyd iterations over all vectors
 converge in fewer passes. The iterations are driven here one at a time (one faiss `Clustering`
 pass each), which costs the same as one `faiss.Kmeans` call (bench/kmeans.py) and lets the phase
@@ -25,7 +25,7 @@ import attrs
 import faiss
 import numpy as np
 
-from voltx_phases.translator.codebook_config import INIT_METHODS
+from voltx_phases.codebook.config import INIT_METHODS
 
 # faiss reads its input in blocks; this bounds the reports' temporary arrays (12 bytes a row).
 _CHUNK_ROWS = 1 << 18
@@ -100,9 +100,9 @@ def kmeanspp_init(
 ) -> np.ndarray:
     """k-means++ seeding (Arthur and Vassilvitskii 2007) on a seeded subsample, as the original.
 
-    The original (spec section 5.2): sample at most 200,000 vectors; the first centroid uniform,
-    each next one drawn with probability proportional to the squared L2 distance to the nearest
-    centroid chosen so far, uniform when every distance is below 1e-30. Each round is one
+    The original (`docs/phases.md`, 0.3): sample at most 200,000 vectors; the first centroid
+    uniform, each next one drawn with probability proportional to the squared L2 distance to the
+    nearest centroid chosen so far, uniform when every distance is below 1e-30. Each round is one
     matrix-vector product over the sample (BLAS, multithreaded) and a running minimum, so the
     cost is k * m * d multiply-adds and memory-bound: about 15 ms a round at m = 200,000 on two
     cores. `progress(done, k)` is called every 1,024 centroids.
@@ -253,7 +253,8 @@ def build_hnsw(
     entries: np.ndarray, m: int = 24, ef_construction: int = 200, ef_search: int = 32
 ) -> faiss.IndexHNSWFlat:
     """An HNSW index over unit `entries` by inner product (cosine), as the original's
-    `hnsw_rs` index (spec section 5.4): M 24, efConstruction 200, efSearch 32, ids = row index."""
+    `hnsw_rs` index (`docs/phases.md`, 0.3): M 24, efConstruction 200, efSearch 32, ids = row
+    index."""
     index = faiss.IndexHNSWFlat(entries.shape[1], m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = ef_construction
     index.add(np.ascontiguousarray(entries, dtype=np.float32))

@@ -5,94 +5,58 @@ attention and the diffusion controller.
     voltx run 2.1 --profile full --backend vast
     python -c 'import voltx; voltx.run("2.1")'
 
-What it fixes from the original `train-vfn` (spec sections 6.5-6.6):
+What it fixes from the original `train-vfn` (`docs/phases.md`, 2.1):
 
 - one AdamW and one warmup+cosine schedule per stage, continuous across epochs (the original
   rebuilt both every epoch, so warmup never finished); `legacy_epoch_restart` reproduces it;
 - each curriculum stage starts from the previous stage's final weights (the original started
   every stage from random weights);
 - slot attention and the diffusion controller are trained (the original never trained them):
-  see `rar.py` for the objective;
-- training resumes from the latest complete checkpoint, bit for bit on CPU.
+  see `voltx_phases.models.rar` for the objective;
+- training resumes from the latest complete checkpoint, bit for bit on CPU; checkpoints hold
+  safetensors and JSON only, nothing that runs code when read (`vfn_checkpoints`,
+  `docs/formats.md`, checkpoint).
 
 Loss per step: MSE(VFN(x_t, t), a - q) + rar_weight * (L_rar + iteration_weight * L_iter).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import attrs
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from voltx import PhaseContext, PhaseError, PhaseStopped
+from voltx.checkpoints import Checkpoint
 from voltx_phases._common.devices import resolve_device
-from voltx_phases._common.schedules import warmup_cosine_lr
 from voltx_phases._common.weights import WeightsError, load_weights, save_weights
+from voltx_phases.models.diffusion_controller import DiffusionController
+from voltx_phases.models.rar import RarSettings
+from voltx_phases.models.scaled_vfn import ScaledVFN, VfnShape, shape_from_tensors
+from voltx_phases.models.slot_attention import SlotAttention
 from voltx_phases.soft_core.config import PROBLEM_DATASETS, Stage, VfnTrainingConfig
-from voltx_phases.soft_core.diffusion_controller import DiffusionController
-from voltx_phases.soft_core.pairs import PairSet, flow_batch, load_pairs, split_validation
-from voltx_phases.soft_core.rar import RarSettings, unrolled_rar
-from voltx_phases.soft_core.scaled_vfn import ScaledVFN, VfnShape, shape_from_tensors
-from voltx_phases.soft_core.slot_attention import SlotAttention
-
-STATE_FILE = "trainer_state.pt"
-WEIGHT_FILES = {
-    "vfn": "scaled_vfn.safetensors",
-    "attention": "slot_attention.safetensors",
-    "controller": "diffusion_controller.safetensors",
-}
-
-
-@attrs.define
-class Models:
-    vfn: ScaledVFN
-    attention: SlotAttention
-    controller: DiffusionController
-
-    def modules(self) -> dict[str, torch.nn.Module]:
-        return {"vfn": self.vfn, "attention": self.attention, "controller": self.controller}
-
-    def parameters(self) -> Iterator[torch.nn.Parameter]:
-        for module in self.modules().values():
-            yield from module.parameters()
-
-
-@attrs.define
-class Position:
-    """Where training stands; saved with every checkpoint."""
-
-    stage: int = 0
-    epoch: int = 0
-    batch: int = 0  # next batch of the epoch
-    step: int = 0  # optimizer steps done in this stage
-
-
-def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """The LambdaLR factor for 0-based `step`: the shared warmup + cosine, peak 1."""
-    return warmup_cosine_lr(
-        step + 1, max_lr=1.0, warmup_steps=warmup, total_steps=total, min_lr_ratio=min_ratio
-    )
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    """sha256 over a module's tensors in name order: proves which weights a stage started from."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
+from voltx_phases.soft_core.pairs import PairSet, load_pairs, split_validation
+from voltx_phases.soft_core.vfn_checkpoints import (
+    Position,
+    StageTrainer,
+    restore_models,
+    restore_trainer,
+    save_checkpoint,
+)
+from voltx_phases.soft_core.vfn_step import (
+    Models,
+    lr_factor,
+    train_step,
+    validation_loss,
+    weights_digest,
+)
 
 # -- checks before any training ------------------------------------------------------------
 
@@ -160,34 +124,7 @@ def _initial_vfn(ctx: PhaseContext, shape: VfnShape) -> ScaledVFN:
     return vfn
 
 
-# -- checkpoints -----------------------------------------------------------------------------
-
-
-def _rng_state() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
-        "python": random.getstate(),
-    }
-
-
-def _restore_rng(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
-    random.setstate(state["python"])
-
-
-def _save(ctx: PhaseContext, models: Models, position: Position, trainer: dict[str, Any]) -> None:
-    global_step = position.stage * 10_000_000 + position.step
-    with ctx.checkpoints.save(global_step) as folder:
-        for key, module in models.modules().items():
-            save_weights(module, folder / WEIGHT_FILES[key])
-        torch.save(
-            {"position": attrs.asdict(position), "rng": _rng_state(), **trainer},
-            folder / STATE_FILE,
-        )
+# -- the loop --------------------------------------------------------------------------------
 
 
 def _stage_file(ctx: PhaseContext, stage: Stage) -> Path:
@@ -196,9 +133,6 @@ def _stage_file(ctx: PhaseContext, stage: Stage) -> Path:
     folder = ctx.checkpoints.root / "stages"
     folder.mkdir(exist_ok=True)
     return folder / f"{stage.output}.safetensors"
-
-
-# -- the loop --------------------------------------------------------------------------------
 
 
 def run(ctx: PhaseContext) -> None:
@@ -217,14 +151,9 @@ def run(ctx: PhaseContext) -> None:
     models.attention.set_bias(bias)
 
     position = Position()
-    resume: dict[str, Any] | None = None
     latest = ctx.checkpoints.latest()
     if latest is not None:
-        for key, module in models.modules().items():
-            load_weights(module, latest.path / WEIGHT_FILES[key])
-        resume = torch.load(latest.path / STATE_FILE, weights_only=False)
-        position = Position(**resume["position"])
-        _restore_rng(resume["rng"])
+        position = restore_models(latest, models)
         ctx.log.info(
             "resuming",
             stage=position.stage,
@@ -248,15 +177,25 @@ def run(ctx: PhaseContext) -> None:
         if stage_index < position.stage:
             continue
         train, valid = pairs[stage.name]
-        state = (
-            resume if resume is not None and resume["position"]["stage"] == stage_index else None
-        )
+        # Only the first stage this run trains can resume mid-stage; later ones start fresh.
+        resume = latest if latest is not None and position.stage == stage_index else None
+        start = position if resume is not None else Position(stage=stage_index)
         _train_stage(
-            ctx, config, stage, stage_index, models, train, valid, settings, device, state, clock
+            ctx,
+            config,
+            stage,
+            stage_index,
+            models,
+            (train, valid),
+            settings,
+            device,
+            clock,
+            resume=resume,
+            start=start,
         )
-        resume = None
+        latest = None
         save_weights(models.vfn, _stage_file(ctx, stage))
-        _save(ctx, models, Position(stage=stage_index + 1), {})
+        save_checkpoint(ctx.checkpoints, models, Position(stage=stage_index + 1), None)
 
     for stage in config.stages:
         target = ctx.outputs[stage.output] / f"{stage.output}.safetensors"
@@ -284,13 +223,17 @@ def _train_stage(
     stage: Stage,
     stage_index: int,
     models: Models,
-    train: PairSet,
-    valid: PairSet,
+    split: tuple[PairSet, PairSet],
     settings: RarSettings,
     device: torch.device,
-    state: dict[str, Any] | None,
     clock: _Clock,
+    *,
+    resume: Checkpoint | None,
+    start: Position,
 ) -> None:
+    """Train one curriculum stage from `start`, resuming the stage's optimizer, schedule and
+    generator from `resume` when it holds them."""
+    train, valid = split
     steps_per_epoch = len(train) // stage.batch_size
     stage_steps = stage.epochs * steps_per_epoch
 
@@ -304,15 +247,12 @@ def _train_stage(
         )
         return optimizer, schedule
 
-    optimizer, schedule = make_optimizer()
-    generator = torch.Generator().manual_seed(config.seed * 7919 + stage_index)
-    position = Position(stage=stage_index)
-    if state is not None:
-        position = Position(**state["position"])
-        if "optimizer" in state:
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["scheduler"])
-            generator.set_state(state["generator"])
+    trainer = StageTrainer(
+        *make_optimizer(), torch.Generator().manual_seed(config.seed * 7919 + stage_index)
+    )
+    position = start
+    if resume is not None:
+        restore_trainer(resume, trainer)
     if position.step == 0:
         ctx.metrics.log_metrics(
             clock.done, stage=stage_index, init_digest_int=int(weights_digest(models.vfn)[:12], 16)
@@ -329,7 +269,7 @@ def _train_stage(
 
     for epoch in range(position.epoch, stage.epochs):
         if config.legacy_epoch_restart and position.batch == 0 and epoch > 0:
-            optimizer, schedule = make_optimizer()
+            trainer.optimizer, trainer.schedule = make_optimizer()
         # The order depends only on (seed, stage, epoch): a resumed run walks the same order.
         order = torch.randperm(
             len(train),
@@ -341,7 +281,9 @@ def _train_stage(
             indices = order[batch_index * stage.batch_size : (batch_index + 1) * stage.batch_size]
             batch = train.take(indices)
             try:
-                losses = train_step(models, batch, optimizer, config, settings, generator, device)
+                losses = train_step(
+                    models, batch, trainer.optimizer, config, settings, trainer.generator, device
+                )
             except torch.cuda.OutOfMemoryError as exc:
                 raise PhaseError(
                     ctx.phase_id,
@@ -357,8 +299,8 @@ def _train_stage(
                     f"loss is {losses['loss']} at stage {stage.name}, epoch {epoch + 1}, step "
                     f"{position.step + 1}; the last good checkpoint is kept; try a lower lr",
                 )
-            lr = schedule.get_last_lr()[0]
-            schedule.step()
+            lr = float(trainer.schedule.get_last_lr()[0])
+            trainer.schedule.step()
             position = Position(stage_index, epoch, batch_index + 1, position.step + 1)
             clock.done += 1
             clock.samples += len(batch)
@@ -370,112 +312,19 @@ def _train_stage(
                 )
             stopping = ctx.stop_requested()
             if position.step % config.checkpoint_every_steps == 0 or stopping:
-                _save(ctx, models, position, _trainer_state(optimizer, schedule, generator))
+                save_checkpoint(ctx.checkpoints, models, position, trainer)
             if stopping:
                 raise PhaseStopped(ctx.phase_id, f"stage {stage.name}, step {position.step}")
-        valid_loss = _validate(models, valid, config, stage_index, device)
+        valid_loss = validation_loss(models, valid, config, stage_index, device)
         ctx.metrics.log_metrics(
             clock.done, stage=stage_index, epoch=epoch + 1, valid_loss=valid_loss
         )
         ctx.log.info("epoch done", stage=stage.name, epoch=epoch + 1, valid_loss=valid_loss)
         position = Position(stage_index, epoch + 1, 0, position.step)
-        _save(ctx, models, position, _trainer_state(optimizer, schedule, generator))
+        save_checkpoint(ctx.checkpoints, models, position, trainer)
     ctx.metrics.log_metrics(
         clock.done, stage=stage_index, final_digest_int=int(weights_digest(models.vfn)[:12], 16)
     )
-
-
-def train_step(
-    models: Models,
-    batch: PairSet,
-    optimizer: torch.optim.Optimizer,
-    config: VfnTrainingConfig,
-    settings: RarSettings,
-    generator: torch.Generator,
-    device: torch.device,
-) -> dict[str, float]:
-    """One optimizer step on `batch`: forward, backward (in micro-batches), AdamW step.
-
-    The losses come back as floats through one device sync, not one per value.
-    """
-    optimizer.zero_grad(set_to_none=True)
-    chunks = 2**config.micro_batch_halvings
-    autocast = config.bf16 and device.type == "cuda"
-    keys = ("loss", "flow", "rar", "iterations")
-    totals = torch.zeros(len(keys), device=device)
-    # Every loss is a mean over shared slots, so weighting each micro-batch by its share of the
-    # slots makes the accumulated gradient that of the whole batch.
-    slots = float(batch.shared.sum())
-    for part in torch.tensor_split(torch.arange(len(batch)), chunks):
-        if len(part) == 0:
-            continue
-        weight = float(batch.shared[part].sum()) / slots
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            parts = _losses(models, batch.take(part), config, settings, generator, device)
-        (parts["loss"] * weight).backward()
-        totals += torch.stack([parts[k].detach().float() for k in keys]) * weight
-    # Check before stepping: a NaN must not reach the weights the last checkpoint will be
-    # compared with.
-    values = dict(zip(keys, totals.tolist(), strict=True))
-    if math.isfinite(values["loss"]):
-        optimizer.step()
-    return values
-
-
-def _trainer_state(
-    optimizer: torch.optim.Optimizer, schedule: Any, generator: torch.Generator
-) -> dict[str, Any]:
-    return {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": schedule.state_dict(),
-        "generator": generator.get_state(),
-    }
-
-
-def _losses(
-    models: Models,
-    batch: PairSet,
-    config: VfnTrainingConfig,
-    settings: RarSettings,
-    generator: torch.Generator,
-    device: torch.device,
-) -> dict[str, torch.Tensor]:
-    flow = flow_batch(batch, config.source, generator, device)
-    flow_loss = F.mse_loss(models.vfn(flow.x_t, flow.t), flow.target)
-    if config.rar_weight == 0:
-        zero = torch.zeros((), device=device)
-        return {"loss": flow_loss, "flow": flow_loss, "rar": zero, "iterations": zero}
-    outcome = unrolled_rar(
-        models.vfn,
-        models.attention,
-        models.controller,
-        batch.query.to(device),
-        batch.solution.to(device),
-        batch.shared.to(device),
-        settings,
-        generator=generator if device.type == "cpu" else None,
-    )
-    rar = outcome.alignment_loss + config.iteration_weight * outcome.iteration_loss
-    return {
-        "loss": flow_loss + config.rar_weight * rar,
-        "flow": flow_loss,
-        "rar": outcome.alignment_loss,
-        "iterations": outcome.moving_fraction,
-    }
-
-
-def _validate(
-    models: Models,
-    valid: PairSet,
-    config: VfnTrainingConfig,
-    stage_index: int,
-    device: torch.device,
-) -> float:
-    """Flow-matching MSE on the held-out problems, with a fixed draw of t for comparability."""
-    generator = torch.Generator().manual_seed(config.seed + 1000 + stage_index)
-    with torch.no_grad():
-        flow = flow_batch(valid, config.source, generator, device)
-        return float(F.mse_loss(models.vfn(flow.x_t, flow.t), flow.target))
 
 
 def _write_report(ctx: PhaseContext) -> None:

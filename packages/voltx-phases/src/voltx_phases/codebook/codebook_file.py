@@ -1,6 +1,7 @@
 """`codebook_code.bin`, the codebook file of phase 0.3, in the original's exact layout.
 
-Spec section 5.3 (`volt-bus/src/codebook.rs`, ADR-012). Little-endian, no padding, no checksum:
+`docs/formats.md`, VXCB codebook (the original's `volt-bus/src/codebook.rs`). Little-endian, no
+padding, no checksum:
 
     offset  size            field
     0       4               magic, ASCII ``VXCB``
@@ -12,7 +13,7 @@ Spec section 5.3 (`volt-bus/src/codebook.rs`, ADR-012). Little-endian, no paddin
 At 65,536 entries the file is exactly 67,108,880 bytes. Files written here load in the original
 and the original's files load here:
 
-    from voltx_phases.translator.codebook_file import read_codebook, write_codebook
+    from voltx_phases.codebook.codebook_file import read_codebook, write_codebook
     entries = read_codebook("codebook_code.bin")        # float32 [count, 256], unit rows
 
 `check_codebook_file` is the artifact check for ``voltx artifacts add codebook_code PATH``. This
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voltx_phases.translator.codebook_config import MAX_ENTRIES
+from voltx_phases.codebook.config import MAX_ENTRIES
 
 FILE_NAME = "codebook_code.bin"
 MAGIC = b"VXCB"
@@ -56,7 +57,7 @@ def codebook_file_size(count: int, dim: int = DIM) -> int:
 
 
 def write_codebook(path: Path | str, entries: np.ndarray) -> None:
-    """Write `entries` ([count, 256], finite, no zero row) in the section 5.3 layout.
+    """Write `entries` ([count, 256], finite, no zero row) in the VXCB layout.
 
     The rows are written as given; phase 0.3 L2-normalises them first, as the original did.
     """

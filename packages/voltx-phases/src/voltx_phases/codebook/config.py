@@ -4,8 +4,8 @@ Torch-free on purpose: the plugin module imports this to declare the phase, and 
 import torch or faiss. Every field can be overridden from ``voltx.toml`` or the command line,
 e.g. ``voltx run 0.3 --set 0.3.niter=25 --set 0.3.init=random``.
 
-``full`` is the original's numbers (spec section 5, section 12 row 0.3); ``tiny`` is section 12's
-smoke configuration: 200 files (at most 3,200 vectors), k = 64, a few seconds on two cores.
+``full`` is the original's numbers (`docs/phases.md`, 0.3); ``tiny`` is the smoke configuration
+described there: 200 files (at most 3,200 vectors), k = 64, a few seconds on two cores.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class CodebookConfig:
     spherical: bool = True
     # Files per encoder forward pass (length-sorted, so padding stays small).
     batch_size: int = attrs.field(default=64, validator=_in_range(1))
-    # HNSW over the entries, cosine, the original's constants (spec section 5.4).
+    # HNSW over the entries, cosine, the original's constants (`docs/phases.md`, 0.3).
     hnsw_m: int = attrs.field(default=24, validator=_in_range(2))
     ef_construction: int = attrs.field(default=200, validator=_in_range(1))
     ef_search: int = attrs.field(default=32, validator=_in_range(1))
