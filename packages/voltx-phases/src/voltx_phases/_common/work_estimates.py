@@ -90,8 +90,13 @@ def _trained_samples(samples: int, valid_fraction: float, batch: int, epochs: in
     return (samples - valid) // batch * batch * epochs
 
 
-def _millions(count: float) -> str:
-    return f"{count / 1e6:.1f}M"
+def _count(count: float) -> str:
+    """51.7M, 42.1K or 176: short enough for a line of `voltx plan`."""
+    if count >= 1e6:
+        return f"{count / 1e6:.1f}M"
+    if count >= 1e3:
+        return f"{count / 1e3:.1f}K"
+    return f"{count:.0f}"
 
 
 def encoder_training_work(config: EncoderPhaseConfig) -> TrainingWork:
@@ -108,7 +113,7 @@ def encoder_training_work(config: EncoderPhaseConfig) -> TrainingWork:
     dense = encoder_dense_parameters(config.embed_dim)
     return TrainingWork(
         flop=float(_TRAIN * dense * positions),
-        basis=f"6 x {_millions(dense)} dense parameters x {_millions(positions)} token positions",
+        basis=f"6 x {_count(dense)} dense parameters x {_count(positions)} token positions",
     )
 
 
@@ -134,8 +139,8 @@ def decoder_training_work(config: DecoderPhaseConfig) -> TrainingWork:
     return TrainingWork(
         flop=float(per_position * positions),
         basis=(
-            f"6 x {_millions(weights)} parameters (+ attention, + the encoder forward) "
-            f"x {_millions(positions)} token positions"
+            f"6 x {_count(weights)} parameters (+ attention, + the encoder forward) "
+            f"x {_count(positions)} token positions"
         ),
     )
 
@@ -160,5 +165,5 @@ def vfn_training_work(config: VfnTrainingConfig) -> TrainingWork:
     rows = problems * rows_per_problem
     return TrainingWork(
         flop=float(_TRAIN * params * rows),
-        basis=f"6 x {_millions(params)} parameters x {_millions(rows)} slot rows",
+        basis=f"6 x {_count(params)} parameters x {_count(rows)} slot rows",
     )
