@@ -17,6 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from _frames import write_bias, write_problem_frames  # noqa: E402
+from _layouts import documented_models, resized  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 import voltx  # noqa: E402
@@ -92,10 +93,16 @@ def test_legacy_epoch_restart_reproduces_the_original(inputs: tuple[str, Path]) 
 
 def test_original_layout_checkpoint_loads_and_trains(inputs: tuple[str, Path]) -> None:
     url, work = inputs
-    original = ScaledVFN(TINY)
+    # The names come from docs/formats.md, not from voltx's own state_dict(), so a renamed
+    # tensor fails here; the documented full-size shapes are taken down to the tiny size.
+    shapes = resized(documented_models()["scaled_vfn"].shapes, {2048: 64, 128: 8}, blocks=1)
+    generator = torch.Generator().manual_seed(0)
+    tensors = {name: torch.randn(shape, generator=generator) for name, shape in shapes.items()}
     # Written as the Rust implementation writes it: plain tensor names, no metadata.
     path = work.parent / "scaled_vfn_original.safetensors"
-    save_file({k: v.contiguous() for k, v in original.state_dict().items()}, str(path))
+    save_file(tensors, str(path))
+    original = ScaledVFN(TINY)
+    original.load_state_dict(tensors)
     ArtifactStore.open(url).add("scaled_vfn_init", path)
     assert _run(url, work).ok
     starts = [r["init_digest_int"] for r in _metrics(work) if "init_digest_int" in r]

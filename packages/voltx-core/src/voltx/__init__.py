@@ -28,7 +28,7 @@ from voltx.errors import (
     VoltxError,
 )
 from voltx.hookspecs import hookimpl
-from voltx.spec import EmptyConfig, Phase, PhaseSpec, Resources
+from voltx.spec import EmptyConfig, Phase, PhaseSpec, Resources, TrainingWork
 
 if TYPE_CHECKING:
     from voltx.api import phases, plan, run, status
@@ -73,6 +73,7 @@ __all__ = [
     "PluginError",
     "Resources",
     "StoreError",
+    "TrainingWork",
     "UnknownPhaseError",
     "VoltxError",
     "__version__",

@@ -118,7 +118,7 @@ def _plan(
         # Only now, once the target and configs are known good: quoting may ask the backend.
         backend = _make_backend(session)
         try:
-            timeline = _timeline(session, selected, planned, backend)
+            timeline = _timeline(session, selected, planned, backend, configs)
         finally:
             backend.close()
     return Plan(
@@ -134,7 +134,11 @@ def _plan(
 
 
 def _timeline(
-    session: Session, selected: Sequence[str], planned: Sequence[PlannedPhase], backend: Backend
+    session: Session,
+    selected: Sequence[str],
+    planned: Sequence[PlannedPhase],
+    backend: Backend,
+    configs: Mapping[str, Mapping[str, Any]],
 ) -> Timeline:
     """Estimates of every phase that will run on `backend`, laid out in time."""
     registry_ = session.registry
@@ -151,7 +155,9 @@ def _timeline(
         quote = backend.quote(spec.resources_for(session.profile))
         moved = artifact_bytes(session.store, (*spec.requires, *spec.produces), declared)
         measured = measured_hours(session.store, spec.id, session.profile, quote.host)
-        estimates[item.phase_id] = estimate_phase(spec, session.profile, quote, moved, measured)
+        estimates[item.phase_id] = estimate_phase(
+            spec, session.profile, quote, moved, measured, configs[item.phase_id]
+        )
     graph = session.graph
     return build_timeline(selected, graph.upstream, estimates)
 

@@ -96,7 +96,7 @@ class Plan:
 
 @attrs.frozen
 class ManifestEntry:
-    """One file a phase needs on its host (the runbook's "File Transfer Manifest", computed)."""
+    """One file a phase needs on its host: the list people used to copy by hand, computed."""
 
     artifact: str
     path: str

@@ -445,7 +445,9 @@ class Scheduler:
             host = self.backend.quote(spec.resources_for(profile)).host
             measured = measured_hours(self.session.store, phase_id, profile, host)
             self._hours[phase_id] = (
-                measured if measured is not None else spec_hours(spec, profile)[0]
+                measured
+                if measured is not None
+                else spec_hours(spec, profile, self.configs[phase_id])[0]
             )
         return self._hours[phase_id]
 

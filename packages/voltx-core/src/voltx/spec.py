@@ -35,6 +35,30 @@ class Resources:
 
 
 @attrs.frozen
+class TrainingWork:
+    """The arithmetic one run of a training phase does, so a plan can time it before it runs.
+
+    `flop` is the total of floating-point operations, forward and backward, over the whole run;
+    `basis` says in a few words how it was counted (``6 x 51.7M parameters x 7.8M slot rows``),
+    and is printed by ``voltx plan``. The plan turns it into hours on the reference GPU at an
+    assumed utilisation (`voltx.planning.estimates`); see docs/concepts.md, "Estimates".
+    """
+
+    flop: float = attrs.field()
+    basis: str = ""
+
+    @flop.validator
+    def _check_flop(self, _attribute: attrs.Attribute[float], value: float) -> None:
+        if not value >= 0:
+            raise ValueError(f"work must be a non-negative number of FLOP, got {value!r}")
+
+
+# The work of a phase as a function of its resolved config (an instance of `config_class`).
+# Torch-free like the rest of a spec: planning calls it without importing the phase's code.
+WorkEstimator = Callable[[Any], TrainingWork]
+
+
+@attrs.frozen
 class EmptyConfig:
     """The config of a phase that has no settings."""
 
@@ -68,6 +92,8 @@ class PhaseSpec:
     `optional` names inputs the phase uses when present (never produced by another phase).
     `version` is the phase's code version: bump it when a change to the code should invalidate
     earlier outputs (it is part of the fingerprint).
+    `work` (optional) computes a `TrainingWork` from the resolved config: plans estimate a GPU
+    run from it rather than from `reference_hours`.
     """
 
     id: str = attrs.field()
@@ -84,12 +110,15 @@ class PhaseSpec:
     resources: Resources = Resources()
     profile_resources: Mapping[str, Resources] = attrs.field(factory=dict)
     reference_hours: float = 0.0
-    # The conservative end of the estimate when the runbooks give a range (100-200 h); the
-    # optimistic end is `reference_hours`. Default: 1.5 x reference_hours.
+    # The conservative end of the estimate when it is a range (100-200 h); the optimistic end
+    # is `reference_hours`. Default: 1.5 x reference_hours.
     reference_hours_high: float | None = None
     # Hours of a run under each profile (on the reference GPU), where it differs from the
     # full-profile estimate; profiles not listed scale by PROFILE_SCALE.
     profile_hours: Mapping[str, float] = attrs.field(factory=dict)
+    # The run's arithmetic, from its config; when given, a plan times a GPU profile from it
+    # instead of `reference_hours`. Measured durations still win once there are some.
+    work: WorkEstimator | None = attrs.field(default=None, eq=False)
     # Size of everything the phase writes, at the full profile, for transfer-time estimates.
     output_gb: float = 0.0
     description: str = ""

@@ -1,7 +1,7 @@
 """A small client of our own for the Vast.ai REST API.
 
 Why not the official SDK: it pulls in a dozen heavy dependencies and prints to stdout. Vast's API is
-a handful of JSON endpoints (see ``reference/backends.md`` section 1), so the standard library is
+a handful of JSON endpoints (docs/vast.md, "The REST API voltx uses"), so the standard library is
 enough:
 
 - **Auth** is the ``Authorization: Bearer`` header and nothing else. The key never goes into a URL

@@ -1,7 +1,7 @@
 """Which Vast.ai machine a phase gets: the offer search, built from the phase's needs.
 
 A search is one flat JSON object of ``field: {op: value}`` filters plus ``order``, ``type`` and
-``limit`` (``reference/backends.md`` section 1.3). The phase's `Resources` set the floor (GPU
+``limit`` (docs/vast.md, "Offer search"). The phase's `Resources` set the floor (GPU
 count and memory, CPU cores, RAM, disk); the user's `OfferFilters` ([backends.vast] settings)
 narrow it further (GPU model, CUDA version, price cap, reliability, bandwidth, region). Results
 come cheapest first.

@@ -1,6 +1,6 @@
 """Renting one instance for one job, waiting until SSH answers, and giving it back.
 
-The steps, and the lesson each one carries (``reference/backends.md`` sections 1.7 and 5.3):
+The steps, and the lesson each one carries (docs/vast.md, "Renting and giving back"):
 
 1. **Look before renting.** Instances are found by their label, ``voltx-<run>-<phase>``: the only
    link between Vast's state and ours that survives a crash. An instance with the label that is

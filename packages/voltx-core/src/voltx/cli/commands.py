@@ -63,6 +63,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     waves = " | ".join(", ".join(w) for w in result.levels)
     print(f"\nwaves (each runs in parallel): {waves}")
     if timeline is not None:
+        # Hours timed from a phase's work say how, so a reader can check the arithmetic.
+        for entry in timeline.entries:
+            if entry.estimate is not None and entry.estimate.basis:
+                print(f"{entry.phase_id} estimate: {entry.estimate.basis}")
         print(f"critical path: {' -> '.join(timeline.critical_path)}")
         print(
             f"total: {_hours(timeline.parallel_hours)} h in parallel on {timeline.lanes} "

@@ -1,7 +1,7 @@
 """Checks before anything is rented: all problems found at once, or none.
 
-"Do NOT start training with missing files — it will fail partway through and waste GPU-hours"
-(the runbook). Preflight checks, for every phase that will run: its inputs (in the store, listed
+A phase that starts with a file missing fails partway through, after the GPU hours are paid
+for. Preflight checks, for every phase that will run: its inputs (in the store, listed
 as a readable file, or made by a phase upstream), that the store accepts writes (a probe record
 written and deleted under its prefix), that the disk a job gets holds its inputs, outputs and
 checkpoints, that the backend can provide the phase's resources (its own `preflight`:

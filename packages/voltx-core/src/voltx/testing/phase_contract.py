@@ -26,7 +26,7 @@ import pytest
 
 from voltx.config import structure, unstructure
 from voltx.plugins import host, registered
-from voltx.spec import EmptyConfig, PhaseSpec
+from voltx.spec import EmptyConfig, PhaseSpec, TrainingWork
 from voltx.store import ArtifactStore
 from voltx.testing.inprocess import InProcessBackend, memory_store_url, phase_plugin
 
@@ -78,6 +78,14 @@ class PhaseContract:
         assert min(resources.gpus, resources.cpu_cores, resources.ram_gb, resources.disk_gb) >= 0
         assert phase_spec.reference_hours >= 0
         assert phase_spec.description, "describe the phase in one line"
+
+    def test_work_is_counted_for_every_profile(self, phase_spec: PhaseSpec) -> None:
+        if phase_spec.work is None:
+            pytest.skip("the phase does not describe its work; plans use its hours")
+        for name in phase_spec.profiles:
+            work = phase_spec.work(phase_spec.default_config(name))
+            assert isinstance(work, TrainingWork), name
+            assert work.flop > 0 and work.basis, f"{name}: say how the work was counted"
 
     def test_run_produces_every_output_with_lineage(
         self, phase_spec: PhaseSpec, phase_inputs: Mapping[str, Path], _registered: None

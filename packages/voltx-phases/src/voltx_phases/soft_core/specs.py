@@ -8,6 +8,7 @@ slot attention (trained in 2.1); its id keeps the original's numbering.
 from __future__ import annotations
 
 from voltx import EmptyConfig, PhaseSpec, Resources
+from voltx_phases._common.work_estimates import vfn_training_work
 from voltx_phases.soft_core.config import (
     FRAME_CACHE_PROFILES,
     PROBLEM_DATASETS,
@@ -69,7 +70,12 @@ PHASES = (
         profiles=VFN_PROFILES,
         resources=Resources(gpus=1, gpu_memory_gb=40, cpu_cores=8, ram_gb=32, disk_gb=50),
         profile_resources={"tiny": Resources(cpu_cores=1, ram_gb=2, disk_gb=1)},
-        reference_hours=150.0,
+        # Plans time the GPU profile from `work`: 2.4e15 FLOP at full size, seconds of an H100's
+        # arithmetic, minutes with its 3,000 small optimizer steps. This figure only scales the
+        # CPU-only tiny profile. The 150 h once quoted for 2.1 did not fit the original's own
+        # data (at most 5.4K problems x 10 epochs).
+        reference_hours=0.1,
+        work=vfn_training_work,
         description=(
             "ScaledVFN curriculum flow matching (3 chained stages), jointly training slot "
             "attention (2.2) and the diffusion controller (2.3) through an unrolled RAR loop"

@@ -6,6 +6,7 @@ voltx run 1.2 --profile tiny     # runs 1.1 first when its outputs are missing
 from __future__ import annotations
 
 from voltx import PhaseSpec, Resources
+from voltx_phases._common.work_estimates import decoder_training_work, encoder_training_work
 from voltx_phases.translator.config import (
     DECODER_PROFILES,
     ENCODER_PROFILES,
@@ -37,6 +38,7 @@ PHASES = (
         profile_resources={"tiny": _TINY},
         # The original: 1.5 h for 10 epochs over 100K pairs on an RTX 5090 Mobile.
         reference_hours=1.5,
+        work=encoder_training_work,
         description=(
             "Byte-level BPE tokenizer, then the CNN code encoder (InfoNCE + role loss, 1.1+1.3)"
         ),
@@ -55,6 +57,7 @@ PHASES = (
         # No timing was reported for the original; one decoder layer over 100K samples of at
         # most 256 tokens is about the encoder's work.
         reference_hours=1.5,
+        work=decoder_training_work,
         description="Autoregressive code decoder over the frozen encoder's features",
     ),
 )
