@@ -153,7 +153,7 @@ def test_no_view_without_a_terminal() -> None:
         raise AssertionError("no view, no estimate")
 
     # Without a terminal the resolved run is never looked at either.
-    assert with_live_view(run, None, estimate) is run  # type: ignore[arg-type]
+    assert with_live_view(run, None, estimate) is run
     assert planned_costs(None) == {}
 
 

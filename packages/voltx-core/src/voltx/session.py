@@ -78,10 +78,6 @@ class Session:
         except Exception:
             return False
 
-    def select(self, targets: str | Sequence[str]) -> list[str]:
-        """The target phases and their upstream closure, in topological order."""
-        return self.graph.closure(self.graph.resolve_targets(targets), self.pinned)
-
     def configs(self, phase_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Each phase's resolved config as plain data; every problem is reported at once."""
         problems: list[str] = []
