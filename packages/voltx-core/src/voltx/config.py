@@ -20,6 +20,7 @@ import attrs
 import cattrs
 from cattrs.v import format_exception
 
+from voltx._logging import is_secret_key
 from voltx.errors import ConfigError, VoltxError, did_you_mean
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
@@ -146,6 +147,10 @@ def _field(
     if expected is not None and len(problems) > start and not _is_table(hint):
         del problems[start:]
         problems.append(f"{where}: expected {expected}, got {raw!r}")
+    if is_secret_key(field.name) and len(problems) > start:
+        # A problem line quotes the value; a secret's value stays out of every message.
+        del problems[start:]
+        problems.append(f"{where}: not a valid value (not shown: it is a secret)")
     return raw if field.converter is not None else value
 
 
