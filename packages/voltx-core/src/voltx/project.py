@@ -5,16 +5,14 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from voltx.budget import BudgetConfig, BudgetTable
 from voltx.config import collect, expecting
 from voltx.errors import ConfigError, did_you_mean
-
-if TYPE_CHECKING:
-    from voltx.plugins import Registry
+from voltx.plugins import Registry
 
 PROJECT_FILE = "voltx.toml"
 DEFAULT_STORE = "file://.voltx"
