@@ -12,7 +12,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -33,8 +33,9 @@ from voltx.fingerprint import committed_outputs, fingerprint, why_run
 from voltx.ledger import Ledger
 from voltx.planning.estimates import measured_hours, record_measurement, spec_hours
 from voltx.plugins import host
+from voltx.resolve import ResolvedRun
 from voltx.results import PhaseResult, RunResult
-from voltx.session import Session, split_secrets
+from voltx.session import split_secrets
 from voltx.spec import Resources
 from voltx.worker import JOB_FILE, RESULT_FILE, SECRETS_ENV
 
@@ -60,30 +61,26 @@ class _Running:
 
 
 class Scheduler:
-    """Runs the selected phases of a session on one backend, recording into one ledger."""
+    """Runs the phases of a resolved run on one backend, recording into one ledger."""
 
     def __init__(
         self,
-        session: Session,
+        resolved: ResolvedRun,
         backend: Backend,
         ledger: Ledger,
-        phase_ids: Sequence[str],
-        configs: Mapping[str, dict[str, Any]],
         *,
-        force: bool = False,
         max_parallel: int | None = None,
         max_attempts: int = 2,
         budget: BudgetConfig | None = None,
         clock: Clock = time.monotonic,
-        to_run: Collection[str] | None = None,
         record_spend_every_s: float = DEFAULT_RECORD_EVERY_S,
     ) -> None:
-        self.session = session
+        self.session = resolved.session
         self.backend = backend
         self.ledger = ledger
-        self.order = list(phase_ids)
-        self.configs = configs
-        self.force = force
+        self.order = list(resolved.selected)
+        self.configs = resolved.configs
+        self.force = resolved.force
         self.max_parallel = max_parallel
         self.max_attempts = max_attempts
         self.capacity = backend.capacity()
@@ -100,7 +97,7 @@ class Scheduler:
             self.budget, clock=clock, spent_before=before, phase_spent_before=phases_before
         )
         self.stopped: str | None = None  # why a limit stopped the whole run
-        self.to_run = set(to_run) if to_run is not None else None
+        self.to_run = set(resolved.to_run)
         self._record_every_s = record_spend_every_s
         self._recorded_spend = (before, clock())
         self._pending_costs: dict[str, float] = {}
@@ -423,7 +420,7 @@ class Scheduler:
         for phase_id in self.order:
             if phase_id in self.results or phase_id in self.running:
                 continue
-            if self.to_run is not None and phase_id not in self.to_run:
+            if phase_id not in self.to_run:
                 continue
             if phase_id not in self._pending_costs:
                 spec = self.session.registry.phase(phase_id)

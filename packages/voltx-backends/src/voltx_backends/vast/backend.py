@@ -92,9 +92,12 @@ class VastBackend(Backend):
         work_dir: Path | None = None,
         *,
         client: VastClient | None = None,
+        settings: VastSettings | None = None,
         **options: Any,
     ) -> None:
-        self.settings = VastSettings.from_options(options)
+        if settings is not None and options:
+            raise BackendError("vast: give settings or keyword settings, not both", self.name)
+        self.settings = settings or VastSettings.from_options(options)
         self.work_dir = Path(work_dir) if work_dir is not None else _default_work_dir()
         self.state = LocalState(self.work_dir)
         # Made on first use, so that a plan or a preflight without an API key can say so
