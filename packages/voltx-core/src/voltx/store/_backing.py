@@ -212,6 +212,11 @@ class FsspecBacking(Backing):
         self._shared_handles = "memory" in (
             (protocols,) if isinstance(protocols, str) else protocols
         )
+        # A tuned filesystem (see TUNED_PROTOCOL_PREFIX) may say how big its ranged reads should
+        # be and how many may be in flight (voltx-s3: `part_size`, `max_concurrency`).
+        tuned = getattr(self.fs, "settings", None)
+        self._range_bytes = int(getattr(tuned, "part_size", CHUNK_BYTES))
+        self._ranges_in_flight = int(getattr(tuned, "max_concurrency", _RANGES_IN_FLIGHT))
 
     def _path(self, rel: str) -> str:
         return f"{self.root}/{rel}"
@@ -246,23 +251,24 @@ class FsspecBacking(Backing):
         path = self._path(rel)
         with self._failing_as_store_error("read", rel, absent_ok=True):
             size = int(self.fs.size(path))
-        if size <= CHUNK_BYTES:
+        step, in_flight = self._range_bytes, self._ranges_in_flight
+        if size <= step:
             with self._failing_as_store_error("read", rel, absent_ok=True):
                 yield self._range(path, 0, size)
             return
         # Ranges of one blob are fetched a few at a time but handed out in order, so the
         # reader's hash sees the bytes as they stand in the file.
-        starts = iter(range(0, size, CHUNK_BYTES))
-        with ThreadPoolExecutor(max_workers=_RANGES_IN_FLIGHT) as pool:
+        starts = iter(range(0, size, step))
+        with ThreadPoolExecutor(max_workers=in_flight) as pool:
             pending: collections.deque[Future[bytes]] = collections.deque()
 
             def submit_next() -> None:
                 start = next(starts, None)
                 if start is not None:
-                    end = min(start + CHUNK_BYTES, size)
+                    end = min(start + step, size)
                     pending.append(pool.submit(self._range, path, start, end))
 
-            for _ in range(_RANGES_IN_FLIGHT):
+            for _ in range(in_flight):
                 submit_next()
             try:
                 while pending:
