@@ -310,6 +310,34 @@ def test_repair_quarantines_a_manifest_that_does_not_parse(store_case, tmp_path)
     assert not store_case.store.has("code_encoder")
 
 
+def test_damaged_records_are_found_and_quarantined(store_case, tmp_path):
+    commit_encoder(store_case, tmp_path)
+    store_case.store.write_record("runs/r1/run.json", {"run_id": "r1"})
+    store_case.write_raw("records/runs/latest.json", b'{"run_id": "r')
+
+    [problem] = check_store(store_case.store)
+    assert problem.file == "records/runs/latest.json" and "not valid JSON" in problem.reason
+
+    report = repair_store(store_case.store)
+
+    assert [p.file for p, _ in report.quarantined] == ["records/runs/latest.json"]
+    assert store_case.store.read_record("runs/latest.json") is None
+    assert store_case.store.read_record("runs/r1/run.json") == {"run_id": "r1"}
+    assert check_store(store_case.store) == []
+
+
+def test_checking_named_artifacts_reports_a_damaged_manifest_instead_of_failing(
+    store_case, tmp_path
+):
+    digest = commit_encoder(store_case, tmp_path)
+    store_case.write_raw(f"manifests/{digest}.json", b"")
+
+    [problem] = check_store(store_case.store, ["code_encoder"])
+
+    assert problem.file == f"manifests/{digest}.json"
+    assert problem.recreate == "voltx run code_encoder --force"
+
+
 # -- the CLI -----------------------------------------------------------------------------------
 
 

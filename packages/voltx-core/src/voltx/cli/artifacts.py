@@ -211,14 +211,18 @@ def cmd_repair(args: argparse.Namespace) -> int:
     for problem in report.fixed:
         print(f"repaired: {problem.describe()} (fetched from {source.url if source else '?'})")
     for problem, where in report.quarantined:
-        print(f"quarantined: {problem.describe()} -> {where}; re-create: {problem.recreate}")
+        print(f"quarantined: {problem.describe()} -> {where}{_recreate(problem)}")
     for problem in report.unfixed:
-        print(f"not repaired: {problem.describe()}; re-create: {problem.recreate}")
+        print(f"not repaired: {problem.describe()}{_recreate(problem)}")
     left = len(report.quarantined) + len(report.unfixed)
     if not report.fixed and not left:
         print("nothing to repair: every ref, manifest and blob is intact")
     elif left:
-        print(f"{len(report.fixed)} repaired, {left} to re-create with the commands above")
+        print(f"{len(report.fixed)} repaired, {left} quarantined or missing: see above")
     else:
         print(f"{len(report.fixed)} repaired; the store is intact")
     return 1 if left else 0
+
+
+def _recreate(problem: Any) -> str:
+    return f"; re-create: {problem.recreate}" if problem.recreate else ""

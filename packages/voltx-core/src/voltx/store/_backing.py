@@ -55,6 +55,12 @@ class Backing(abc.ABC):
     def put_file(self, source: Path, rel: str) -> None:
         """Copy a local file in, appearing complete or not at all."""
 
+    def adopt_file(self, source: Path, rel: str) -> None:
+        """Like `put_file`, for a local file that is not needed afterwards (a checked download
+        in staging): it may be moved in rather than copied."""
+        self.put_file(source, rel)
+        source.unlink(missing_ok=True)
+
     @abc.abstractmethod
     def get_file(self, rel: str, dest: Path, *, link: bool) -> None:
         """Copy (or, when `link` and possible, hard-link) a file out to `dest`."""
@@ -142,6 +148,15 @@ class LocalBacking(Backing):
         target = self._path(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
+
+    def adopt_file(self, source: Path, rel: str) -> None:
+        source.chmod(0o444)  # as put_file leaves a blob: read-only
+        target = self._path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source, target)
+        except OSError:
+            super().adopt_file(source, rel)  # staged on another filesystem: copy it in
 
     def get_file(self, rel: str, dest: Path, *, link: bool) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -7,11 +7,11 @@
     problems = check_store(store)                       # every problem, not just the first
     report = repair_store(store, source=ArtifactStore.open("s3://bucket/voltx"))
 
-`check_store` reads every ref and manifest and hashes every blob once, and returns every problem
-it found. `repair_store` fetches each damaged or missing file again from another store (checked
-as it streams, like any read), and moves what it cannot fix to ``quarantine/<stamp>/`` in the
-store with a ``record.json`` saying why and which command re-creates it. After a quarantine the
-store no longer claims the artifact, so the next ``voltx run`` re-creates it.
+`check_store` reads every ref, manifest and record and hashes every blob once, and returns every
+problem it found. `repair_store` fetches each damaged or missing file again from another store
+(checked as it streams, like any read), and moves what it cannot fix to ``quarantine/<stamp>/``
+in the store with a ``record.json`` saying why and which command re-creates it. After a
+quarantine the store no longer claims the artifact, so the next ``voltx run`` re-creates it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from voltx.errors import ArtifactNotFoundError, ManifestError, StoreError
 from voltx.store._layout import blob_path, manifest_path
 from voltx.store._verified import hash_chunks
 from voltx.store.artifacts import ArtifactStore, utc_now
-from voltx.store.manifest import Artifact, FileEntry, parse_manifest
+from voltx.store.manifest import Artifact, FileEntry, parse_manifest, parse_record
 from voltx.store.transfer import copy_blob, staging_folder
 
 QUARANTINE = "quarantine"
@@ -64,9 +64,14 @@ def check_store(store: ArtifactStore, names: Sequence[str] | None = None) -> lis
     wanted: dict[str, list[str]] = {}  # manifest digest -> the names that point at it
     if names:
         for name in names:
-            artifact = store.resolve(name)  # unknown names fail before anything is checked
+            try:
+                artifact = store.resolve(name)  # an unknown name fails before anything is checked
+            except ManifestError as exc:
+                problems.append(Problem(exc.file, exc.reason, name, recreate=_run(name)))
+                continue
             wanted.setdefault(artifact.digest, []).append(name)
     else:
+        problems += _record_problems(store)
         for name in store.names():
             try:
                 digest = store.ref(name)
@@ -105,6 +110,19 @@ def check_store(store: ArtifactStore, names: Sequence[str] | None = None) -> lis
                         recreate=_recreate(artifact, label),
                     )
                 )
+    return problems
+
+
+def _record_problems(store: ArtifactStore) -> list[Problem]:
+    """Fingerprint and run records that do not parse (they are small: each is read whole)."""
+    problems = []
+    for path in store._backing.list_files("records"):
+        try:
+            parse_record(store._backing.read_bytes(path), path, store.url)
+        except FileNotFoundError:
+            continue  # removed while we looked (a run cleaning up)
+        except ManifestError as exc:
+            problems.append(Problem(path, exc.reason, "run records"))
     return problems
 
 

@@ -168,6 +168,6 @@ def copy_blob(source: Backing, dest: Backing, owner: tuple[str, FileEntry], stag
         problem = checked.mismatch(entry.sha256, entry.size)
         if problem is not None:
             raise CorruptBlobError(artifact, entry.path, source.url, problem)
-        dest.put_file(landed, rel)
+        dest.adopt_file(landed, rel)  # into a local store's own staging: a rename
     finally:
         landed.unlink(missing_ok=True)
