@@ -7,9 +7,13 @@ Layout under the root (a folder, ``memory://``, ``s3://``...)::
     refs/<name>.json           the current digest of a name
     records/...                fingerprints and run ledgers, small JSON documents
     tmp/                       staging for local writes
+    quarantine/<stamp>/        what `voltx artifacts repair` moved aside, with record.json
 
 A commit writes the blobs, then the manifest (create-only), then the ref. A reader starts from a
 ref or a manifest, so data that a crash left without a manifest is never seen; `gc` removes it.
+Every blob read is hashed as it streams and checked against the manifest (`_verified`), and
+manifests, refs and records are parsed by one checking reader (`manifest`), so damage is a
+one-line error naming the file, never data passed on.
 """
 
 from __future__ import annotations
