@@ -338,6 +338,36 @@ def test_checking_named_artifacts_reports_a_damaged_manifest_instead_of_failing(
     assert problem.recreate == "voltx run code_encoder --force"
 
 
+def test_a_ref_whose_manifest_is_gone_is_reported_and_repaired(store_case, tmp_path):
+    digest = commit_encoder(store_case, tmp_path)
+    good = ArtifactStore.open(str(tmp_path / "good"))
+    transfer(store_case.store, good)
+    store_case.delete_raw(f"manifests/{digest}.json")
+
+    for names in (None, ["code_encoder"]):
+        [problem] = check_store(store_case.store, names)
+        assert problem.file == "refs/code_encoder.json" and "manifest is missing" in problem.reason
+
+    report = repair_store(store_case.store, source=good)
+
+    assert [p.file for p in report.fixed] == ["refs/code_encoder.json"]
+    assert check_store(store_case.store) == []
+    assert store_case.store.has("code_encoder")
+
+
+def test_a_dangling_ref_without_a_good_copy_is_quarantined(store_case, tmp_path):
+    digest = commit_encoder(store_case, tmp_path)
+    store_case.delete_raw(f"manifests/{digest}.json")
+
+    report = repair_store(store_case.store)
+
+    [(problem, where)] = report.quarantined
+    assert problem.recreate == "voltx run code_encoder --force"
+    assert where.endswith("refs/code_encoder.json")
+    assert store_case.store.names() == []
+    assert check_store(store_case.store) == []
+
+
 # -- the CLI -----------------------------------------------------------------------------------
 
 

@@ -24,11 +24,12 @@ from typing import Any
 import attrs
 
 from voltx.errors import ArtifactNotFoundError, ManifestError, StoreError
-from voltx.store._layout import blob_path, manifest_path
+from voltx.store._layout import blob_path, ref_path
 from voltx.store._verified import hash_chunks
 from voltx.store.artifacts import ArtifactStore, utc_now
 from voltx.store.manifest import Artifact, FileEntry, parse_manifest, parse_record
-from voltx.store.transfer import copy_blob, staging_folder
+from voltx.store.names import check_name
+from voltx.store.transfer import copy_blob, staging_folder, transfer
 
 QUARANTINE = "quarantine"
 
@@ -65,11 +66,15 @@ def check_store(store: ArtifactStore, names: Sequence[str] | None = None) -> lis
     if names:
         for name in names:
             try:
-                artifact = store.resolve(name)  # an unknown name fails before anything is checked
+                # A name's ref is read without its manifest, which is checked below; a digest
+                # (or prefix) must resolve. An unknown name fails before anything is checked.
+                digest = store.ref(name) if _is_plain_name(name) else None
+                if digest is None:
+                    digest = store.resolve(name).digest
             except ManifestError as exc:
                 problems.append(Problem(exc.file, exc.reason, name, recreate=_run(name)))
                 continue
-            wanted.setdefault(artifact.digest, []).append(name)
+            wanted.setdefault(digest, []).append(name)
     else:
         problems += _record_problems(store)
         for name in store.names():
@@ -88,9 +93,16 @@ def check_store(store: ArtifactStore, names: Sequence[str] | None = None) -> lis
         try:
             artifact = store.load_manifest(digest)
         except ArtifactNotFoundError:
-            problems.append(
-                Problem(manifest_path(digest), "manifest is missing", label, recreate=_run(label))
-            )
+            # Only a ref can name a manifest that is not there: the ref is what is wrong.
+            problems += [
+                Problem(
+                    ref_path(name),
+                    f"points at artifact {digest[:12]}, whose manifest is missing",
+                    name,
+                    recreate=_run(name),
+                )
+                for name in owners
+            ]
             continue
         except ManifestError as exc:
             problems.append(Problem(exc.file, exc.reason, label, recreate=_run(label)))
@@ -182,17 +194,32 @@ def _refetch(store: ArtifactStore, source: ArtifactStore, problem: Problem, stag
             # Hashed as it streams; it enters the store only when it matches the manifest.
             copy_blob(source._backing, store._backing, (problem.artifact, problem.entry), staging)
             return True
-        raw = source._backing.read_bytes(problem.file)
-        if problem.file.startswith("manifests/"):
-            parse_manifest(raw, problem.file, source.url)
-        else:
-            # A ref is taken over only when this store holds the artifact it points at.
-            digest = source.ref(problem.file.removeprefix("refs/").removesuffix(".json"))
-            if digest is None or not store.is_intact(digest):
+        if problem.file.startswith("refs/"):
+            # The artifact the source's ref points at comes over whole (checked like any
+            # transfer), then the ref is written without reading the damaged one.
+            name = problem.file.removeprefix("refs/").removesuffix(".json")
+            digest = source.ref(name)
+            if digest is None:
                 return False
+            transfer(source, store, [digest])
+            store.set_ref(name, digest)
+            return store.is_intact(digest)
+        raw = source._backing.read_bytes(problem.file)
+        if not problem.file.startswith("manifests/"):
+            return False  # run records are this store's own history: nothing to fetch
+        parse_manifest(raw, problem.file, source.url)
     except (FileNotFoundError, StoreError):
         return False
     store._backing.write_bytes(problem.file, raw)
+    return True
+
+
+def _is_plain_name(name: str) -> bool:
+    """Whether `name` could be a ref's name (digests and prefixes are looked up otherwise)."""
+    try:
+        check_name(name)
+    except StoreError:
+        return False
     return True
 
 
