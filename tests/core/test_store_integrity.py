@@ -114,6 +114,25 @@ def test_a_sound_store_reads_back_exactly_with_and_without_links(store_case, tmp
         assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.*")} == TREE
 
 
+@pytest.mark.parametrize("kind", ["local", "memory"])
+def test_blobs_of_many_chunks_are_hashed_in_order_as_they_stream(kind, tmp_path, monkeypatch):
+    # Small chunks, so a 3000-byte blob streams in several (ranged reads in flight, on memory://).
+    monkeypatch.setattr("voltx.store._backing.CHUNK_BYTES", 256)
+    url = str(tmp_path / "s") if kind == "local" else f"memory://chunks-{tmp_path.name}"
+    store = ArtifactStore.open(url)
+    data = bytes(range(256)) * 11 + b"tail"
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    store.commit("big", source, {})
+
+    assert store.get("big", tmp_path / "copy.bin").read_bytes() == data
+
+    store._backing.write_bytes(blob(data), data[:1000] + b"X" + data[1001:])
+    with pytest.raises(CorruptBlobError, match="does not match"):
+        store.get("big", tmp_path / "bad.bin")
+    assert not (tmp_path / "bad.bin").exists()
+
+
 def test_push_refuses_a_damaged_blob_and_copies_nothing_under_its_name(store_case, tmp_path):
     commit_encoder(store_case, tmp_path)
     flip_a_byte(store_case, blob(TREE["weights.bin"]))

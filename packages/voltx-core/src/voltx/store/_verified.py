@@ -11,6 +11,7 @@ nothing at the destination. See `docs/formats.md` for the digests a manifest rec
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import queue
 import threading
@@ -67,14 +68,21 @@ def copy_checked(chunks: Iterable[bytes], dest: Path, *, verify: bool = True) ->
             for chunk in chunks:
                 out.write(chunk)
         return None
-    hasher = _HashingThread()
-    try:
-        with open(dest, "xb") as out:
-            for chunk in chunks:
+    stream = iter(chunks)
+    first = next(stream, b"")
+    second = next(stream, None)
+    with open(dest, "xb") as out:
+        if second is None:
+            # One chunk (most files of a folder artifact): nothing to overlap, no thread.
+            out.write(first)
+            return Checked(hashlib.sha256(first).hexdigest(), len(first))
+        hasher = _HashingThread()
+        try:
+            for chunk in itertools.chain((first, second), stream):
                 hasher.feed(chunk)
                 out.write(chunk)
-    finally:
-        checked = hasher.finish()
+        finally:
+            checked = hasher.finish()
     return checked
 
 
