@@ -324,9 +324,14 @@ def test_repair_quarantines_a_manifest_that_does_not_parse(store_case, tmp_path)
 
     report = repair_store(store_case.store)
 
-    assert [p.file for p, _ in report.quarantined] == [f"manifests/{digest}.json"]
-    assert store_case.store.list() == []  # readable again: the ref points at nothing
+    # The ref that pointed at it goes too, in the same call: the store reads clean again.
+    assert [p.file for p, _ in report.quarantined] == [
+        f"manifests/{digest}.json",
+        "refs/code_encoder.json",
+    ]
+    assert store_case.store.list() == []
     assert not store_case.store.has("code_encoder")
+    assert check_store(store_case.store) == []
 
 
 def test_damaged_records_are_found_and_quarantined(store_case, tmp_path):
@@ -355,6 +360,16 @@ def test_checking_named_artifacts_reports_a_damaged_manifest_instead_of_failing(
 
     assert problem.file == f"manifests/{digest}.json"
     assert problem.recreate == "voltx run code_encoder --force"
+
+
+def test_repairing_a_named_artifact_whose_manifest_is_damaged(store_case, tmp_path):
+    digest = commit_encoder(store_case, tmp_path)
+    store_case.write_raw(f"manifests/{digest}.json", b"{")
+
+    report = repair_store(store_case.store, ["code_encoder"])
+
+    assert len(report.quarantined) == 2
+    assert store_case.store.names() == []
 
 
 def test_a_ref_whose_manifest_is_gone_is_reported_and_repaired(store_case, tmp_path):

@@ -152,23 +152,34 @@ def repair_store(
     source: ArtifactStore | None = None,
 ) -> RepairReport:
     """Fix every problem `check_store` finds: from `source` where it holds a good copy, else by
-    moving the damaged file to ``quarantine/`` (recorded), so the store stops claiming it."""
+    moving the damaged file to ``quarantine/`` (recorded), so the store stops claiming it.
+
+    The store is checked again after each pass: a manifest moved aside leaves the refs that
+    pointed at it dangling, and they are dealt with in the same call.
+    """
     problems = check_store(store, names)
     fixed: list[Problem] = []
     quarantined: list[tuple[Problem, str]] = []
     unfixed: list[Problem] = []
+    handled: set[str] = set()  # each file is dealt with once, so the passes end
     folder = f"{QUARANTINE}/{utc_now().replace(':', '')}-{uuid.uuid4().hex[:6]}"
     with staging_folder(store._backing) as staging:
-        for problem in problems:
-            if source is not None and _refetch(store, source, problem, staging):
-                fixed.append(problem)
-                continue
+        while fresh := [p for p in problems if p.file not in handled]:
+            for problem in fresh:
+                handled.add(problem.file)
+                if source is not None and _refetch(store, source, problem, staging):
+                    fixed.append(problem)
+                    continue
+                try:
+                    store._backing.move(problem.file, f"{folder}/{problem.file}")
+                except FileNotFoundError:
+                    unfixed.append(problem)  # a missing blob: nothing to move aside
+                    continue
+                quarantined.append((problem, f"{folder}/{problem.file}"))
             try:
-                store._backing.move(problem.file, f"{folder}/{problem.file}")
-            except FileNotFoundError:
-                unfixed.append(problem)  # a missing blob: nothing to move aside
-                continue
-            quarantined.append((problem, f"{folder}/{problem.file}"))
+                problems = check_store(store, names)
+            except ArtifactNotFoundError:
+                break  # a named artifact's ref went to quarantine: nothing of it is left
     if quarantined:
         record = {
             "quarantined_at": utc_now(),
