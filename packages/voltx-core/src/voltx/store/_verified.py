@@ -1,11 +1,13 @@
 """Reading a blob while checking it: the bytes are hashed as they stream, never in a second pass.
 
-Every byte voltx reads out of a store (a phase input, `voltx artifacts get`, a push or pull, a
-checkpoint restore) goes through `copy_checked` or `hash_chunks`: sha256 is computed on the same
-chunks that are written out, in a thread of its own so that hashing overlaps reading and writing
-(hashlib releases the GIL on large updates). The copy lands in a partial file beside its target
-and is renamed into place only when its size and digest match the manifest, so a mismatch leaves
-nothing at the destination. See `docs/formats.md` for the digests a manifest records.
+Every blob voltx reads out of a store (a phase input, `voltx artifacts get`, a push or pull,
+`verify`, `repair`) and every checkpoint file fetched with its digest
+(`ArtifactStore.fetch_file(..., sha256=)`) goes through `copy_checked` or `hash_chunks`: sha256
+is computed on the same chunks that are written out, in a thread of its own when there are
+several, so that hashing overlaps reading and writing (hashlib releases the GIL on large
+updates). The copy lands in a partial file beside its target and is renamed into place only when
+its size and digest match the manifest, so a mismatch leaves nothing at the destination. See
+`docs/formats.md` for the digests a manifest records.
 """
 
 from __future__ import annotations
