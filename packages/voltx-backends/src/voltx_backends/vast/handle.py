@@ -19,30 +19,30 @@ instance from then on; otherwise it only reads. Reading a log alone never takes 
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 import structlog
 
 from voltx.backend import JobHandle, JobRequest, JobState, JobStatus
 from voltx.errors import BackendError
+from voltx.job_document import JOB_FILE, RESULT_FILE, job_document_in
 from voltx_backends import _jobs
-from voltx_backends.vast._local import read_json, write_json
+from voltx_backends.vast._local import LocalState, read_json, write_json
 from voltx_backends.vast.instances import Condition
-from voltx_backends.vast.provision import InstanceDiedError, ProvisionCancelled, Rental
-
-if TYPE_CHECKING:
-    from voltx_backends.vast.backend import VastBackend
+from voltx_backends.vast.provision import (
+    InstanceDiedError,
+    ProvisionCancelled,
+    Provisioner,
+    Rental,
+)
+from voltx_backends.vast.settings import VastSettings
 
 log = structlog.get_logger(__name__)
 
-# The worker's file names (voltx.worker), repeated so that loading the plugin stays cheap.
-JOB_FILE = "job.json"
-RESULT_FILE = "result.json"
 FINAL_FILE = "final.json"
 SSH_REF_FILE = "ssh_ref.json"
 # At most this much of a finished job's log is kept here after its instance is gone.
@@ -53,12 +53,52 @@ JOIN_S = 60.0
 UNREACHABLE = "host unreachable"
 
 
+class VastJobOwner(Protocol):
+    """What a job handle needs of the backend that made it (`VastBackend` is one).
+
+    Declared here so that the dependency goes one way: the backend makes handles, and a handle
+    knows only this much of it.
+    """
+
+    @property
+    def settings(self) -> VastSettings: ...
+
+    @property
+    def state(self) -> LocalState: ...  # this machine's leases and kept job folders
+
+    @property
+    def provisioner(self) -> Provisioner: ...
+
+    @property
+    def python(self) -> str: ...  # the interpreter the scheduler put in the argv
+
+    def take_over(self, handle: VastJobHandle) -> bool:
+        """Whether a re-attached job becomes the caller's (no other live process holds it)."""
+        ...
+
+    def heartbeat(self, label: str, run_id: str | None, instance_id: int | None) -> None:
+        """Refresh the lease on `label` now and then."""
+        ...
+
+    def instance_trouble(self, rental: Rental | None) -> str | None:
+        """Why the job's instance can no longer run it, or None."""
+        ...
+
+    def rental_for(self, label: str) -> Rental | None:
+        """The instance held for `label`, if any."""
+        ...
+
+    def release(self, rental: Rental) -> None:
+        """Destroy a rental's instance."""
+        ...
+
+
 class VastJobHandle(JobHandle):
     """A job on a Vast instance (see the module docstring)."""
 
     def __init__(
         self,
-        backend: VastBackend,
+        backend: VastJobOwner,
         job_id: str,
         label: str,
         run_id: str | None,
@@ -125,7 +165,7 @@ class VastJobHandle(JobHandle):
 
     @classmethod
     def finished(
-        cls, backend: VastBackend, job_id: str, label: str, run_id: str | None
+        cls, backend: VastJobOwner, job_id: str, label: str, run_id: str | None
     ) -> VastJobHandle | None:
         """A handle on what a finished job left here, or None if it has not finished."""
         handle = cls(backend, job_id, label, run_id, owner=False)
@@ -246,13 +286,9 @@ class VastJobHandle(JobHandle):
         # The scheduler numbers GPUs over every instance; on its own instance a job has 0..n-1.
         devices = tuple(range(len(request.devices)))
         files = dict(request.files)
-        raw = files.get(JOB_FILE)
-        if raw is not None:
-            with contextlib.suppress(ValueError):
-                job = json.loads(raw)
-                if isinstance(job, dict) and "devices" in job:
-                    job["devices"] = list(devices)
-                    files[JOB_FILE] = json.dumps(job, indent=1).encode()
+        job = job_document_in(files)
+        if job is not None:
+            files[JOB_FILE] = attrs.evolve(job, devices=devices).to_json()
         inner = ssh.submit(attrs.evolve(request, argv=argv, devices=devices, files=files))
         # How a restarted orchestrator finds the job again on the instance.
         write_json(self._kept / SSH_REF_FILE, inner.ref)
