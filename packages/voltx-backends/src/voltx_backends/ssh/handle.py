@@ -12,6 +12,7 @@ import json
 import posixpath
 import threading
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -302,6 +303,22 @@ class SSHJobHandle(JobHandle):
                 "ssh",
             )
         return result.stdout
+
+    def copy_files(self, local_dir: Path, max_file_bytes: int) -> list[str]:
+        """Copy the job folder's plain files of at most `max_file_bytes` each into `local_dir`
+        (what is kept of a job whose host is about to go away); returns their names."""
+        listing = self._transport.check(
+            _scripts.small_files(self.job_dir, max_file_bytes),
+            idempotent=True,
+            what=f"listing the files of job {self.job_id}",
+        )
+        names = [
+            name
+            for name in listing.decode(errors="replace").splitlines()
+            if name not in {"", ".", ".."} and "/" not in name
+        ]
+        self._transport.get(self.job_dir, local_dir, names)
+        return names
 
     @property
     def price_per_hour(self) -> float:

@@ -6,9 +6,10 @@ job reads RUNNING with what it waits for as the detail. From then on the SSH job
 log, files and cancel; the handle adds what only Vast knows: an instance that went away makes the
 job LOST at once (rather than after the SSH backend's unreachable timeout).
 
-When the job ends the handle keeps its log, ``result.json`` and final status in the backend's work
-folder and destroys the instance, so the scheduler (which reads the result after the status) and
-any later `attach` still find them.
+When the job ends the handle keeps its log, the small files of its folder (``result.json`` among
+them) and its final status in the backend's work folder and destroys the instance, so the
+scheduler (which reads the result after the status), any later `attach` and any other handle on the
+same job still find them: a handle whose job another handle finished reads the status kept here.
 
 **Who destroys.** A handle from `submit` owns its instance. A handle from `attach` (a restarted
 orchestrator continuing its run, or ``voltx logs`` from another process) decides at its first
@@ -29,8 +30,9 @@ import structlog
 
 from voltx.backend import JobHandle, JobRequest, JobState, JobStatus
 from voltx.errors import BackendError
-from voltx.job_document import JOB_FILE, RESULT_FILE, job_document_in
+from voltx.job_document import JOB_FILE, job_document_in
 from voltx_backends import _jobs
+from voltx_backends.ssh.handle import SSHJobHandle
 from voltx_backends.vast._local import LocalState, read_json, write_json
 from voltx_backends.vast.instances import Condition
 from voltx_backends.vast.provision import (
@@ -47,6 +49,11 @@ FINAL_FILE = "final.json"
 SSH_REF_FILE = "ssh_ref.json"
 # At most this much of a finished job's log is kept here after its instance is gone.
 KEPT_LOG_BYTES = 64 * 2**20
+# The job folder's files up to this size each are kept too (``result.json``, small reports);
+# larger ones (outputs) have been committed to the store by then.
+KEPT_FILE_BYTES = 16 * 2**20
+# Beside final.json and ssh_ref.json, in a folder of their own so a job's file cannot replace them.
+KEPT_FILES_DIR = "files"
 # How long cancel and close wait for a provisioning thread to notice and stop.
 JOIN_S = 60.0
 # The SSH backend reports a host it cannot reach as RUNNING with this detail (for a while).
@@ -115,7 +122,7 @@ class VastJobHandle(JobHandle):
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
         self._rental: Rental | None = None
-        self._inner: JobHandle | None = None
+        self._inner: SSHJobHandle | None = None
         self._failure: JobStatus | None = None
         self._final: JobStatus | None = None
         self._progress = "waiting for a Vast.ai instance"
@@ -169,15 +176,35 @@ class VastJobHandle(JobHandle):
     ) -> VastJobHandle | None:
         """A handle on what a finished job left here, or None if it has not finished."""
         handle = cls(backend, job_id, label, run_id, owner=False)
-        kept = read_json(handle._kept / FINAL_FILE)
+        handle._final = handle._kept_final()
+        return handle if handle._final is not None else None
+
+    def _kept_final(self) -> JobStatus | None:
+        """The final status a handle on this job kept here, if one did."""
+        kept = read_json(self._kept / FINAL_FILE)
         if not isinstance(kept, dict):
             return None
         try:
             state = JobState(kept.get("state"))
         except ValueError:
             return None
-        handle._final = JobStatus(state, kept.get("exit_code"), str(kept.get("detail") or ""))
-        return handle
+        exit_code = kept.get("exit_code")
+        return JobStatus(
+            state,
+            exit_code if isinstance(exit_code, int) else None,
+            str(kept.get("detail") or ""),
+        )
+
+    def _ended_elsewhere(self) -> JobStatus | None:
+        """Adopt the final status another handle on this job kept (a re-attached handle that
+        cancelled it, say): the instance is gone, and every handle must tell the same story."""
+        final = self._kept_final()
+        if final is not None:
+            self._final = final
+            rental, self._rental = self._rental, None
+            if rental is not None:
+                self._backend.provisioner.forget(rental, unpin=False)
+        return final
 
     # -- the background part ---------------------------------------------------------------
 
@@ -249,7 +276,7 @@ class VastJobHandle(JobHandle):
         assert ssh is not None
         self._use(rental, lambda: ssh.attach({**ssh_ref, "host": ssh.destination}))
 
-    def _use(self, rental: Rental, start: Callable[[], JobHandle]) -> None:
+    def _use(self, rental: Rental, start: Callable[[], SSHJobHandle]) -> None:
         with self._lock:
             stopped = self._final is not None or self.cancelled.is_set()
             if not stopped:
@@ -274,7 +301,7 @@ class VastJobHandle(JobHandle):
         else:
             self._backend.provisioner.forget(rental, unpin=False)
 
-    def _launch(self, rental: Rental, request: JobRequest) -> JobHandle:
+    def _launch(self, rental: Rental, request: JobRequest) -> SSHJobHandle:
         """Start the job on the instance through its SSH backend."""
         assert rental.ssh is not None
         ssh = rental.ssh
@@ -300,6 +327,9 @@ class VastJobHandle(JobHandle):
         with self._lock:
             if self._final is not None:
                 return self._final
+            ended = self._ended_elsewhere()
+            if ended is not None:
+                return ended
             if self.owner is None:
                 self.owner = self._backend.take_over(self)
             if self._failure is not None:
@@ -358,7 +388,7 @@ class VastJobHandle(JobHandle):
         return status
 
     def _keep_outputs(self) -> None:
-        """Copy the log and result.json here before the instance goes."""
+        """Copy the log and the job folder's small files here before the instance goes."""
         assert self._inner is not None
         try:
             chunks: list[bytes] = []
@@ -370,12 +400,10 @@ class VastJobHandle(JobHandle):
                 chunks.append(data)
             self._kept.mkdir(parents=True, exist_ok=True)
             (self._kept / _jobs.LOG_FILE).write_bytes(b"".join(chunks))
-            result = self._inner.read_file(RESULT_FILE)
-            if result is not None:
-                (self._kept / RESULT_FILE).write_bytes(result)
+            self._inner.copy_files(self._kept / KEPT_FILES_DIR, KEPT_FILE_BYTES)
         except (BackendError, OSError) as exc:
             log.warning(
-                "could not keep the job's log and result", job_id=self.job_id, error=str(exc)
+                "could not keep the job's log and files", job_id=self.job_id, error=str(exc)
             )
 
     def read_log(self, offset: int = 0) -> tuple[bytes, int]:
@@ -396,13 +424,13 @@ class VastJobHandle(JobHandle):
             inner = self._inner if self._final is None else None
         if inner is not None:
             return inner.read_file(name)
-        return _jobs.read_file(self._kept, name, "vast")
+        return _jobs.read_file(self._kept / KEPT_FILES_DIR, name, "vast")
 
     def cancel(self, grace_s: float = 10.0) -> None:
         self.cancelled.set()
         self.join()
         with self._lock:
-            if self._final is not None:
+            if self._final is not None or self._ended_elsewhere() is not None:
                 return
             if self.owner is None:
                 self.owner = self._backend.take_over(self)
