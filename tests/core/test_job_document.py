@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 
 from voltx.errors import JobDocumentError
-from voltx.job_document import JOB_FILE, JOB_VERSION, JobDocument, job_document_in
+from voltx.job_document import JOB_FILE, JOB_VERSION, RESULT_FILE, JobDocument, job_document_in
+from voltx.worker import run_job
 
 
 def _document() -> JobDocument:
@@ -90,3 +92,14 @@ def test_a_missing_file_is_refused_naming_it(tmp_path: Path) -> None:
 def test_a_request_without_job_json_is_not_a_worker_job() -> None:
     assert job_document_in({"data.bin": b""}) is None
     assert job_document_in({JOB_FILE: _document().to_json()}) == _document()
+
+
+def test_a_worker_refuses_a_document_of_another_version_with_the_reason(tmp_path: Path) -> None:
+    data = {**_data(), "version": JOB_VERSION + 1}
+    (tmp_path / JOB_FILE).write_text(json.dumps(data))
+    log = io.StringIO()
+    assert run_job(tmp_path, log_stream=log) == 1
+    result = json.loads((tmp_path / RESULT_FILE).read_text())
+    assert result["status"] == "failed"
+    assert "job.version: this voltx" in result["error"]
+    assert "job.version: this voltx" in log.getvalue()
