@@ -8,18 +8,12 @@ that died before writing it is described by its state and the end of its log.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from voltx.backend import JobHandle, JobStatus
 from voltx.job_document import RESULT_FILE
 
 _LOG_TAIL_LINES = 6
-
-
-def job_id(run_id: str, phase_id: str, attempt: int) -> str:
-    """The id of one attempt of one phase: letters, digits and ``_ . -`` only, as backends ask."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{run_id}-{phase_id}-{attempt}")
 
 
 def read_result(handle: JobHandle) -> dict[str, Any]:

@@ -9,6 +9,7 @@ descendants; independent lanes run on. Every event goes to the run ledger, so a 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -31,7 +32,7 @@ from voltx.cost_projection import CostProjection
 from voltx.errors import RunInterruptedError
 from voltx.fingerprint import committed_outputs, fingerprint, why_run
 from voltx.job_document import JOB_FILE, JobDocument
-from voltx.job_outcome import describe_failure, job_id, read_result, result_outputs
+from voltx.job_outcome import describe_failure, read_result, result_outputs
 from voltx.ledger import Ledger
 from voltx.planning.estimates import record_measurement
 from voltx.plugins import host
@@ -255,7 +256,7 @@ class Scheduler:
         )
         env = {SECRETS_ENV: json.dumps(secret)} if secret else {}
         request = JobRequest(
-            job_id=job_id(self.ledger.run_id, phase_id, attempt),
+            job_id=_job_id(self.ledger.run_id, phase_id, attempt),
             argv=(self.backend.python, "-m", "voltx", "worker", JOB_FILE),
             files={JOB_FILE: job.to_json()},
             env=env,
@@ -489,3 +490,8 @@ class Scheduler:
             if phase_id not in self.results:
                 self._finish(phase_id, "cancelled", "run interrupted before the phase started")
         self.ledger.record("run_finished", status="cancelled", **self._spend_record())
+
+
+def _job_id(run_id: str, phase_id: str, attempt: int) -> str:
+    # Backends accept letters, digits and "_ . -" in a job id (it names folders and labels).
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{run_id}-{phase_id}-{attempt}")
