@@ -137,6 +137,16 @@ class BackendError(VoltxError):
         super().__init__(message)
 
 
+class JobDocumentError(VoltxError):
+    """A job document (``job.json``) cannot be read: not JSON, another format or version, or
+    unknown keys, missing keys or wrong types; `problems` lists every one found."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__(f"{source}: not a job document this voltx reads: " + "; ".join(problems))
+
+
 class PhaseError(VoltxError):
     """A phase's own code failed; the message names the phase and the plugin it came from."""
 

@@ -27,7 +27,6 @@ the job deletes as it starts: never a command line.
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import threading
@@ -35,19 +34,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import structlog
 
 from voltx.backend import Backend, JobRequest, Quote
 from voltx.errors import BackendError, VoltxError
+from voltx.job_document import JOB_FILE, job_document_in
 from voltx.spec import Resources
 from voltx.store import ArtifactStore
 from voltx_backends import _jobs
 from voltx_backends._store_env import is_object_store, store_environment
 from voltx_backends.ssh import _scripts, checkpoint_mirror, staging
 from voltx_backends.ssh.bootstrap import VENV_DIR, install, prepare
-from voltx_backends.ssh.handle import JOB_FILE, SSHJobHandle
+from voltx_backends.ssh.handle import SSHJobHandle
 from voltx_backends.ssh.settings import SSHSettings
-from voltx_backends.ssh.target import REMOTE_PATH_PATTERN, SSHTarget, TransportError
+from voltx_backends.ssh.target import (
+    REMOTE_PATH_PATTERN,
+    SSHTarget,
+    TransportError,
+)
 from voltx_backends.ssh.transport import SSHTransport
 
 log = structlog.get_logger(__name__)
@@ -261,8 +266,8 @@ class SSHBackend(Backend):
     def _job_env(self, request: JobRequest) -> dict[str, str]:
         # A worker on an object store reaches it itself, with this machine's AWS settings; the
         # env travels only as the job folder's 0600 env file, so keys may go with it.
-        store = _job_store(request.files)
-        env = store_environment() if store is not None and is_object_store(store) else {}
+        job = job_document_in(request.files)
+        env = store_environment() if job is not None and is_object_store(job.store) else {}
         env.update({name: os.environ[name] for name in self._forward_env if name in os.environ})
         env.update(request.env)
         if request.devices:
@@ -284,16 +289,10 @@ class SSHBackend(Backend):
         """For a worker job on a folder store: copy its inputs and its newest checkpoint over
         and point it at the host's store. Returns the local store's URL (where the outputs come
         back) and the job's checkpoint folder in both stores; (None, None) for other jobs."""
-        raw = files.get(JOB_FILE)
-        if raw is None:
+        job = job_document_in(files)
+        if job is None:
             return None, None
-        try:
-            job = json.loads(raw)
-        except ValueError:
-            return None, None
-        if not isinstance(job, dict) or not isinstance(job.get("store"), str):
-            return None, None
-        url = str(job["store"])
+        url = job.store
         if url.startswith("memory://"):
             raise BackendError(
                 f"store {url} lives in this process only; the ssh backend needs a folder or an "
@@ -304,8 +303,7 @@ class SSHBackend(Backend):
             return None, None  # the host reads and writes the store itself
         store = ArtifactStore.open(url)
         remote_store = f"{self.remote_root}/{staging.REMOTE_STORE_DIR}"
-        inputs = job.get("inputs") or {}
-        staging.push_inputs(self.transport, store, remote_store, [str(d) for d in inputs.values()])
+        staging.push_inputs(self.transport, store, remote_store, list(job.inputs.values()))
         checkpoints = checkpoint_mirror.folder_for(job)
         if checkpoints is not None and not REMOTE_PATH_PATTERN.fullmatch(checkpoints):
             checkpoints = None  # a phase id the host's shell would need quoted: not mirrored
@@ -325,19 +323,5 @@ class SSHBackend(Backend):
                     host=self.destination,
                     error=f"{type(exc).__name__}: {exc}",
                 )
-        job["store"] = f"file://{remote_store}"
-        files[JOB_FILE] = json.dumps(job, indent=1).encode()
+        files[JOB_FILE] = attrs.evolve(job, store=f"file://{remote_store}").to_json()
         return store.url, checkpoints
-
-
-def _job_store(files: Mapping[str, bytes]) -> str | None:
-    """The store URL of a worker job (from its ``job.json``), or None for another command."""
-    raw = files.get(JOB_FILE)
-    if raw is None:
-        return None
-    try:
-        job = json.loads(raw)
-    except ValueError:
-        return None
-    store = job.get("store") if isinstance(job, dict) else None
-    return store if isinstance(store, str) else None

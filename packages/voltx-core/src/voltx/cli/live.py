@@ -112,10 +112,12 @@ def _seconds_since(stamp: str | None, now: float) -> float | None:
 
 
 def _host(state: PhaseState | None, plan: PlannedCost | None) -> str:
-    job = dict(state.job or {}) if state else {}
+    # The job's ref in the ledger (not its job document): where the backend ran it.
+    ref = dict(state.job or {}) if state else {}
     for key in ("host", "label"):
-        if isinstance(job.get(key), str) and job[key]:
-            return str(job[key])
+        where = ref.get(key)
+        if isinstance(where, str) and where:
+            return where
     if plan is not None and plan.host:
         return plan.host
     return str(state.backend) if state and state.backend else "-"
