@@ -124,7 +124,7 @@ def _alive(pgid: int) -> bool:
     return False
 
 
-def _wait_for(predicate: object, timeout: float = 30.0) -> None:
+def _wait_for(predicate: object, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():  # type: ignore[operator]

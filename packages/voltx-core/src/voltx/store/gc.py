@@ -8,15 +8,39 @@ a damaged manifest still names. `voltx artifacts repair` quarantines such files 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
 
 import attrs
 
 from voltx.errors import ManifestError
+from voltx.store._backing import Backing
 from voltx.store._layout import manifest_path
+from voltx.store.manifest import Artifact
 
-if TYPE_CHECKING:
-    from voltx.store.artifacts import ArtifactStore
+
+class CollectableStore(Protocol):
+    """What garbage collection reads of an `ArtifactStore`: a protocol, so that this module does
+    not import the store that calls it (imports go one way)."""
+
+    _backing: Backing
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def local_root(self) -> Path | None: ...
+
+    def names(self) -> list[str]: ...
+
+    def ref(self, name: str) -> str | None: ...
+
+    def iter_records(self, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]: ...
+
+    def _manifest_digests(self) -> list[str]: ...
+
+    def load_manifest(self, digest: str) -> Artifact: ...
 
 
 @attrs.frozen
@@ -34,7 +58,7 @@ STALE_STAGING_S = 3600
 
 
 def collect_garbage(
-    store: ArtifactStore, *, dry_run: bool, keep_digests: frozenset[str]
+    store: CollectableStore, *, dry_run: bool, keep_digests: frozenset[str]
 ) -> GcReport:
     """Remove manifests no ref or record points at, then blobs no manifest covers."""
     backing = store._backing
@@ -69,7 +93,7 @@ def collect_garbage(
     return GcReport(tuple(doomed_manifests), tuple(doomed_blobs), tuple(staging), freed)
 
 
-def _stale_staging(store: ArtifactStore) -> list[str]:
+def _stale_staging(store: CollectableStore) -> list[str]:
     root = store.local_root
     if root is None:
         return []
