@@ -14,6 +14,7 @@ import tomllib
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import PurePath
+from types import SimpleNamespace
 from typing import Any
 
 import attrs
@@ -96,11 +97,35 @@ def _structure_into(cls: type, data: Any, path: str, problems: list[str]) -> Any
             problems.append(f"{path}.{name}: required key is missing")
     if problems:
         return None
+    _check_fields(cls, values, path, problems)
+    if problems:
+        return None
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         problems.append(f"{path}: {exc}")
         return None
+
+
+def _check_fields(cls: type, values: Mapping[str, Any], path: str, problems: list[str]) -> None:
+    """Run each field's attrs validator alone, so every bad value is reported with its key path.
+
+    The constructor would stop at the first failing validator and name only the class. Validators
+    see a stand-in holding the class defaults with `values` on top, so a cross-field check
+    (``corpus_max_bytes`` not below ``corpus_min_bytes``) reads the values being checked.
+    """
+    try:
+        defaults = {f.name: getattr(cls(), f.name) for f in attrs.fields(cls)}
+    except Exception:  # a class with required fields has no defaults to fill in
+        defaults = {}
+    stand_in = SimpleNamespace(**{**defaults, **values})
+    for field in attrs.fields(cls):
+        if field.validator is None or not hasattr(stand_in, field.name):
+            continue
+        try:
+            field.validator(stand_in, field, getattr(stand_in, field.name))
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{path}.{field.name}: {exc}")
 
 
 def _describe(exc: Exception, path: str) -> list[str]:
