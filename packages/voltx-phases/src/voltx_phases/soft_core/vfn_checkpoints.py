@@ -8,7 +8,9 @@ gives the next stage the same start as an uninterrupted run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import torch
@@ -52,23 +54,29 @@ def save_checkpoint(
     models: Models,
     position: Position,
     trainer: StageTrainer | None,
+    metrics: Sequence[Mapping[str, Any]],
 ) -> None:
-    """Commit a checkpoint at `position`; `trainer` None at a stage boundary."""
+    """Commit a checkpoint at `position`; `trainer` None at a stage boundary.
+
+    `metrics` (every row logged so far) travels with it, so the report of a resumed run holds
+    the rows of the attempts before the resume too.
+    """
     with checkpoints.save(position.stage * STAGE_STRIDE + position.step) as folder:
         write_training_state(
             Path(folder),
             models.modules(),
             None if trainer is None else trainer.optimizer,
-            {"position": attrs.asdict(position)},
+            {"position": attrs.asdict(position), "metrics": list(metrics)},
             scheduler=None if trainer is None else trainer.schedule,
             generators=None if trainer is None else {"flow": trainer.generator},
         )
 
 
-def restore_models(checkpoint: Checkpoint, models: Models) -> Position:
-    """Load the modules' weights and the global RNGs of `checkpoint`; returns its position."""
+def restore_models(checkpoint: Checkpoint, models: Models) -> tuple[Position, list[dict[str, Any]]]:
+    """Load the modules' weights and the global RNGs of `checkpoint`; returns its position and
+    the metrics rows logged up to it."""
     loop = read_training_state(checkpoint.path, models.modules(), None)
-    return Position(**loop["position"])
+    return Position(**loop["position"]), list(loop.get("metrics", []))
 
 
 def restore_trainer(checkpoint: Checkpoint, trainer: StageTrainer) -> bool:
