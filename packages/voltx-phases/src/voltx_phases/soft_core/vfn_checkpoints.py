@@ -19,6 +19,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from voltx.checkpoints import Checkpoint, CheckpointManager
 from voltx_phases._common.training_state import (
+    read_loop_state,
     read_optimizer_state,
     read_training_state,
     write_training_state,
@@ -54,7 +55,7 @@ def save_checkpoint(
     models: Models,
     position: Position,
     trainer: StageTrainer | None,
-    metrics: Sequence[Mapping[str, Any]],
+    metrics: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     """Commit a checkpoint at `position`; `trainer` None at a stage boundary.
 
@@ -72,11 +73,15 @@ def save_checkpoint(
         )
 
 
-def restore_models(checkpoint: Checkpoint, models: Models) -> tuple[Position, list[dict[str, Any]]]:
-    """Load the modules' weights and the global RNGs of `checkpoint`; returns its position and
-    the metrics rows logged up to it."""
+def restore_models(checkpoint: Checkpoint, models: Models) -> Position:
+    """Load the modules' weights and the global RNGs of `checkpoint`; returns its position."""
     loop = read_training_state(checkpoint.path, models.modules(), None)
-    return Position(**loop["position"]), list(loop.get("metrics", []))
+    return Position(**loop["position"])
+
+
+def restore_metrics(checkpoint: Checkpoint) -> list[dict[str, Any]]:
+    """The metrics rows logged up to `checkpoint` (none in one written before they were kept)."""
+    return list(read_loop_state(checkpoint.path).get("metrics", []))
 
 
 def restore_trainer(checkpoint: Checkpoint, trainer: StageTrainer) -> bool:

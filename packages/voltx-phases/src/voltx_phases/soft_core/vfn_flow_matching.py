@@ -47,6 +47,7 @@ from voltx_phases.soft_core.pairs import PairSet, load_pairs, split_validation
 from voltx_phases.soft_core.vfn_checkpoints import (
     Position,
     StageTrainer,
+    restore_metrics,
     restore_models,
     restore_trainer,
     save_checkpoint,
@@ -155,7 +156,8 @@ def run(ctx: PhaseContext) -> None:
     history: list[dict[str, Any]] = []
     latest = ctx.checkpoints.latest()
     if latest is not None:
-        position, history = restore_models(latest, models)
+        position = restore_models(latest, models)
+        history = restore_metrics(latest)
         ctx.log.info(
             "resuming",
             stage=position.stage,
