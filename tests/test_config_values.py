@@ -89,6 +89,22 @@ def test_every_bad_value_is_reported_at_once(project: Path) -> None:
     }
 
 
+def test_unknown_keys_and_bad_values_are_reported_together_with_nested_paths(
+    project: Path,
+) -> None:
+    stage = {"name": "s", "datasets": ["mbpp"], "output": "x", "lr": -1.0, "warmup_steps": 0}
+    with pytest.raises(ConfigError) as caught:
+        voltx.plan(
+            "2.1",
+            overrides={"2.1.lr_typo": 1, "2.1.rar_dt": float("nan"), "2.1.stages": [stage]},
+        )
+    assert set(caught.value.problems) == {
+        "2.1.lr_typo: unknown key",
+        "2.1.rar_dt: must be > 0, got nan",
+        "2.1.stages[0].lr: must be > 0, got -1.0",
+    }
+
+
 def test_a_bad_value_in_voltx_toml_is_refused(project: Path) -> None:
     (project / "voltx.toml").write_text('[phases."1.1"]\nepochs = 0\nlr = -1.0\n')
     with pytest.raises(ConfigError) as caught:

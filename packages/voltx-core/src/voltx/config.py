@@ -86,7 +86,20 @@ def _structure_into(cls: type, data: Any, path: str, problems: list[str]) -> Any
         hint = hints.get(name, Any)
         value = data[name]
         if attrs.has(hint):
-            values[name] = _structure_into(hint, value, f"{path}.{name}", problems)
+            nested = _structure_into(hint, value, f"{path}.{name}", problems)
+            if nested is not None:
+                values[name] = nested
+            continue
+        element = _attrs_element(hint)
+        if element is not None and isinstance(value, list | tuple):
+            # Each item through this function too, so a bad value inside one (a curriculum
+            # stage's lr) is named by its full path: 2.1.stages[0].lr.
+            items = [
+                _structure_into(element, item, f"{path}.{name}[{index}]", problems)
+                for index, item in enumerate(value)
+            ]
+            if all(item is not None for item in items):
+                values[name] = typing.get_origin(hint)(items)
             continue
         try:
             values[name] = _converter.structure(value, hint)
@@ -95,8 +108,8 @@ def _structure_into(cls: type, data: Any, path: str, problems: list[str]) -> Any
     for name, field in fields.items():
         if field.default is attrs.NOTHING and field.init and name not in data:
             problems.append(f"{path}.{name}: required key is missing")
-    if problems:
-        return None
+    # Values that did structure are range-checked even when other keys failed: every problem
+    # is reported at once.
     _check_fields(cls, values, path, problems)
     if problems:
         return None
@@ -105,6 +118,16 @@ def _structure_into(cls: type, data: Any, path: str, problems: list[str]) -> Any
     except (TypeError, ValueError) as exc:
         problems.append(f"{path}: {exc}")
         return None
+
+
+def _attrs_element(hint: Any) -> type | None:
+    """The attrs class of a ``tuple[X, ...]`` or ``list[X]`` hint, else None."""
+    if typing.get_origin(hint) not in (tuple, list):
+        return None
+    args = [arg for arg in typing.get_args(hint) if arg is not Ellipsis]
+    if len(args) == 1 and isinstance(args[0], type) and attrs.has(args[0]):
+        return args[0]
+    return None
 
 
 def _check_fields(cls: type, values: Mapping[str, Any], path: str, problems: list[str]) -> None:
@@ -120,7 +143,7 @@ def _check_fields(cls: type, values: Mapping[str, Any], path: str, problems: lis
         defaults = {}
     stand_in = SimpleNamespace(**{**defaults, **values})
     for field in attrs.fields(cls):
-        if field.validator is None or not hasattr(stand_in, field.name):
+        if field.validator is None or field.name not in values:
             continue
         try:
             field.validator(stand_in, field, getattr(stand_in, field.name))
