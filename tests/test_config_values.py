@@ -105,6 +105,18 @@ def test_unknown_keys_and_bad_values_are_reported_together_with_nested_paths(
     }
 
 
+def test_a_warmup_longer_than_the_run_is_refused(project: Path) -> None:
+    # Tiny 1.1 and 1.2: 3 epochs of at most ceil(200 / 8) = 25 batches, so 75 steps at most.
+    voltx.plan("1.2", overrides={"1.1.warmup_steps": 75, "1.2.warmup_steps": 75})
+    with pytest.raises(ConfigError) as caught:
+        voltx.plan("1.2", overrides={"1.1.warmup_steps": 90, "1.2.warmup_steps": 90})
+    assert set(caught.value.problems) == {
+        f"1.{phase}.warmup_steps: must be at most the run's most steps (epochs x "
+        f"ceil({cap} / batch_size) = 75), got 90"
+        for phase, cap in ((1, "max_pairs"), (2, "max_samples"))
+    }
+
+
 def test_a_bad_value_in_voltx_toml_is_refused(project: Path) -> None:
     (project / "voltx.toml").write_text('[phases."1.1"]\nepochs = 0\nlr = -1.0\n')
     with pytest.raises(ConfigError) as caught:

@@ -11,9 +11,42 @@ ones.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
-from voltx_phases._common.bounds import at_least, between, fraction, non_negative, positive, seed
+from voltx_phases._common.bounds import (
+    Validator,
+    at_least,
+    between,
+    fraction,
+    non_negative,
+    positive,
+    seed,
+)
+
+
+def _warmup_within_run(cap_field: str) -> Validator:
+    """Cross-field: the warmup may not outlast the most steps the run can take.
+
+    The exact step count depends on the data, but `cap_field` caps the examples, so
+    ``epochs * ceil(cap / batch_size)`` bounds it; a warmup past that never reaches the peak lr
+    and the cosine decay never starts.
+    """
+
+    def check(instance: Any, _attribute: attrs.Attribute[int], value: int) -> None:
+        cap = getattr(instance, cap_field)
+        if cap <= 0 or instance.batch_size <= 0 or instance.epochs <= 0:
+            # No cap, or a bad batch size or epoch count, which their own checks report.
+            return
+        most = instance.epochs * -(-cap // instance.batch_size)
+        if value > most:
+            raise ValueError(
+                f"must be at most the run's most steps (epochs x ceil({cap_field} / "
+                f"batch_size) = {most}), got {value}"
+            )
+
+    return check
 
 
 @attrs.frozen
@@ -45,7 +78,10 @@ class EncoderPhaseConfig:
     epochs: int = attrs.field(default=10, validator=positive())
     lr: float = attrs.field(default=5e-4, validator=positive())
     weight_decay: float = attrs.field(default=0.01, validator=non_negative())
-    warmup_steps: int = attrs.field(default=2000, validator=non_negative())
+    warmup_steps: int = attrs.field(
+        default=2000,
+        validator=attrs.validators.and_(non_negative(), _warmup_within_run("max_pairs")),
+    )
     min_lr_ratio: float = attrs.field(default=0.01, validator=fraction())
 
     # Losses (`docs/phases.md`, 1.1): 0.8 InfoNCE + 0.2 role NLL, as the original's code (its
@@ -95,7 +131,10 @@ class DecoderPhaseConfig:
     epochs: int = attrs.field(default=10, validator=positive())
     lr: float = attrs.field(default=3e-4, validator=positive())
     weight_decay: float = attrs.field(default=0.01, validator=non_negative())
-    warmup_steps: int = attrs.field(default=1000, validator=non_negative())
+    warmup_steps: int = attrs.field(
+        default=1000,
+        validator=attrs.validators.and_(non_negative(), _warmup_within_run("max_samples")),
+    )
     min_lr_ratio: float = attrs.field(default=0.01, validator=fraction())
 
     valid_batches: int = attrs.field(default=50, validator=positive())
