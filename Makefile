@@ -45,7 +45,7 @@ test-core: .venv-core/.installed
 
 .venv-core/.installed: packages/voltx-core/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv .venv-core
-	.venv-core/bin/pip install $(PIP_QUIET) -e packages/voltx-core pytest==9.2.0
+	.venv-core/bin/pip install $(PIP_QUIET) -e packages/voltx-core pytest==9.2.0 hypothesis==6.170.15
 	touch $@
 
 clean:

@@ -183,6 +183,43 @@ def test_a_wrong_type_in_the_project_file_names_the_key(
     assert "expected int" in message
 
 
+def test_every_mistake_in_the_project_file_is_reported_in_one_run(
+    pipeline: None, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Five mistakes across four tables, backends' settings included: one run names them all."""
+    from voltx.errors import ConfigError
+    from voltx.plugins import registry
+    from voltx.project import load_project
+
+    path = project / "voltx.toml"
+    path.write_text(
+        "[project]\n"
+        'bakend = "local"\n'
+        "[budget]\n"
+        "dollars = 0\n"
+        "[backends.ssh]\n"
+        'host = "gpu-box"\n'
+        "prot = 2222\n"
+        "[backends.vast]\n"
+        "max_dhp = 0.8\n"
+        'min_cuda = "12.1"\n'
+    )
+    expected = [
+        "project.bakend: unknown key; did you mean backend",
+        "budget.dollars: expected a number above 0, got 0",
+        "backends.ssh.prot: unknown key; did you mean port",
+        "backends.vast.max_dhp: unknown key; did you mean max_dph",
+        "backends.vast.min_cuda: expected float, got str '12.1'",
+    ]
+    message = fail(capsys, "run", "bad.train")
+    assert message.startswith(f"{path}: 5 problems: ")
+    for problem in expected:
+        assert problem in message
+    with pytest.raises(ConfigError) as error:
+        load_project(path, registry())
+    assert sorted(error.value.problems) == sorted(expected)
+
+
 # -- --set overrides -------------------------------------------------------------------------
 
 

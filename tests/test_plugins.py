@@ -264,6 +264,64 @@ def test_an_unknown_backend_suggests_the_nearest(bare_host: PluginHost) -> None:
         bare_host.registry().backend("twni")
 
 
+@attrs.frozen(kw_only=True)
+class CountingSettings:
+    cores: int = 1
+    label: str = "counting"
+
+
+class CountingBackend(InProcessBackend):
+    name = "counting"
+
+    def __init__(self, work_dir: Path | None = None, *, settings: CountingSettings) -> None:
+        super().__init__(work_dir, cpu_cores=settings.cores)
+        self.settings = settings
+
+
+class SettingsPlugin:
+    @voltx.hookimpl
+    def register_backends(self, register: Any) -> None:
+        register("counting", CountingBackend, settings=CountingSettings)
+
+
+class NotAttrsSettingsPlugin:
+    @voltx.hookimpl
+    def register_backends(self, register: Any) -> None:
+        register("loose", InProcessBackend, settings=dict)
+
+
+def test_a_backend_gets_its_project_table_as_its_settings_class(
+    bare_host: PluginHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voltx.api import make_backend
+    from voltx.errors import ConfigError
+    from voltx.session import open_session
+
+    monkeypatch.setattr(voltx.plugins, "_host", bare_host)
+    bare_host.add(SettingsPlugin(), "voltx-settings")
+    project = tmp_path / "voltx.toml"
+    project.write_text('[backends.counting]\ncores = 3\nlabel = "mine"\n')
+    session = open_session(config=str(project), store=memory_store_url())
+    backend = make_backend(session, "counting")
+    assert isinstance(backend, CountingBackend)
+    assert backend.settings == CountingSettings(cores=3, label="mine")
+
+    project.write_text('[backends.counting]\ncores = "3"\nlable = "mine"\n')
+    with pytest.raises(ConfigError) as error:
+        open_session(config=str(project), store=memory_store_url())
+    assert error.value.problems == (
+        "backends.counting.lable: unknown key; did you mean label",
+        "backends.counting.cores: expected int, got str '3'",
+    )
+
+
+def test_a_settings_class_must_be_an_attrs_class(bare_host: PluginHost) -> None:
+    bare_host.add(NotAttrsSettingsPlugin(), "voltx-loose")
+    with pytest.raises(PluginError, match="not an attrs class") as error:
+        bare_host.registry()
+    assert error.value.distribution == "voltx-loose"
+
+
 class RaisingPlugin:
     @voltx.hookimpl
     def register_phases(self, register: Any) -> None:

@@ -2,7 +2,7 @@
 
     from fake_vast import FakeVast, fake_vast  # noqa: F401 (a fixture, used by name)
 
-It implements the endpoints and fields of ``reference/backends.md`` section 1 that voltx uses, with
+It implements the endpoints and fields of ``docs/vast.md`` that voltx uses, with
 the quirks a real client meets:
 
 - auth by ``Authorization: Bearer`` (or the old ``api_key`` query argument, which it counts, so a

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from voltx.backend import JobHandle, JobRequest, JobState
+from voltx.backend import JobHandle, JobRequest, JobState, process_group_alive
 from voltx.errors import BackendError
 from voltx.testing.backend_contract import (
     BackendContract,
@@ -256,7 +256,7 @@ def test_process_check_falls_back_to_ps(monkeypatch, tmp_path, handles):
         )
         assert _jobs.process_has_marker(pid, handle.job_id)
         assert not _jobs.process_has_marker(pid, "some-other-job")
-        assert _jobs.process_group_alive(pid)
+        assert process_group_alive(pid)
 
 
 def test_attach_rejects_refs_it_cannot_use(tmp_path):

@@ -6,13 +6,13 @@ No host is contacted: `SSHBackend._job_env` is what `submit` puts into the job's
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
 from pathlib import Path
 
 import pytest
 
 from voltx.backend import JobRequest
+from voltx.job_document import JobDocument
 from voltx.secrets import redact_text
 from voltx_backends._store_env import is_object_store, store_environment
 from voltx_backends.ssh import SSHBackend
@@ -28,7 +28,8 @@ AWS = {
 
 
 def job(store: str) -> JobRequest:
-    files = {"job.json": json.dumps({"store": store, "inputs": {}, "phase_id": "p"}).encode()}
+    document = JobDocument(run_id="run-1", phase_id="p", store=store, fingerprint="f" * 64)
+    files = {"job.json": document.to_json()}
     return JobRequest("job-1", ("python", "-m", "voltx", "worker", "job.json"), files=files)
 
 

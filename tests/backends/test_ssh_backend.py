@@ -32,6 +32,7 @@ from ssh_fixtures import SSHServer, dependency_folder, known_hosts_line, preseed
 from _support import EXAMPLE, subprocess_env
 from voltx.backend import JobHandle, JobRequest, JobState
 from voltx.errors import BackendError
+from voltx.job_document import JobDocument
 from voltx.store import ArtifactStore
 from voltx.testing.backend_contract import (
     BackendContract,
@@ -361,18 +362,16 @@ def test_secret_in_the_job_env_stays_off_command_lines_and_out_of_files(
 def test_object_store_url_passes_through_to_the_host(
     backend: SSHBackend, handles: list[JobHandle]
 ) -> None:
-    job = {"store": "s3://bucket/prefix", "inputs": {}, "phase_id": "p"}
-    handle = submit(
-        backend, handles, sh("cat job.json"), files={"job.json": json.dumps(job).encode()}
-    )
+    job = JobDocument(run_id="run-1", phase_id="p", store="s3://bucket/prefix", fingerprint="f")
+    handle = submit(backend, handles, sh("cat job.json"), files={"job.json": job.to_json()})
     assert wait_finished(handle).state is JobState.SUCCEEDED
     assert json.loads(read_whole_log(handle))["store"] == "s3://bucket/prefix"
     assert handle.ref["stage_back"] is None  # the host reads and writes the store itself
 
 
 def test_memory_store_is_refused(backend: SSHBackend) -> None:
-    job = {"store": "memory://voltx-test", "inputs": {}}
-    request = JobRequest("ssh-memory", sh("true"), files={"job.json": json.dumps(job).encode()})
+    job = JobDocument(run_id="run-1", phase_id="p", store="memory://voltx-test", fingerprint="f")
+    request = JobRequest("ssh-memory", sh("true"), files={"job.json": job.to_json()})
     with pytest.raises(BackendError, match="this process only"):
         backend.submit(request)
 

@@ -26,6 +26,7 @@ from _support import TEST_PLUGINS
 from voltx.backend import JobRequest, JobState
 from voltx.checkpoints import CheckpointManager
 from voltx.errors import BackendError
+from voltx.job_document import JobDocument
 from voltx.store import ArtifactStore
 from voltx.testing.backend_contract import wait_finished, wait_until
 from voltx_backends.ssh import SSHBackend, SSHJobHandle, TransportError, checkpoint_mirror
@@ -70,17 +71,17 @@ def host(
 def submit(
     backend: SSHBackend, store: ArtifactStore, fingerprint: str, **config: Any
 ) -> SSHJobHandle:
-    job = {
-        "run_id": "test-run",
-        "phase_id": PHASE,
-        "attempt": 1,
-        "store": store.url,
-        "profile": None,
-        "config": {"steps": STEPS, "sleep_s": 0.05, **config},
-        "inputs": {},
-        "fingerprint": fingerprint,
-        "devices": [],
-    }
+    job = JobDocument(
+        run_id="test-run",
+        phase_id=PHASE,
+        attempt=1,
+        store=store.url,
+        profile=None,
+        config={"steps": STEPS, "sleep_s": 0.05, **config},
+        inputs={},
+        fingerprint=fingerprint,
+        devices=(),
+    )
     env = {
         "PYTHONPATH": os.pathsep.join(
             filter(None, [str(TEST_PLUGINS), os.environ.get("PYTHONPATH")])
@@ -92,7 +93,7 @@ def submit(
     request = JobRequest(
         job_id=f"ckpt-{uuid.uuid4().hex[:12]}",
         argv=(backend.python, "-m", "voltx", "worker", "job.json"),
-        files={"job.json": json.dumps(job).encode()},
+        files={"job.json": job.to_json()},
         env=env,
     )
     return backend.submit(request)

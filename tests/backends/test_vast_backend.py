@@ -19,8 +19,14 @@ import pytest
 from fake_vast import FakeVast, quick_settings
 
 from voltx.backend import JobRequest, JobState
+from voltx.job_document import JobDocument
 from voltx.spec import Resources
-from voltx.testing.backend_contract import read_whole_log, wait_finished, wait_for
+from voltx.testing.backend_contract import (
+    BackendContract,
+    read_whole_log,
+    wait_finished,
+    wait_for,
+)
 from voltx_backends.vast import OfferQuery, VastBackend
 from voltx_backends.vast.backend import job_label
 
@@ -58,6 +64,20 @@ def sh(script: str, job_id: str | None = None, **fields: Any) -> JobRequest:
 def no_live_instances(fake: FakeVast) -> None:
     """Nothing is rented any more, right now: destroying is part of ending a job, not later."""
     assert [(i.id, i.label, i.actual_status) for i in fake.live()] == []
+
+
+class TestVastBackendContract(BackendContract):
+    """The contract every backend passes, on instances of the fake Vast API.
+
+    Each "instance" is a loopback sshd on this machine (tests/backends/fake_vast.py), so the suite
+    may also look at and signal the job's processes.
+    """
+
+    jobs_run_locally = True
+
+    @pytest.fixture
+    def backend(self, make_backend: Callable[..., VastBackend]) -> VastBackend:
+        return make_backend()
 
 
 def test_happy_path_runs_the_job_and_destroys_the_instance(
@@ -350,8 +370,10 @@ def test_reap_destroys_only_voltx_instances_no_live_run_owns(
 
 
 def test_job_label_names_run_and_phase() -> None:
-    job = {"run_id": "20260102-030405-abcdef", "phase_id": "2.1", "attempt": 2}
-    request = JobRequest("x-2", ("true",), files={"job.json": json.dumps(job).encode()})
+    job = JobDocument(
+        run_id="20260102-030405-abcdef", phase_id="2.1", attempt=2, store="s3://b", fingerprint="f"
+    )
+    request = JobRequest("x-2", ("true",), files={"job.json": job.to_json()})
     assert job_label(request) == ("voltx-20260102-030405-abcdef-2.1", "20260102-030405-abcdef")
     assert job_label(JobRequest("plain-job", ("true",))) == ("voltx-plain-job", None)
 

@@ -104,7 +104,7 @@ def test_num_gpus_below_the_phase_need_is_an_error() -> None:
 
 
 def test_fake_coerces_the_official_clients_string_numbers(client: VastClient) -> None:
-    # The exact body the official parser builds (reference/backends.md 1.3): numbers as strings.
+    # The exact body the official parser builds (docs/vast.md): numbers as strings.
     official = {
         "verified": {"eq": True},
         "external": {"eq": False},

@@ -23,7 +23,7 @@ from voltx.spec import Resources
 from voltx.testing.backend_contract import read_whole_log, wait_finished
 from voltx_backends.ssh._scripts import HostInfo, parse_probe, probe
 from voltx_backends.vast import VastBackend
-from voltx_backends.vast.provision import machine_problems
+from voltx_backends.vast.machine import machine_problems
 from voltx_backends.vast.settings import VastSettings
 
 # A fresh fake Vast API per test (tests/backends/fake_vast.py).

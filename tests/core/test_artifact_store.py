@@ -248,7 +248,8 @@ def test_get_replaces_an_existing_file(store, tmp_path):
     dest = tmp_path / "dest.bin"
     dest.write_bytes(b"old content that is longer")
 
-    store.get("model", dest)
+    # Replacing is asked for: without `overwrite`, get refuses (tests/core/test_store_integrity).
+    store.get("model", dest, overwrite=True)
 
     assert dest.read_bytes() == b"new"
 

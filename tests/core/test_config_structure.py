@@ -271,3 +271,13 @@ def test_unknown_phase_suggests_the_closest():
 
 def test_no_overrides_is_no_tables():
     assert parse_overrides([], ["2.1"]) == {}
+
+
+@attrs.frozen
+class WithSecret:
+    api_key: str | None = None
+
+
+def test_a_secret_value_is_never_quoted_in_a_problem():
+    problems = problems_of({"api_key": ["hunter2-hunter2"]}, WithSecret, "backends.x")
+    assert problems == ("backends.x.api_key: not a valid value (not shown: it is a secret)",)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from voltx import PhaseSpec, hookimpl
 from voltx.backend import Backend, JobHandle, JobRequest, JobStatus
 from voltx.cli.live import (
     PlannedCost,
@@ -22,7 +25,7 @@ from voltx.cli.live import (
 )
 from voltx.ledger import Ledger, PhaseState
 from voltx.store import ArtifactStore
-from voltx.testing import memory_store_url
+from voltx.testing import InProcessBackend, memory_store_url, phase_plugin, registered_plugin
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp()
 PLAN = {
@@ -146,5 +149,56 @@ def test_no_view_without_a_terminal() -> None:
     def run(*args: Any, **kwargs: Any) -> str:
         return "ran"
 
-    assert with_live_view(run, ["all"], False, {}) is run
+    def estimate() -> Any:
+        raise AssertionError("no view, no estimate")
+
+    # Without a terminal the resolved run is never looked at either.
+    assert with_live_view(run, None, estimate) is run
     assert planned_costs(None) == {}
+
+
+def _greet(ctx: Any) -> None:
+    (ctx.outputs["greeting"] / "hello.txt").write_text("hello")
+
+
+class _InProcessBackends:
+    @hookimpl
+    def register_backends(self, register: Any) -> None:
+        register("inprocess", InProcessBackend)
+
+
+def test_voltx_run_all_on_a_terminal_reads_the_project_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The live view, the plan it prices and the run share one resolved run: one read."""
+    pytest.importorskip("rich")
+    import voltx.plugins
+    import voltx.project
+    from voltx.cli import live, main
+
+    # Only this test's plugins: `all` is the one phase below, run on threads of this process.
+    monkeypatch.setenv("VOLTX_LOAD_PLUGINS", "")
+    monkeypatch.setattr(voltx.plugins, "_host", voltx.plugins.PluginHost())
+    monkeypatch.setattr(live, "supported", lambda stream: True)
+    reads: list[Path] = []
+    read = voltx.project.read_project_file
+
+    def counted(path: Path) -> str:
+        reads.append(path)
+        return read(path)
+
+    monkeypatch.setattr(voltx.project, "read_project_file", counted)
+    monkeypatch.chdir(tmp_path)
+    project_file = tmp_path / "voltx.toml"
+    store = memory_store_url()
+    project_file.write_text(f'[project]\nstore = "{store}"\nbackend = "inprocess"\n')
+    greet = PhaseSpec(id="t.greet", name="greet", entry=_greet, produces=("greeting",))
+    previous = signal.getsignal(signal.SIGTERM)  # main() installs its own for runs
+    try:
+        with registered_plugin(phase_plugin(greet)), registered_plugin(_InProcessBackends()):
+            assert main(["run", "all"]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "succeeded" in capsys.readouterr().out
+    assert ArtifactStore.open(store).resolve("greeting").files[0].path == "hello.txt"
+    assert [path.resolve() for path in reads] == [project_file.resolve()]

@@ -40,7 +40,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from voltx.backend import JobRequest, JobState, JobStatus
+from voltx.backend import JobRequest, JobState, JobStatus, process_group_alive
 from voltx.errors import BackendError
 
 RUN_SCRIPT = "run.sh"
@@ -329,33 +329,6 @@ def process_has_marker(pid: int, job_id: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return result.returncode == 0 and job_id in result.stdout.split()
-
-
-def process_group_alive(pgid: int) -> bool:
-    """Whether any process of group `pgid` is still alive (zombies do not count)."""
-    proc = Path("/proc")
-    if not Path("/proc/self").exists():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    # Scan /proc rather than ask killpg: a container's init often never reaps orphans, and their
-    # zombies would keep the group "alive" forever although nothing in it can run.
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_bytes()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses; the fields start after its last ")".
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] not in {b"Z", b"X"}:
-            return True
-    return False
 
 
 def _wait_group_gone(pgid: int, timeout_s: float) -> bool:

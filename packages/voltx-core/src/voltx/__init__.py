@@ -31,17 +31,22 @@ from voltx.hookspecs import hookimpl
 from voltx.spec import EmptyConfig, Phase, PhaseSpec, Resources, TrainingWork
 
 if TYPE_CHECKING:
-    from voltx.api import phases, plan, run, status
+    from voltx.api import phases, plan, preflight, run, status
+    from voltx.session import SessionOptions
     from voltx.store import ArtifactStore
 
 
 def __getattr__(name: str) -> Any:
     # The API pulls in the scheduler and plugins; load it on first use so `import voltx` stays
     # cheap for plugins that only need PhaseSpec and hookimpl.
-    if name in ("run", "plan", "phases", "status"):
+    if name in ("run", "plan", "preflight", "phases", "status"):
         from voltx import api
 
         return getattr(api, name)
+    if name == "SessionOptions":
+        from voltx.session import SessionOptions
+
+        return SessionOptions
     if name == "ArtifactStore":
         from voltx.store import ArtifactStore
 
@@ -72,6 +77,7 @@ __all__ = [
     "PhaseStopped",
     "PluginError",
     "Resources",
+    "SessionOptions",
     "StoreError",
     "TrainingWork",
     "UnknownPhaseError",
@@ -80,6 +86,7 @@ __all__ = [
     "hookimpl",
     "phases",
     "plan",
+    "preflight",
     "run",
     "status",
 ]

@@ -1,4 +1,8 @@
-"""The Python API: `run`, `plan`, `phases`, `status`."""
+"""The Python API: `run`, `plan`, `preflight`, `phases`, `status`.
+
+`run`, `plan` and `preflight` take the same session choices, as keywords (``backend="vast"``)
+or as one `SessionOptions`; each resolves its target once (`voltx.resolve`) and works from that.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ from voltx._logging import ensure_logging
 from voltx.backend import Backend
 from voltx.budget import check_limit, spent_so_far
 from voltx.errors import BackendError, VoltxError
-from voltx.fingerprint import committed_outputs, fingerprint, why_run
 from voltx.graph import Graph
 from voltx.ledger import (
     Ledger,
@@ -34,14 +37,20 @@ from voltx.planning.estimates import (
 from voltx.planning.preflight import PreflightError, preflight_problems
 from voltx.planning.timeline import Timeline, build_timeline
 from voltx.plugins import registry
+from voltx.resolve import ResolvedRun, resolve
 from voltx.results import ManifestEntry, PhaseResult, Plan, PlannedPhase, RunResult
 from voltx.scheduler import Scheduler
-from voltx.session import Overrides, Session, open_session
+from voltx.session import (
+    Overrides,
+    ProjectConfig,
+    Session,
+    SessionOptions,
+    open_session,
+    settings_for,
+)
 from voltx.spec import PhaseSpec
 
 log = structlog.get_logger(__name__)
-
-ProjectConfig = str | Path | Mapping[str, Mapping[str, Any]] | None
 
 
 def phases() -> list[PhaseSpec]:
@@ -53,6 +62,7 @@ def phases() -> list[PhaseSpec]:
 def plan(
     target: str | Sequence[str] = "all",
     *,
+    options: SessionOptions | None = None,
     backend: str | None = None,
     store: str | None = None,
     config: ProjectConfig = None,
@@ -60,76 +70,39 @@ def plan(
     overrides: Overrides = None,
     force: bool = False,
 ) -> Plan:
-    """What `run` would do for `target`, with the reason for each phase; nothing runs."""
-    session = open_session(
-        store=store, backend=backend, config=config, profile=profile, overrides=overrides
-    )
-    return _plan(session, target, force, with_timeline=True)
+    """What `run` would do for `target`, with the reason for each phase; nothing runs.
+
+    The session keywords replace the matching `options` (see `SessionOptions`).
+    """
+    chosen = _options(options, backend, store, config, profile, overrides)
+    resolved = resolve(target, chosen, force=force)
+    # Only now, once the target and configs are known good: quoting may ask the backend.
+    executor = make_backend(resolved.session)
+    try:
+        return estimate(resolved, executor)
+    finally:
+        executor.close()
 
 
-def _plan(
-    session: Session, target: str | Sequence[str], force: bool, with_timeline: bool = False
-) -> Plan:
-    selected = session.select(target)
-    configs = session.configs(selected)
-    graph = session.graph
-    levels = graph.levels(selected)
-    level_of = {pid: index for index, wave in enumerate(levels) for pid in wave}
-    will_run: set[str] = set()
-    planned: list[PlannedPhase] = []
-    for phase_id in selected:
-        spec = session.registry.phase(phase_id)
-        upstream_running = [p for p in graph.upstream(phase_id) if p in will_run]
-        fp = None
-        if upstream_running:
-            action, reason = "run", f"upstream {', '.join(upstream_running)} will run"
-        else:
-            inputs = {name: session.store.ref(name) or "" for name in spec.requires}
-            inputs |= {n: d for n in spec.optional if (d := session.store.ref(n)) is not None}
-            fp = fingerprint(spec.id, spec.version, configs[phase_id], inputs)
-            if force:
-                action, reason = "run", "forced"
-            elif committed_outputs(session.store, fp) is not None:
-                action, reason = "skip", f"up to date (fingerprint {fp[:12]})"
-            else:
-                action = "run"
-                reason = why_run(session.store, spec.id, spec.version, configs[phase_id], inputs)
-        if action == "run":
-            will_run.add(phase_id)
-        planned.append(
-            PlannedPhase(
-                phase_id=phase_id,
-                name=spec.name,
-                action=action,
-                reason=reason,
-                level=level_of[phase_id],
-                requires=spec.requires,
-                produces=spec.produces,
-                resources=spec.resources_for(session.profile),
-                reference_hours=spec.reference_hours,
-                fingerprint=fp,
-            )
-        )
-    pinned = sorted(
-        {a for pid in selected for a in session.registry.phase(pid).requires if session.pinned(a)}
+def estimate(resolved: ResolvedRun, backend: Backend) -> Plan:
+    """The resolved plan with its timeline: each phase that will run, priced on `backend`."""
+    session = resolved.session
+    timeline = _timeline(
+        session, resolved.selected, resolved.plan.phases, backend, resolved.configs
     )
-    timeline = None
-    if with_timeline:
-        # Only now, once the target and configs are known good: quoting may ask the backend.
-        backend = _make_backend(session)
-        try:
-            timeline = _timeline(session, selected, planned, backend, configs)
-        finally:
-            backend.close()
-    return Plan(
-        targets=tuple([target] if isinstance(target, str) else target),
-        profile=session.profile,
-        backend=session.backend,
-        store=session.store.url,
-        phases=tuple(planned),
-        levels=tuple(tuple(w) for w in levels),
-        pinned=tuple(pinned),
-        timeline=timeline,
+    return attrs.evolve(resolved.plan, timeline=timeline)
+
+
+def _options(
+    options: SessionOptions | None,
+    backend: str | None,
+    store: str | None,
+    config: ProjectConfig,
+    profile: str | None,
+    overrides: Overrides,
+) -> SessionOptions:
+    return (options or SessionOptions()).replace(
+        backend=backend, store=store, config=config, profile=profile, overrides=overrides
     )
 
 
@@ -165,6 +138,7 @@ def _timeline(
 def run(
     target: str | Sequence[str] = "all",
     *,
+    options: SessionOptions | None = None,
     backend: str | Backend | None = None,
     store: str | None = None,
     config: ProjectConfig = None,
@@ -188,36 +162,78 @@ def run(
     (wall time of this call) replace the project's ``[budget]`` limits. When one is reached every
     job is stopped (SIGTERM, then the grace period to checkpoint), every rented machine given
     back, and the run ends ``budget_exceeded``; calling again with a larger budget resumes it.
+
+    `backend` is a registered name or a `Backend` instance (which stays open afterwards); the
+    session keywords replace the matching `options` (see `SessionOptions`).
     """
     check_limit("budget", budget)
     check_limit("max_hours", max_hours)
     ensure_logging()
-    backend_name = backend.name if isinstance(backend, Backend) else backend
-    session = open_session(
-        store=store, backend=backend_name, config=config, profile=profile, overrides=overrides
+    given = backend if isinstance(backend, Backend) else None
+    name = backend.name if isinstance(backend, Backend) else backend
+    resolved = resolve(
+        target, _options(options, name, store, config, profile, overrides), force=force
     )
-    selected = session.select(target)
-    configs = session.configs(selected)
-    executor = backend if isinstance(backend, Backend) else _make_backend(session)
-    to_run = _plan(session, target, force).to_run
-    problems = preflight_problems(session, selected, executor, to_run)
-    if problems:
-        if not isinstance(backend, Backend):
+    return execute(
+        resolved,
+        backend=given,
+        max_parallel=max_parallel,
+        max_attempts=max_attempts,
+        budget=budget,
+        max_hours=max_hours,
+    )
+
+
+def execute(
+    resolved: ResolvedRun,
+    *,
+    backend: Backend | None = None,
+    max_parallel: int | None = None,
+    max_attempts: int | None = None,
+    budget: float | None = None,
+    max_hours: float | None = None,
+) -> RunResult:
+    """Run what `resolved` says will run (see `run`): preflight, ledger, scheduler.
+
+    A `backend` given stays open (the caller closes it); otherwise one is made and closed.
+    """
+    check_limit("budget", budget)
+    check_limit("max_hours", max_hours)
+    session = resolved.session
+    executor = backend if backend is not None else make_backend(session)
+    try:
+        problems = preflight_problems(session, resolved.selected, executor, resolved.to_run)
+        if problems:
+            raise PreflightError(problems)
+        session.stage_inputs(resolved.selected)
+        if session.store.url.startswith("memory://") and not executor.runs_in_process:
+            raise BackendError(
+                f"store {session.store.url} lives in this process only; backend "
+                f"{executor.name} runs phases in other processes: use a file:// or s3:// store",
+                executor.name,
+            )
+        return _schedule(resolved, executor, max_parallel, max_attempts, budget, max_hours)
+    finally:
+        if backend is None:
             executor.close()
-        raise PreflightError(problems)
-    session.stage_inputs(selected)
-    if session.store.url.startswith("memory://") and not executor.runs_in_process:
-        raise BackendError(
-            f"store {session.store.url} lives in this process only; backend "
-            f"{executor.name} runs phases in other processes: use a file:// or s3:// store",
-            executor.name,
-        )
+
+
+def _schedule(
+    resolved: ResolvedRun,
+    executor: Backend,
+    max_parallel: int | None,
+    max_attempts: int | None,
+    budget: float | None,
+    max_hours: float | None,
+) -> RunResult:
+    """Start or continue the run's ledger and hand the resolved run to the scheduler."""
+    session = resolved.session
     limits = session.project.budget.with_run_limits(budget, max_hours)
     wanted = {"budget": limits.run.dollars, "max_hours": limits.run.max_hours}
     shown: dict[str, Any] = {name: value for name, value in wanted.items() if value is not None}
-    targets = session.graph.resolve_targets(target)
+    targets = list(resolved.targets)
     key = target_key(targets, session.profile, session.backend)
-    run_id = _continue_or_start(session, key, force)
+    run_id = _continue_or_start(session, key, resolved.force)
     ledger = Ledger(session.store, run_id)
     if ledger.meta() is None:
         ledger.write_meta(
@@ -226,7 +242,7 @@ def run(
                 "targets": targets,
                 "profile": session.profile,
                 "backend": executor.name,
-                "phases": selected,
+                "phases": list(resolved.selected),
             }
         )
         ledger.record("run_started", targets=targets, **shown)
@@ -234,32 +250,23 @@ def run(
         ledger.record("run_continued", targets=targets, **shown)
     remember_run(session.store, key, run_id)
     session.store.write_record("runs/latest.json", {"run_id": run_id})
-    bound = structlog.contextvars.bound_contextvars(run_id=run_id, backend=executor.name)
-    with bound:
+    with structlog.contextvars.bound_contextvars(run_id=run_id, backend=executor.name):
         log.info(
             "run starting",
             targets=targets,
-            phases=len(selected),
+            phases=len(resolved.selected),
             store=session.store.url,
             **shown,
         )
-        try:
-            scheduler = Scheduler(
-                session,
-                executor,
-                ledger,
-                selected,
-                configs,
-                force=force,
-                max_parallel=max_parallel or session.project.max_parallel,
-                max_attempts=max_attempts or session.project.max_attempts,
-                budget=limits,
-                to_run=to_run,
-            )
-            result = scheduler.execute()
-        finally:
-            if not isinstance(backend, Backend):
-                executor.close()
+        scheduler = Scheduler(
+            resolved,
+            executor,
+            ledger,
+            max_parallel=max_parallel or session.project.max_parallel,
+            max_attempts=max_attempts or session.project.max_attempts,
+            budget=limits,
+        )
+        result = scheduler.execute()
         log.info("run finished", status=result.status)
     return result
 
@@ -282,17 +289,22 @@ def _continue_or_start(session: Session, key: str, force: bool) -> str:
     return new_run_id()
 
 
-def _make_backend(session: Session) -> Backend:
-    factory = session.registry.backend(session.backend)
-    settings = dict(session.project.backends.get(session.backend, {}))
+def make_backend(session: Session, name: str | None = None) -> Backend:
+    """The backend `name` (by default the session's) with its project settings."""
+    name = name or session.backend
+    factory = session.registry.backend(name)
     # Named, not made: a plan or a refused run leaves the store as it found it.
     work_dir = session.store.local_dir("work", create=False) or _user_work_dir()
+    settings = settings_for(session, name)
     try:
-        backend = factory(work_dir=work_dir, **settings)
+        if settings is not None:
+            backend = factory(work_dir=work_dir, settings=settings)
+        else:
+            backend = factory(work_dir=work_dir, **session.project.backends.get(name, {}))
     except TypeError as exc:
-        raise BackendError(f"backend {session.backend}: bad settings: {exc}") from exc
+        raise BackendError(f"backend {name}: bad settings: {exc}") from exc
     if not isinstance(backend, Backend):
-        raise BackendError(f"backend {session.backend!r} factory returned {backend!r}")
+        raise BackendError(f"backend {name!r} factory returned {backend!r}")
     return backend
 
 
@@ -307,6 +319,7 @@ def _user_work_dir() -> Path:
 def preflight(
     target: str | Sequence[str] = "all",
     *,
+    options: SessionOptions | None = None,
     backend: str | None = None,
     store: str | None = None,
     config: ProjectConfig = None,
@@ -314,14 +327,10 @@ def preflight(
     overrides: Overrides = None,
 ) -> list[str]:
     """Every problem that would stop `run(target)`, found without renting or running anything."""
-    session = open_session(
-        store=store, backend=backend, config=config, profile=profile, overrides=overrides
-    )
-    selected = session.select(target)
-    session.configs(selected)
-    executor = _make_backend(session)
+    resolved = resolve(target, _options(options, backend, store, config, profile, overrides))
+    executor = make_backend(resolved.session)
     try:
-        return preflight_problems(session, selected, executor, _plan(session, target, False).to_run)
+        return preflight_problems(resolved.session, resolved.selected, executor, resolved.to_run)
     finally:
         executor.close()
 

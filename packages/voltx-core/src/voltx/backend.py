@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import abc
 import enum
+import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -182,3 +184,33 @@ class Backend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 (optional hook, deliberately empty by default)
         """Release whatever the backend holds (connections, rented machines)."""
+
+
+def process_group_alive(pgid: int) -> bool:
+    """Whether a live process of group `pgid` exists on this machine (zombies do not count).
+
+    Backends that run jobs here use it to tell a running job from a finished one, and the
+    backend contract suite to check that cancel stopped the whole group.
+    """
+    if not Path("/proc/self").exists():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # it exists, under another user
+        return True
+    # Scan /proc rather than ask killpg: a container's init often never reaps orphans, and their
+    # zombies would keep the group "alive" forever although nothing in it can run.
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses; the fields start after its last ")".
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] not in {b"Z", b"X"}:
+            return True
+    return False

@@ -28,7 +28,8 @@ from typing import Any
 
 import attrs
 
-from voltx.errors import ConfigError, did_you_mean
+from voltx.config import collect, expecting
+from voltx.errors import ConfigError
 from voltx.ledger import Ledger, since_last_start
 from voltx.store import ArtifactStore
 
@@ -39,18 +40,28 @@ DEFAULT_RECORD_EVERY_S = 30.0
 # `voltx run` exits with this when a budget or time limit stopped the run.
 BUDGET_EXIT_CODE = 3
 
-_LIMIT_KEYS = ("dollars", "max_hours")
-_BUDGET_KEYS = (*_LIMIT_KEYS, "grace_s", "phases")
-
 Clock = Callable[[], float]
+
+
+def _above_zero(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"{attribute.name} must be above 0, got {value!r}")
+
+
+def _not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must not be negative, got {value!r}")
+
+
+_A_LIMIT = expecting("a number above 0")
 
 
 @attrs.frozen
 class Limits:
     """Dollars and hours that a run (or one phase) may use; None is no limit."""
 
-    dollars: float | None = None
-    max_hours: float | None = None
+    dollars: float | None = attrs.field(default=None, validator=_above_zero, metadata=_A_LIMIT)
+    max_hours: float | None = attrs.field(default=None, validator=_above_zero, metadata=_A_LIMIT)
 
     @property
     def any(self) -> bool:
@@ -78,47 +89,27 @@ class BudgetConfig:
         return attrs.evolve(self, run=run)
 
 
+@attrs.frozen(kw_only=True)
+class BudgetTable(Limits):
+    """The ``[budget]`` table as written: the run's limits, `grace_s`, and per-phase tables."""
+
+    grace_s: float = attrs.field(
+        default=DEFAULT_GRACE_S,
+        validator=_not_negative,
+        metadata=expecting("seconds (a number >= 0)"),
+    )
+    phases: Mapping[str, Limits] = attrs.field(factory=dict)
+
+    def config(self) -> BudgetConfig:
+        return BudgetConfig(
+            run=Limits(self.dollars, self.max_hours), phases=self.phases, grace_s=self.grace_s
+        )
+
+
 def parse_budget_table(table: Any, problems: list[str]) -> BudgetConfig:
     """The ``[budget]`` table of a project file; each problem is appended to `problems`."""
-    if not isinstance(table, dict):
-        problems.append(f"budget: expected a table, got {type(table).__name__}")
-        return BudgetConfig()
-    for key in table:
-        if key not in _BUDGET_KEYS:
-            problems.append(f"budget.{key}: unknown key{did_you_mean(key, _BUDGET_KEYS)}")
-    run = _limits(table, "budget", problems)
-    grace = table.get("grace_s", DEFAULT_GRACE_S)
-    if not _is_number(grace) or grace < 0:
-        problems.append(f"budget.grace_s: expected seconds (a number >= 0), got {grace!r}")
-        grace = DEFAULT_GRACE_S
-    phases: dict[str, Limits] = {}
-    phase_tables = table.get("phases", {})
-    if not isinstance(phase_tables, dict):
-        problems.append("budget.phases: expected a table of phase ids")
-        phase_tables = {}
-    for phase_id, limits in phase_tables.items():
-        where = f"budget.phases.{phase_id}"
-        if not isinstance(limits, dict):
-            problems.append(f"{where}: expected a table with dollars and/or max_hours")
-            continue
-        for key in limits:
-            if key not in _LIMIT_KEYS:
-                problems.append(f"{where}.{key}: unknown key{did_you_mean(key, _LIMIT_KEYS)}")
-        phases[str(phase_id)] = _limits(limits, where, problems)
-    return BudgetConfig(run=run, phases=phases, grace_s=float(grace))
-
-
-def _limits(table: Mapping[str, Any], where: str, problems: list[str]) -> Limits:
-    values: dict[str, float] = {}
-    for key in _LIMIT_KEYS:
-        if key not in table:
-            continue
-        value = table[key]
-        if not _is_number(value) or value <= 0:
-            problems.append(f"{where}.{key}: expected a number above 0, got {value!r}")
-        else:
-            values[key] = float(value)
-    return Limits(**values)
+    parsed = collect(BudgetTable, table, "budget", problems)
+    return parsed.config() if isinstance(parsed, BudgetTable) else BudgetConfig()
 
 
 def _is_number(value: Any) -> bool:

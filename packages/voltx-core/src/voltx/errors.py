@@ -97,12 +97,54 @@ class IntegrityError(StoreError):
     """Data in the store does not match its manifest."""
 
 
+class CorruptBlobError(IntegrityError):
+    """A file of an artifact is missing, or its bytes do not match the manifest's digest."""
+
+    def __init__(self, artifact: str, path: str, store: str, reason: str) -> None:
+        self.artifact = artifact
+        self.path = path
+        self.store = store
+        self.reason = reason
+        super().__init__(
+            f"artifact {artifact!r}, file {path!r} in store {store}: {reason}"
+            " (`voltx artifacts repair` re-fetches or quarantines it)"
+        )
+
+
+class ManifestError(IntegrityError):
+    """A manifest, ref or record in the store cannot be read as one (truncated, wrong types)."""
+
+    def __init__(self, file: str, store: str, reason: str) -> None:
+        self.file = file
+        self.store = store
+        self.reason = reason
+        super().__init__(f"{file} in store {store} is damaged: {reason}")
+
+
+class DestinationExistsError(StoreError):
+    """`get` was asked to write where a file already is (or into the store itself)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {reason}")
+
+
 class BackendError(VoltxError):
     """A backend could not start, watch or stop a job."""
 
     def __init__(self, message: str, backend: str | None = None) -> None:
         self.backend = backend
         super().__init__(message)
+
+
+class JobDocumentError(VoltxError):
+    """A job document (``job.json``) cannot be read: not JSON, another format or version, or
+    unknown keys, missing keys or wrong types; `problems` lists every one found."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__(f"{source}: not a job document this voltx reads: " + "; ".join(problems))
 
 
 class PhaseError(VoltxError):

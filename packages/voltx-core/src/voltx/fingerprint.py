@@ -31,16 +31,20 @@ def _last_path(phase_id: str) -> str:
 
 
 def committed_outputs(store: ArtifactStore, fp: str) -> dict[str, str] | None:
-    """The outputs recorded for `fp`, if the record exists and every output is still there."""
+    """The outputs recorded for `fp`, if the record exists and every output is still there.
+
+    "There" means the manifest reads and every blob it lists exists at its size (no hashing):
+    a deleted or truncated blob makes the phase run again instead of being reported fresh.
+    """
     record = store.read_record(_record_path(fp))
     if record is None:
         return None
-    outputs = {str(k): str(v) for k, v in record.get("outputs", {}).items()}
-    for digest in outputs.values():
-        try:
-            store.load_manifest(digest)
-        except Exception:
-            return None
+    recorded = record.get("outputs", {})
+    if not isinstance(recorded, dict):
+        return None
+    outputs = {str(k): str(v) for k, v in recorded.items()}
+    if not all(store.is_intact(digest) for digest in outputs.values()):
+        return None
     return outputs
 
 

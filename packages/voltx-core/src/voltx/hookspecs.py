@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
@@ -19,7 +19,20 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 RegisterPhase = Callable[["PhaseSpec"], None]
 BackendFactory = Callable[..., "Backend"]
-RegisterBackend = Callable[[str, BackendFactory], None]
+
+
+class RegisterBackend(Protocol):
+    """``register(name, factory, settings=None)``, the callback of `register_backends`.
+
+    With a `settings` attrs class, voltx structures the ``[backends.NAME]`` table of
+    ``voltx.toml`` into it (every problem reported with its key path) and calls
+    ``factory(work_dir=..., settings=instance)``; without one, ``factory(work_dir=..., **table)``.
+    """
+
+    def __call__(self, name: str, factory: BackendFactory, settings: type | None = None) -> None:
+        """Register the backend `name`, made by `factory`, configured by `settings`."""
+
+
 # A check takes the path of a file or folder about to be added as the artifact, and raises
 # (ValueError or a VoltxError) with an explanation when its names, shapes or headers are wrong.
 ArtifactCheck = Callable[[Path], None]
@@ -33,7 +46,7 @@ def register_phases(register: RegisterPhase) -> None:
 
 @hookspec
 def register_backends(register: RegisterBackend) -> None:
-    """Call ``register(name, factory)``; voltx calls ``factory(work_dir=..., **settings)``."""
+    """Call ``register(name, factory, settings=None)``; voltx calls ``factory(work_dir=...)``."""
 
 
 @hookspec

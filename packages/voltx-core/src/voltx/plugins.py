@@ -41,6 +41,8 @@ class Registry:
     phase_origin: dict[str, str] = attrs.field(factory=dict)
     backends: dict[str, BackendFactory] = attrs.field(factory=dict)
     backend_origin: dict[str, str] = attrs.field(factory=dict)
+    # backend name -> the attrs class its ``[backends.NAME]`` table is structured into
+    backend_settings: dict[str, type] = attrs.field(factory=dict)
     # artifact name -> [(origin, check or "module:function")]
     artifact_checks: dict[str, list[tuple[str, ArtifactCheck | str]]] = attrs.field(factory=dict)
 
@@ -168,15 +170,25 @@ class PluginHost:
             registry.phase_origin[spec.id] = origin
             warn_unchecked_fields(spec.id, spec.config_class, origin)
 
-        def register_backend(name: str, factory: BackendFactory, origin: str) -> None:
+        def register_backend(
+            name: str, factory: BackendFactory, settings: type | None = None, *, origin: str
+        ) -> None:
             if name in registry.backends:
                 raise PluginError(
                     f"duplicate backend {name!r}: registered by "
                     f"{registry.backend_origin[name]!r} and by {origin!r}",
                     origin,
                 )
+            if settings is not None and not attrs.has(settings):
+                raise PluginError(
+                    f"{origin!r} registered backend {name!r} with settings {settings!r}, "
+                    "not an attrs class",
+                    origin,
+                )
             registry.backends[name] = factory
             registry.backend_origin[name] = origin
+            if settings is not None:
+                registry.backend_settings[name] = settings
 
         def register_check(name: str, check: ArtifactCheck | str, origin: str) -> None:
             registry.artifact_checks.setdefault(name, []).append((origin, check))

@@ -9,30 +9,54 @@ from typing import Any
 
 import attrs
 
-from voltx.budget import BudgetConfig, parse_budget_table
+from voltx.budget import BudgetConfig, BudgetTable
+from voltx.config import collect, expecting
 from voltx.errors import ConfigError, did_you_mean
+from voltx.plugins import Registry
 
 PROJECT_FILE = "voltx.toml"
 DEFAULT_STORE = "file://.voltx"
 
-_TOP_LEVEL_KEYS = ("project", "phases", "backends", "inputs", "budget")
-_PROJECT_KEYS = ("store", "backend", "profile", "max_parallel", "max_attempts", "secrets_env")
+
+@attrs.frozen(kw_only=True)
+class ProjectTable:
+    """The ``[project]`` table: where the store is, which backend and profile, how many at once."""
+
+    store: str = attrs.field(default=DEFAULT_STORE, metadata=expecting("str"))
+    backend: str = attrs.field(default="local", metadata=expecting("str"))
+    profile: str = attrs.field(default="tiny", metadata=expecting("str"))
+    max_parallel: int | None = attrs.field(default=None, metadata=expecting("int"))
+    max_attempts: int = attrs.field(default=3, metadata=expecting("int"))
+    secrets_env: tuple[str, ...] = attrs.field(
+        default=(), metadata=expecting("a list of environment variable names")
+    )
 
 
-@attrs.frozen
-class Project:
-    """A parsed ``voltx.toml`` (or the built-in demo project when there is none)."""
+@attrs.frozen(kw_only=True)
+class _ProjectFile:
+    """A ``voltx.toml`` as written; every table is optional."""
 
-    store: str = DEFAULT_STORE
-    backend: str = "local"
-    profile: str = "tiny"
-    max_parallel: int | None = None
-    max_attempts: int = 3
+    project: ProjectTable = ProjectTable()
+    phases: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    backends: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    inputs: Mapping[str, str] = attrs.field(factory=dict, metadata=expecting("a path"))
+    budget: BudgetTable = BudgetTable()
+
+
+@attrs.frozen(kw_only=True)
+class Project(ProjectTable):
+    """A parsed ``voltx.toml`` (or the built-in demo project when there is none).
+
+    `backends` holds each ``[backends.NAME]`` table as written; `backend_settings` the same
+    tables structured into the settings class each backend registered (when the project was
+    loaded against the plugins' registry), so a run makes its backend from checked settings.
+    """
+
     phases: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     backends: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     inputs: Mapping[str, str] = attrs.field(factory=dict)
-    secrets_env: tuple[str, ...] = ()
     budget: BudgetConfig = BudgetConfig()
+    backend_settings: Mapping[str, Any] = attrs.field(factory=dict)
     path: Path | None = None
 
 
@@ -46,66 +70,87 @@ def find_project_file(start: Path | None = None) -> Path | None:
     return None
 
 
-def load_project(path: Path | None) -> Project:
-    """Parse a project file; every problem in it is reported in one ConfigError."""
+def read_project_file(path: Path) -> str:
+    """The text of a project file. Everything that reads ``voltx.toml`` reads it here."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(["file not found"], source=str(path)) from exc
+
+
+def load_project(path: Path | None, registry: Registry | None = None) -> Project:
+    """Parse a project file; every problem in it is reported in one ConfigError.
+
+    With the plugins' `registry`, the phase ids of ``[phases]`` and ``[budget.phases]`` and
+    each backend's settings table are checked in the same pass, so that one run reports every
+    mistake in the file.
+    """
     if path is None:
         return Project()
     source = str(path)
+    text = read_project_file(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(["file not found"], source=source) from exc
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"malformed TOML: {exc}"], source=source) from exc
     problems: list[str] = []
-    for key in data:
-        if key not in _TOP_LEVEL_KEYS:
-            problems.append(f"{key}: unknown table{did_you_mean(key, _TOP_LEVEL_KEYS)}")
-    project_table = _table(data, "project", problems)
-    for key in project_table:
-        if key not in _PROJECT_KEYS:
-            problems.append(f"project.{key}: unknown key{did_you_mean(key, _PROJECT_KEYS)}")
-    values: dict[str, Any] = {}
-    for key, kind in (
-        ("store", str),
-        ("backend", str),
-        ("profile", str),
-        ("max_parallel", int),
-        ("max_attempts", int),
-    ):
-        if key in project_table:
-            value = project_table[key]
-            if not isinstance(value, kind) or isinstance(value, bool):
-                problems.append(f"project.{key}: expected {kind.__name__}, got {value!r}")
-            else:
-                values[key] = value
-    secrets_env = project_table.get("secrets_env", [])
-    if not isinstance(secrets_env, list) or not all(isinstance(s, str) for s in secrets_env):
-        problems.append("project.secrets_env: expected a list of environment variable names")
-        secrets_env = []
-    phases = _table(data, "phases", problems)
-    backends = _table(data, "backends", problems)
-    inputs = _table(data, "inputs", problems)
-    for name, location in inputs.items():
-        if not isinstance(location, str):
-            problems.append(f"inputs.{name}: expected a path, got {location!r}")
-    budget = parse_budget_table(data.get("budget", {}), problems)
-    if problems:
+    parsed = collect(_ProjectFile, data, "", problems)
+    settings: dict[str, Any] = {}
+    if registry is not None:
+        phases = _tables(data.get("phases"))
+        budget_phases = _tables(_tables(data.get("budget")).get("phases"))
+        problems += unknown_phases(phases, budget_phases, registry)
+        settings = backend_settings(_tables(data.get("backends")), registry, problems)
+    if problems or not isinstance(parsed, _ProjectFile):
         raise ConfigError(problems, source=source)
-    store = resolve_store_url(values.pop("store", DEFAULT_STORE), path.parent)
+    table = attrs.asdict(parsed.project, recurse=False)
+    table["store"] = resolve_store_url(parsed.project.store, path.parent)
     resolved_inputs = {
-        name: str((path.parent / Path(loc).expanduser()).resolve()) for name, loc in inputs.items()
+        name: str((path.parent / Path(location).expanduser()).resolve())
+        for name, location in parsed.inputs.items()
     }
     return Project(
-        store=store,
-        phases=phases,
-        backends=backends,
+        **table,
+        phases=parsed.phases,
+        backends=parsed.backends,
         inputs=resolved_inputs,
-        secrets_env=tuple(secrets_env),
-        budget=budget,
+        budget=parsed.budget.config(),
+        backend_settings=settings,
         path=path,
-        **values,
     )
+
+
+def unknown_phases(
+    phases: Mapping[str, Any], budget_phases: Mapping[str, Any], registry: Registry
+) -> list[str]:
+    """A problem for each phase id of ``[phases]`` or ``[budget.phases]`` that no plugin has."""
+    known = list(registry.phases)
+    tables = [("phases", pid) for pid in phases] + [("budget.phases", pid) for pid in budget_phases]
+    return [
+        f"{table}.{pid}: no such phase{did_you_mean(pid, known)}"
+        for table, pid in tables
+        if pid not in registry.phases
+    ]
+
+
+def backend_settings(
+    tables: Mapping[str, Any], registry: Registry, problems: list[str]
+) -> dict[str, Any]:
+    """Each ``[backends.NAME]`` table in the settings class its backend registered.
+
+    A table of a backend that registered no class (or is not installed) stays as written: its
+    factory gets it as keyword arguments.
+    """
+    settings: dict[str, Any] = {}
+    for name, table in tables.items():
+        settings_class = registry.backend_settings.get(name)
+        if settings_class is not None:
+            settings[name] = collect(settings_class, table, f"backends.{name}", problems)
+    return settings
+
+
+def _tables(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def resolve_store_url(url: str, base: Path) -> str:
@@ -115,14 +160,6 @@ def resolve_store_url(url: str, base: Path) -> str:
         return url
     # `~/store` means the home folder, not a folder named "~" inside the project.
     return str((base / Path(local).expanduser()).resolve())
-
-
-def _table(data: Mapping[str, Any], key: str, problems: list[str]) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        problems.append(f"{key}: expected a table, got {type(value).__name__}")
-        return {}
-    return value
 
 
 INIT_TEMPLATE = """\

@@ -12,7 +12,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -28,15 +28,19 @@ from voltx.budget import (
     dollars,
     spent_so_far,
 )
+from voltx.cost_projection import CostProjection
 from voltx.errors import RunInterruptedError
 from voltx.fingerprint import committed_outputs, fingerprint, why_run
+from voltx.job_document import JOB_FILE, JobDocument
+from voltx.job_outcome import describe_failure, read_result, result_outputs
 from voltx.ledger import Ledger
-from voltx.planning.estimates import measured_hours, record_measurement, spec_hours
+from voltx.planning.estimates import record_measurement
 from voltx.plugins import host
+from voltx.resolve import ResolvedRun
 from voltx.results import PhaseResult, RunResult
-from voltx.session import Session, split_secrets
+from voltx.session import split_secrets
 from voltx.spec import Resources
-from voltx.worker import JOB_FILE, RESULT_FILE, SECRETS_ENV
+from voltx.worker import SECRETS_ENV
 
 log = structlog.get_logger(__name__)
 # After Ctrl-C, how long a job has between TERM and KILL: the worker asks its phase to stop and
@@ -44,7 +48,6 @@ log = structlog.get_logger(__name__)
 CANCEL_GRACE_S = 10.0
 
 _POLL_S = 0.05
-_LOG_TAIL_LINES = 6
 
 
 @attrs.define
@@ -60,30 +63,26 @@ class _Running:
 
 
 class Scheduler:
-    """Runs the selected phases of a session on one backend, recording into one ledger."""
+    """Runs the phases of a resolved run on one backend, recording into one ledger."""
 
     def __init__(
         self,
-        session: Session,
+        resolved: ResolvedRun,
         backend: Backend,
         ledger: Ledger,
-        phase_ids: Sequence[str],
-        configs: Mapping[str, dict[str, Any]],
         *,
-        force: bool = False,
         max_parallel: int | None = None,
         max_attempts: int = 2,
         budget: BudgetConfig | None = None,
         clock: Clock = time.monotonic,
-        to_run: Collection[str] | None = None,
         record_spend_every_s: float = DEFAULT_RECORD_EVERY_S,
     ) -> None:
-        self.session = session
+        self.session = resolved.session
         self.backend = backend
         self.ledger = ledger
-        self.order = list(phase_ids)
-        self.configs = configs
-        self.force = force
+        self.order = list(resolved.selected)
+        self.configs = resolved.configs
+        self.force = resolved.force
         self.max_parallel = max_parallel
         self.max_attempts = max_attempts
         self.capacity = backend.capacity()
@@ -100,11 +99,10 @@ class Scheduler:
             self.budget, clock=clock, spent_before=before, phase_spent_before=phases_before
         )
         self.stopped: str | None = None  # why a limit stopped the whole run
-        self.to_run = set(to_run) if to_run is not None else None
+        self.to_run = set(resolved.to_run)
         self._record_every_s = record_spend_every_s
         self._recorded_spend = (before, clock())
-        self._pending_costs: dict[str, float] = {}
-        self._hours: dict[str, float] = {}
+        self.projection = CostProjection(self.session, backend, self.meter, self.configs)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -242,22 +240,22 @@ class Scheduler:
         self._cpu_in_use += needed.cpu_cores
         self._ram_in_use += needed.ram_gb
         public, secret = split_secrets(self.configs[phase_id])
-        job = {
-            "run_id": self.ledger.run_id,
-            "phase_id": phase_id,
-            "attempt": attempt,
-            "store": self.session.store.url,
-            "profile": self.session.profile,
-            "config": public,
-            "inputs": inputs,
-            "fingerprint": fp,
-            "devices": list(devices),
-        }
+        job = JobDocument(
+            run_id=self.ledger.run_id,
+            phase_id=phase_id,
+            attempt=attempt,
+            store=self.session.store.url,
+            profile=self.session.profile,
+            config=public,
+            inputs=inputs,
+            fingerprint=fp,
+            devices=devices,
+        )
         env = {SECRETS_ENV: json.dumps(secret)} if secret else {}
         request = JobRequest(
             job_id=_job_id(self.ledger.run_id, phase_id, attempt),
             argv=(self.backend.python, "-m", "voltx", "worker", JOB_FILE),
-            files={JOB_FILE: json.dumps(job, indent=1).encode()},
+            files={JOB_FILE: job.to_json()},
             env=env,
             resources=needed,
             devices=devices,
@@ -302,16 +300,16 @@ class Scheduler:
             self.meter.set_price(phase_id, job.handle.price_per_hour)
             spent = self.meter.finish(phase_id)
             duration = time.monotonic() - job.started
-            result = _read_result(job.handle)
+            result = read_result(job.handle)
             if status.state is JobState.SUCCEEDED and result.get("status") == "succeeded":
-                outputs = {str(k): str(v) for k, v in result.get("outputs", {}).items()}
+                outputs = result_outputs(result)
                 self._finish(phase_id, "succeeded", "", outputs, duration, job.attempt, spent)
                 self._learn(phase_id, job, float(result.get("duration_s", duration)))
             elif status.state is JobState.LOST and job.attempt < self.max_attempts:
                 self.ledger.record("lost", phase_id, attempt=job.attempt, reason=status.detail)
                 log.warning("job lost; resubmitting", phase_id=phase_id, attempt=job.attempt)
             else:
-                error = result.get("error") or _describe_failure(job.handle, status)
+                error = result.get("error") or describe_failure(job.handle, status)
                 self._finish(phase_id, "failed", str(error), {}, duration, job.attempt, spent)
         return progressed
 
@@ -409,47 +407,10 @@ class Scheduler:
         return self.budget.run.dollars is not None and not self.meter.warned
 
     def _projected_remaining(self) -> float:
-        """Dollars the rest of the run will cost by the estimates: what the running jobs have
-        left at their price, and each phase still to start at the backend's quote."""
-        total = 0.0
-        for phase_id, job in self.running.items():
-            try:
-                hours = self._estimated_hours(phase_id)
-            except Exception as exc:  # as below: no estimate, no projection for the phase
-                log.debug("no estimate for the projection", phase_id=phase_id, error=str(exc))
-                hours = 0.0
-            left = max(0.0, hours - self.meter.running_hours(phase_id))
-            total += left * job.handle.price_per_hour
-        for phase_id in self.order:
-            if phase_id in self.results or phase_id in self.running:
-                continue
-            if self.to_run is not None and phase_id not in self.to_run:
-                continue
-            if phase_id not in self._pending_costs:
-                spec = self.session.registry.phase(phase_id)
-                try:
-                    quote = self.backend.quote(spec.resources_for(self.session.profile))
-                    cost = self._estimated_hours(phase_id) * quote.dollars_per_hour
-                except Exception as exc:  # a price we cannot get must not stop the run
-                    log.debug("no quote for the projection", phase_id=phase_id, error=str(exc))
-                    cost = 0.0
-                self._pending_costs[phase_id] = cost
-            total += self._pending_costs[phase_id]
-        return total
-
-    def _estimated_hours(self, phase_id: str) -> float:
-        """The optimistic estimate of a phase's hours (measured here before, else its spec)."""
-        if phase_id not in self._hours:
-            spec = self.session.registry.phase(phase_id)
-            profile = self.session.profile
-            host = self.backend.quote(spec.resources_for(profile)).host
-            measured = measured_hours(self.session.store, phase_id, profile, host)
-            self._hours[phase_id] = (
-                measured
-                if measured is not None
-                else spec_hours(spec, profile, self.configs[phase_id])[0]
-            )
-        return self._hours[phase_id]
+        """Dollars the rest of the run will cost by the estimates (`voltx.cost_projection`)."""
+        running = {phase_id: job.handle for phase_id, job in self.running.items()}
+        waiting = [p for p in self.order if p not in self.results and p not in self.running]
+        return self.projection.remaining(running, waiting, self.to_run)
 
     def _spend_record(self) -> dict[str, Any]:
         snapshot = self.meter.snapshot()
@@ -505,10 +466,10 @@ class Scheduler:
                 log.error(
                     "could not stop the job", phase_id=job.phase_id, error=errors[job.phase_id]
                 )
-            result = _read_result(job.handle)
+            result = read_result(job.handle)
             if result.get("status") == "succeeded":
                 # It finished just before the stop reached it: keep what it made.
-                outputs = {str(k): str(v) for k, v in result.get("outputs", {}).items()}
+                outputs = result_outputs(result)
                 self._finish(job.phase_id, "succeeded", "", outputs, duration, job.attempt, spent)
                 continue
             self._finish(
@@ -529,29 +490,5 @@ class Scheduler:
 
 
 def _job_id(run_id: str, phase_id: str, attempt: int) -> str:
+    # Backends accept letters, digits and "_ . -" in a job id (it names folders and labels).
     return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{run_id}-{phase_id}-{attempt}")
-
-
-def _read_result(handle: JobHandle) -> dict[str, Any]:
-    raw = handle.read_file(RESULT_FILE)
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return {}
-    return dict(data) if isinstance(data, dict) else {}
-
-
-def _describe_failure(handle: JobHandle, status: Any) -> str:
-    data, _offset = handle.read_log(0)
-    tail = data.decode(errors="replace").strip().splitlines()[-_LOG_TAIL_LINES:]
-    if status.exit_code is not None:
-        code = f"exit code {status.exit_code}"
-    elif status.detail:
-        # What the backend knows beyond the state (a lost host, outputs that could not be
-        # brought back from a remote host).
-        code = f"{status.state.value} ({status.detail})"
-    else:
-        code = status.state.value
-    return f"job {code}" + (f"; log ends: {' | '.join(tail)}" if tail else "")

@@ -10,14 +10,50 @@ import attrs
 
 from voltx._logging import is_secret_key, register_environment_secrets
 from voltx.config import merge, parse_overrides, structure, unstructure
-from voltx.errors import ConfigError, GraphError, did_you_mean
+from voltx.errors import ConfigError, GraphError
 from voltx.graph import Graph
 from voltx.imports import check_artifact
 from voltx.plugins import Registry, registry
-from voltx.project import Project, find_project_file, load_project, resolve_store_url
+from voltx.project import (
+    Project,
+    backend_settings,
+    find_project_file,
+    load_project,
+    resolve_store_url,
+    unknown_phases,
+)
 from voltx.store import ArtifactStore
 
 Overrides = Sequence[str] | Mapping[str, Any] | None
+ProjectConfig = str | Path | Mapping[str, Mapping[str, Any]] | None
+
+
+def _frozen_overrides(value: Overrides) -> Overrides:
+    # A list from argparse would leave the frozen options mutable underneath.
+    if value is None or isinstance(value, str | Mapping):
+        return value
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class SessionOptions:
+    """The choices that `voltx.run`, `voltx.plan` and `voltx.preflight` share.
+
+    Each is None for "what the project file says": `store` (a URL or folder), `backend` (a
+    registered name), `config` (a project file, per-phase tables, or None for the nearest
+    ``voltx.toml``), `profile` (``tiny``, ``full``) and `overrides` (``["2.1.batch_size=16"]``
+    or a mapping of the same keys).
+    """
+
+    store: str | None = None
+    backend: str | None = None
+    config: ProjectConfig = None
+    profile: str | None = None
+    overrides: Overrides = attrs.field(default=None, converter=_frozen_overrides)
+
+    def replace(self, **given: Any) -> SessionOptions:
+        """These options with each keyword that is not None in place of the option's value."""
+        return attrs.evolve(self, **{k: v for k, v in given.items() if v is not None})
 
 
 @attrs.frozen
@@ -41,10 +77,6 @@ class Session:
             return self.store.load_manifest(digest).lineage.get("phase") is None
         except Exception:
             return False
-
-    def select(self, targets: str | Sequence[str]) -> list[str]:
-        """The target phases and their upstream closure, in topological order."""
-        return self.graph.closure(self.graph.resolve_targets(targets), self.pinned)
 
     def configs(self, phase_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Each phase's resolved config as plain data; every problem is reported at once."""
@@ -122,40 +154,68 @@ def split_secrets(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
 
 
 def open_session(
+    options: SessionOptions | None = None,
     *,
     store: str | None = None,
     backend: str | None = None,
-    config: str | Path | Mapping[str, Mapping[str, Any]] | None = None,
+    config: ProjectConfig = None,
     profile: str | None = None,
     overrides: Overrides = None,
 ) -> Session:
-    """Load the project (a path, per-phase tables, or the nearest ``voltx.toml``) and plugins."""
-    if isinstance(config, Mapping):
-        project = Project(phases={str(k): dict(v) for k, v in config.items()})
-    else:
-        path = Path(config) if config is not None else find_project_file()
-        project = load_project(path)
-    register_environment_secrets(project.secrets_env)
+    """Load the project (a path, per-phase tables, or the nearest ``voltx.toml``) and plugins.
+
+    Keywords given replace the matching `options`. The project file is read once, here, and
+    checked against the plugins in the same pass (phase ids, backend settings).
+    """
+    options = (options or SessionOptions()).replace(
+        store=store, backend=backend, config=config, profile=profile, overrides=overrides
+    )
     plugin_registry = registry()
+    if isinstance(options.config, Mapping):
+        project = _project_of_tables(options.config, plugin_registry)
+    else:
+        path = Path(options.config) if options.config is not None else find_project_file()
+        project = load_project(path, plugin_registry)
+    register_environment_secrets(project.secrets_env)
     graph = Graph.build(plugin_registry.phases.values())
-    tables = parse_overrides(overrides or [], list(plugin_registry.phases))
-    unknown = [("phases", pid) for pid in project.phases if pid not in plugin_registry.phases]
-    unknown += [
-        ("budget.phases", pid) for pid in project.budget.phases if pid not in plugin_registry.phases
-    ]
-    if unknown:
-        known = list(plugin_registry.phases)
-        raise ConfigError(
-            [f"{table}.{pid}: no such phase{did_you_mean(pid, known)}" for table, pid in unknown],
-            source=str(project.path) if project.path else None,
-        )
-    store_url = resolve_store_url(store, Path.cwd()) if store else project.store
+    tables = parse_overrides(options.overrides or [], list(plugin_registry.phases))
+    store_url = resolve_store_url(options.store, Path.cwd()) if options.store else project.store
     return Session(
         project=project,
         registry=plugin_registry,
         graph=graph,
         store=ArtifactStore.open(store_url),
-        profile=profile or project.profile,
-        backend=backend or project.backend,
+        profile=options.profile or project.profile,
+        backend=options.backend or project.backend,
         overrides=tables,
     )
+
+
+def _project_of_tables(tables: Mapping[str, Mapping[str, Any]], plugins: Registry) -> Project:
+    """The demo project with these per-phase tables (``voltx.run(config={...})``)."""
+    phases = {str(k): dict(v) for k, v in tables.items()}
+    problems = unknown_phases(phases, {}, plugins)
+    if problems:
+        raise ConfigError(problems)
+    return Project(phases=phases)
+
+
+def settings_for(session: Session, name: str) -> Any:
+    """The settings instance of backend `name` when it registered a settings class, else None.
+
+    From the project file when it has a ``[backends.NAME]`` table, else the class's defaults
+    (where a setting is required, that is a problem with its key path).
+    """
+    settings_class = session.registry.backend_settings.get(name)
+    if settings_class is None:
+        return None
+    loaded = session.project.backend_settings.get(name)
+    if isinstance(loaded, settings_class):
+        return loaded
+    problems: list[str] = []
+    tables = {name: session.project.backends.get(name, {})}
+    settings = backend_settings(tables, session.registry, problems)
+    if problems:
+        source = session.project.path
+        raise ConfigError(problems, source=str(source) if source else None)
+    return settings[name]

@@ -1,8 +1,9 @@
 """The worker: runs one phase on whatever machine its job landed on.
 
-``python -m voltx worker job.json``, started by a backend inside the job folder. It fetches the
-inputs from the store, runs the phase, commits the outputs and the fingerprint record, and writes
-``result.json``. Local and remote runs execute this same code.
+``python -m voltx worker job.json``, started by a backend inside the job folder. It reads the job
+document (`voltx.job_document`), fetches the inputs from the store, runs the phase, commits the
+outputs and the fingerprint record, and writes ``result.json``. Local and remote runs execute this
+same code.
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ from voltx.config import merge, structure
 from voltx.context import MetricsReporter, PhaseContext
 from voltx.errors import PhaseError, PhaseStopped, VoltxError
 from voltx.fingerprint import record_success
+from voltx.job_document import JOB_FILE, RESULT_FILE, JobDocument
 from voltx.plugins import host
 from voltx.spec import resolve_entry
 from voltx.store import ArtifactStore
 from voltx.store.artifacts import utc_now
 
-JOB_FILE = "job.json"
-RESULT_FILE = "result.json"
 # Config values whose keys name secrets travel in this environment variable, never in job.json.
 SECRETS_ENV = "VOLTX_JOB_SECRETS"
 # How long a finishing or stopped worker waits for its last checkpoint to reach the store.
@@ -52,7 +52,7 @@ def write_result(job_dir: Path, result: dict[str, Any]) -> None:
     os.replace(staging, job_dir / RESULT_FILE)
 
 
-def _make_logger(stream: TextIO, job: dict[str, Any]) -> Any:
+def _make_logger(stream: TextIO, job: JobDocument) -> Any:
     from voltx._logging import _redact_processor
 
     return structlog.wrap_logger(
@@ -64,7 +64,7 @@ def _make_logger(stream: TextIO, job: dict[str, Any]) -> Any:
             _redact_processor,
             structlog.processors.JSONRenderer(),
         ],
-    ).bind(run_id=job["run_id"], phase_id=job["phase_id"], attempt=job.get("attempt", 1))
+    ).bind(run_id=job.run_id, phase_id=job.phase_id, attempt=job.attempt)
 
 
 class StopRequest:
@@ -108,9 +108,15 @@ def run_job(
     job_dir: Path, log_stream: TextIO | None = None, stop: StopRequest | None = None
 ) -> int:
     """Run the job described by ``job_dir/job.json``; returns the process exit code."""
-    job = json.loads((job_dir / JOB_FILE).read_text())
-    secrets = json.loads(os.environ.get(SECRETS_ENV, "{}"))
     register_environment_secrets()
+    try:
+        job = JobDocument.read(job_dir / JOB_FILE)
+    except VoltxError as exc:
+        # No document, no run id to log under: say why on stderr, and in result.json.
+        print(f"voltx worker: {exc}", file=log_stream or sys.stderr)
+        write_result(job_dir, {"status": "failed", "error": str(exc)})
+        return exc.exit_code
+    secrets = json.loads(os.environ.get(SECRETS_ENV, "{}"))
     log = _make_logger(log_stream or sys.stderr, job)
     started = time.time()
     try:
@@ -142,25 +148,25 @@ def run_job(
 
 
 def _run_phase(
-    job_dir: Path, job: dict[str, Any], secrets: dict[str, Any], log: Any, stop: StopRequest
+    job_dir: Path, job: JobDocument, secrets: dict[str, Any], log: Any, stop: StopRequest
 ) -> dict[str, str]:
     plugins = host()
     registry = plugins.registry()
-    spec = registry.phase(job["phase_id"])
+    spec = registry.phase(job.phase_id)
     origin = registry.phase_origin.get(spec.id, "unknown")
-    store = ArtifactStore.open(job["store"])
-    config_data = merge(job["config"], secrets)
+    store = ArtifactStore.open(job.store)
+    config_data = merge(job.config, secrets)
     config = structure(spec.config_class, config_data, path=spec.id)
 
     inputs: dict[str, Path] = {}
-    for name, digest in job["inputs"].items():
+    for name, digest in job.inputs.items():
         inputs[name] = store.get(digest, job_dir / "inputs" / name, link=True)
     outputs: dict[str, Path] = {}
     for name in spec.produces:
         outputs[name] = job_dir / "outputs" / name
         outputs[name].mkdir(parents=True, exist_ok=True)
 
-    prefix = store_prefix(spec.id, job["fingerprint"])
+    prefix = store_prefix(spec.id, job.fingerprint)
     checkpoint_root = store.local_dir(*prefix.split("/"))
     checkpoints = CheckpointManager(checkpoint_root or job_dir / "checkpoints")
     sync = None
@@ -172,9 +178,8 @@ def _run_phase(
         if restored is not None:
             log.info("resuming from the store's checkpoint", step=restored.step)
     metrics = MetricsReporter(job_dir, log)
-    devices = job.get("devices") or []
     context = PhaseContext(
-        run_id=job["run_id"],
+        run_id=job.run_id,
         phase_id=spec.id,
         config=config,
         inputs=inputs,
@@ -183,11 +188,11 @@ def _run_phase(
         log=log,
         metrics=metrics,
         checkpoints=checkpoints,
-        device="cuda" if devices else "cpu",
-        profile=job.get("profile"),
+        device="cuda" if job.devices else "cpu",
+        profile=job.profile,
         stop=stop.event,
     )
-    log.info("phase starting", phase=spec.name, plugin=origin, inputs=job["inputs"])
+    log.info("phase starting", phase=spec.name, plugin=origin, inputs=job.inputs)
     entry = resolve_entry(spec)
     started_at = utc_now()
     try:
@@ -210,11 +215,11 @@ def _run_phase(
         "phase": spec.id,
         "phase_version": spec.version,
         "plugin": origin,
-        "run_id": job["run_id"],
-        "profile": job.get("profile"),
-        "config": job["config"],
-        "inputs": job["inputs"],
-        "fingerprint": job["fingerprint"],
+        "run_id": job.run_id,
+        "profile": job.profile,
+        "config": job.config,
+        "inputs": job.inputs,
+        "fingerprint": job.fingerprint,
         "voltx_version": __version__,
         "host": socket.gethostname(),
         "started_at": started_at,
@@ -226,12 +231,12 @@ def _run_phase(
     record_success(
         store,
         phase_id=spec.id,
-        fp=job["fingerprint"],
+        fp=job.fingerprint,
         version=spec.version,
-        config=job["config"],
-        inputs=job["inputs"],
+        config=job.config,
+        inputs=job.inputs,
         outputs=committed,
-        run_id=job["run_id"],
+        run_id=job.run_id,
     )
     return committed
 

@@ -14,9 +14,10 @@ in every process, workers included:
 ``AWS_ACCESS_KEY_ID`` ...   keys, with ``AWS_SECRET_ACCESS_KEY`` and ``AWS_SESSION_TOKEN``
 ==========================  ===========================================================
 
-Keys in a project file would end up in version control and in every copy of it, so
-`S3Settings.from_config` refuses ``key``, ``secret`` and ``token`` unless the table also says
-``allow_plaintext_credentials = true``.
+Whichever the source, the values go through voltx's one config path (`voltx.config.collect`),
+so every bad setting is reported at once. Keys in a project file would end up in version
+control and in every copy of it, so `S3Settings.from_config` refuses ``key``, ``secret`` and
+``token`` unless the table also says ``allow_plaintext_credentials = true``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 import attrs
 
+from voltx.config import collect
 from voltx.errors import ConfigError, did_you_mean
 
 MIB = 2**20
@@ -142,6 +144,40 @@ class S3Settings:
 
         Options set to None count as not given. Raises ValueError naming every bad setting.
         """
+        problems: list[str] = []
+        settings = cls._collect(options, environ, "", problems)
+        if settings is None:
+            raise ValueError("S3 store settings: " + "; ".join(problems))
+        return settings
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any], source: str | None = None) -> S3Settings:
+        """Settings from a project file's table; every problem is reported in one ConfigError."""
+        table = dict(table)
+        insist = table.pop("allow_plaintext_credentials", False)
+        plaintext = [key for key in _CREDENTIAL_KEYS if table.get(key)]
+        problems: list[str] = []
+        if plaintext and insist is not True:
+            problems += [
+                f"store.{key}: credentials in a project file end up in version control;"
+                " use AWS_PROFILE or the AWS_* environment variables"
+                " (or set allow_plaintext_credentials = true)"
+                for key in plaintext
+            ]
+        settings = cls._collect(table, None, "store", problems)
+        if settings is None or problems:
+            raise ConfigError(problems, source=source)
+        return settings
+
+    @classmethod
+    def _collect(
+        cls,
+        options: Mapping[str, Any],
+        environ: Mapping[str, str] | None,
+        path: str,
+        problems: list[str],
+    ) -> S3Settings | None:
+        """The settings, through voltx's one config path; None when any problem was found."""
         environ = os.environ if environ is None else environ
         known = {field.name for field in attrs.fields(cls)}
         values: dict[str, Any] = {}
@@ -150,44 +186,23 @@ class S3Settings:
                 values[name[len(ENV_PREFIX) :].lower()] = text
         # Credentials reach botocore through its own environment variables; ours would be a
         # second, surprising place for a secret to live.
-        problems = [
+        problems += [
             f"{ENV_PREFIX}{key.upper()}: unknown setting{did_you_mean(key, known)}"
             for key in sorted(values)
             if key not in known or key in _CREDENTIAL_KEYS
         ]
+        values = {key: value for key, value in values.items() if key in known}
         values.update({key: value for key, value in options.items() if value is not None})
+        prefix = f"{path}." if path else ""
         problems += [
-            f"{key}: unknown setting{did_you_mean(key, known)}"
+            f"{prefix}{key}: unknown setting{did_you_mean(key, known)}"
             for key in sorted(options)
             if key not in known
         ]
         if problems:
-            raise ValueError("S3 store settings: " + "; ".join(problems))
-        try:
-            return cls(**{k: v for k, v in values.items() if k in known})
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"S3 store settings: {exc}") from exc
-
-    @classmethod
-    def from_config(cls, table: Mapping[str, Any], source: str | None = None) -> S3Settings:
-        """Settings from a project file's table; every problem is reported in one ConfigError."""
-        table = dict(table)
-        insist = table.pop("allow_plaintext_credentials", False)
-        plaintext = [key for key in _CREDENTIAL_KEYS if table.get(key)]
-        if plaintext and insist is not True:
-            raise ConfigError(
-                [
-                    f"store.{key}: credentials in a project file end up in version control;"
-                    " use AWS_PROFILE or the AWS_* environment variables"
-                    " (or set allow_plaintext_credentials = true)"
-                    for key in plaintext
-                ],
-                source=source,
-            )
-        try:
-            return cls.from_options(table)
-        except ValueError as exc:
-            raise ConfigError([str(exc)], source=source) from exc
+            return None
+        settings = collect(cls, values, path, problems)
+        return settings if isinstance(settings, S3Settings) else None
 
     def effective_part_size(self, size: int) -> int:
         """The part size for a file of `size` bytes: ours, grown to stay within 10,000 parts."""

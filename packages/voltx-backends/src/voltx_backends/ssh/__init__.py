@@ -7,6 +7,7 @@ client underneath (shared connection, transfers), which other remote backends bu
 from voltx_backends.ssh.backend import SSHBackend
 from voltx_backends.ssh.bootstrap import BootstrapError
 from voltx_backends.ssh.handle import SSHJobHandle
+from voltx_backends.ssh.settings import SSHSettings
 from voltx_backends.ssh.target import (
     AuthenticationError,
     HostKeyError,
@@ -21,6 +22,7 @@ __all__ = [
     "HostKeyError",
     "SSHBackend",
     "SSHJobHandle",
+    "SSHSettings",
     "SSHTarget",
     "SSHTransport",
     "TransportError",

@@ -201,6 +201,17 @@ def read_file(job_dir: str, name: str) -> str:
     return f"[ -f {path} ] || exit {ABSENT_RC}\ncat {path}\n"
 
 
+def small_files(job_dir: str, max_bytes: int) -> str:
+    """Print the names of the job folder's plain files of at most `max_bytes`, one a line."""
+    return f"""cd {shlex.quote(job_dir)} || exit 0
+for f in * .[!.]*; do
+    [ -f "$f" ] || continue
+    [ "$(wc -c < "$f")" -le {int(max_bytes)} ] && printf '%s\\n' "$f"
+done
+exit 0
+"""
+
+
 def cancel(job_dir: str, job_id: str, grace_s: float) -> str:
     """TERM the job's process group, then KILL what is left after `grace_s`."""
     grace_tenths = max(0, round(grace_s * 10))

@@ -27,28 +27,28 @@ the job deletes as it starts: never a command line.
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import structlog
 
 from voltx.backend import Backend, JobRequest, Quote
 from voltx.errors import BackendError, VoltxError
+from voltx.job_document import JOB_FILE, job_document_in
 from voltx.spec import Resources
 from voltx.store import ArtifactStore
 from voltx_backends import _jobs
 from voltx_backends._store_env import is_object_store, store_environment
 from voltx_backends.ssh import _scripts, checkpoint_mirror, staging
-from voltx_backends.ssh.bootstrap import DEFAULT_PACKAGES, VENV_DIR, install, prepare
-from voltx_backends.ssh.handle import JOB_FILE, SSHJobHandle
+from voltx_backends.ssh.bootstrap import VENV_DIR, install, prepare
+from voltx_backends.ssh.handle import SSHJobHandle
+from voltx_backends.ssh.settings import SSHSettings
 from voltx_backends.ssh.target import (
-    DEFAULT_CONNECT_TIMEOUT_S,
-    DEFAULT_MAX_SESSIONS,
     REMOTE_PATH_PATTERN,
     SSHTarget,
     TransportError,
@@ -57,29 +57,26 @@ from voltx_backends.ssh.transport import SSHTransport
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_REMOTE_ROOT = "~/.voltx"
-DEFAULT_UNREACHABLE_TIMEOUT_S = 300.0
 LAUNCH_TIMEOUT_S = 120.0
-# A staged job's new checkpoints are copied back here at most this often (seconds).
-DEFAULT_CHECKPOINT_PULL_S = 30.0
 
 
 class SSHBackend(Backend):
     """Runs each job on an SSH host, in ``<remote_root>/jobs/<job_id>/``.
 
-    Connection settings left as None come from the user's ssh config. Host keys are checked
-    strictly against the user's known_hosts; `known_hosts` names another file, and
-    ``strict_host_key_checking = "accept-new"`` pins the key seen first in it. `python` is the
-    host's interpreter: it creates the venv that `bootstrap` fills, or runs the jobs itself when
-    `bootstrap` is off (voltx must then be installed for it). `packages` and `plugins` are what
-    the bootstrap installs (distribution names, source folders or wheels); `pip_args` go to the
-    host's pip (an index URL, say). `forward_env` names more variables of this machine's
+    Its settings are an `SSHSettings` (the ``[backends.ssh]`` table), given whole or as keywords
+    of the same names. Connection settings left as None come from the user's ssh config. Host
+    keys are checked strictly against the user's known_hosts; `known_hosts` names another file,
+    and ``strict_host_key_checking = "accept-new"`` pins the key seen first in it. `python` is
+    the host's interpreter: it creates the venv that `bootstrap` fills, or runs the jobs itself
+    when `bootstrap` is off (voltx must then be installed for it). `packages` and `plugins` are
+    what the bootstrap installs (distribution names, source folders or wheels); `pip_args` go to
+    the host's pip (an index URL, say). `forward_env` names more variables of this machine's
     environment passed on to every job; a job on an ``s3://`` store gets this machine's AWS
     settings without being told (`voltx_backends._store_env`). `cpu_cores`, `gpus` and `ram_gb`
     override what the host reports. `dollars_per_hour` is what the host costs while voltx uses
     it (plans price phases with it, and run budgets count it once however many jobs share the
-    host). `checkpoint_pull_s` is how often a job on a folder store has its new checkpoints copied
-    back here (`voltx_backends.ssh.checkpoint_mirror`).
+    host). `checkpoint_pull_s` is how often a job on a folder store has its new checkpoints
+    copied back here (`voltx_backends.ssh.checkpoint_mirror`).
     """
 
     name = "ssh"
@@ -88,74 +85,40 @@ class SSHBackend(Backend):
         self,
         work_dir: Path | None = None,
         *,
-        host: str,
-        user: str | None = None,
-        port: int | None = None,
-        identity_file: str | None = None,
-        known_hosts: str | None = None,
-        strict_host_key_checking: str = "yes",
-        python: str = "python3",
-        remote_root: str = DEFAULT_REMOTE_ROOT,
-        bootstrap: bool = True,
-        packages: Sequence[str] = DEFAULT_PACKAGES,
-        plugins: Sequence[str] = (),
-        system_site_packages: bool = False,
-        pip_args: Sequence[str] = (),
-        forward_env: Sequence[str] = (),
-        max_sessions: int = DEFAULT_MAX_SESSIONS,
-        transfer: str = "auto",
-        connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S,
-        unreachable_timeout_s: float = DEFAULT_UNREACHABLE_TIMEOUT_S,
-        checkpoint_pull_s: float = DEFAULT_CHECKPOINT_PULL_S,
-        ssh_options: Sequence[str] = (),
-        cpu_cores: int | None = None,
-        gpus: int | None = None,
-        ram_gb: float | None = None,
-        dollars_per_hour: float = 0.0,
+        settings: SSHSettings | None = None,
+        **options: Any,
     ) -> None:
-        limits = [
-            ("cpu_cores", cpu_cores),
-            ("gpus", gpus),
-            ("ram_gb", ram_gb),
-            ("dollars_per_hour", dollars_per_hour),
-            ("checkpoint_pull_s", checkpoint_pull_s),
-        ]
-        for option, value in limits:
-            if value is not None and value < 0:
-                raise BackendError(f"{option} must not be negative, got {value}", self.name)
-        if not REMOTE_PATH_PATTERN.fullmatch(remote_root):
-            raise BackendError(
-                f"remote_root {remote_root!r} must use only letters, digits and _ . / ~ + - "
-                "(no spaces or quotes)",
-                self.name,
-            )
+        if settings is not None and options:
+            raise BackendError("ssh: give settings or keyword settings, not both", self.name)
+        settings = settings or SSHSettings.from_options(options)
+        self.settings = settings
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self.target = SSHTarget(
-            host=host,
-            user=user,
-            port=int(port) if port is not None else None,
-            identity_file=identity_file,
-            known_hosts=known_hosts,
-            strict_host_key_checking=strict_host_key_checking,
-            connect_timeout_s=connect_timeout_s,
-            max_sessions=max_sessions,
-            options=tuple(ssh_options),
+            host=settings.host,
+            user=settings.user,
+            port=int(settings.port) if settings.port is not None else None,
+            identity_file=settings.identity_file,
+            known_hosts=settings.known_hosts,
+            strict_host_key_checking=settings.strict_host_key_checking,
+            connect_timeout_s=settings.connect_timeout_s,
+            max_sessions=settings.max_sessions,
+            options=tuple(settings.ssh_options),
         )
-        self.transport = SSHTransport(self.target, transfer=transfer)
-        self.unreachable_timeout_s = float(unreachable_timeout_s)
-        self.checkpoint_pull_s = float(checkpoint_pull_s)
-        self._python = python
-        self._remote_root = remote_root
-        self._bootstrap = bool(bootstrap)
-        self._packages = tuple(packages)
-        self._plugins = tuple(plugins)
-        self._system_site_packages = bool(system_site_packages)
-        self._pip_args = tuple(pip_args)
-        self._forward_env = tuple(forward_env)
-        self._cpu_cores = cpu_cores
-        self._gpus = gpus
-        self._ram_gb = ram_gb
-        self.dollars_per_hour = float(dollars_per_hour)
+        self.transport = SSHTransport(self.target, transfer=settings.transfer)
+        self.unreachable_timeout_s = float(settings.unreachable_timeout_s)
+        self.checkpoint_pull_s = float(settings.checkpoint_pull_s)
+        self._python = settings.python
+        self._remote_root = settings.remote_root
+        self._bootstrap = bool(settings.bootstrap)
+        self._packages = tuple(settings.packages)
+        self._plugins = tuple(settings.plugins)
+        self._system_site_packages = bool(settings.system_site_packages)
+        self._pip_args = tuple(settings.pip_args)
+        self._forward_env = tuple(settings.forward_env)
+        self._cpu_cores = settings.cpu_cores
+        self._gpus = settings.gpus
+        self._ram_gb = settings.ram_gb
+        self.dollars_per_hour = float(settings.dollars_per_hour)
         self._lock = threading.Lock()
         self._info: _scripts.HostInfo | None = None
         self._bootstrapped = False
@@ -303,8 +266,8 @@ class SSHBackend(Backend):
     def _job_env(self, request: JobRequest) -> dict[str, str]:
         # A worker on an object store reaches it itself, with this machine's AWS settings; the
         # env travels only as the job folder's 0600 env file, so keys may go with it.
-        store = _job_store(request.files)
-        env = store_environment() if store is not None and is_object_store(store) else {}
+        job = job_document_in(request.files)
+        env = store_environment() if job is not None and is_object_store(job.store) else {}
         env.update({name: os.environ[name] for name in self._forward_env if name in os.environ})
         env.update(request.env)
         if request.devices:
@@ -326,16 +289,10 @@ class SSHBackend(Backend):
         """For a worker job on a folder store: copy its inputs and its newest checkpoint over
         and point it at the host's store. Returns the local store's URL (where the outputs come
         back) and the job's checkpoint folder in both stores; (None, None) for other jobs."""
-        raw = files.get(JOB_FILE)
-        if raw is None:
+        job = job_document_in(files)
+        if job is None:
             return None, None
-        try:
-            job = json.loads(raw)
-        except ValueError:
-            return None, None
-        if not isinstance(job, dict) or not isinstance(job.get("store"), str):
-            return None, None
-        url = str(job["store"])
+        url = job.store
         if url.startswith("memory://"):
             raise BackendError(
                 f"store {url} lives in this process only; the ssh backend needs a folder or an "
@@ -346,8 +303,7 @@ class SSHBackend(Backend):
             return None, None  # the host reads and writes the store itself
         store = ArtifactStore.open(url)
         remote_store = f"{self.remote_root}/{staging.REMOTE_STORE_DIR}"
-        inputs = job.get("inputs") or {}
-        staging.push_inputs(self.transport, store, remote_store, [str(d) for d in inputs.values()])
+        staging.push_inputs(self.transport, store, remote_store, list(job.inputs.values()))
         checkpoints = checkpoint_mirror.folder_for(job)
         if checkpoints is not None and not REMOTE_PATH_PATTERN.fullmatch(checkpoints):
             checkpoints = None  # a phase id the host's shell would need quoted: not mirrored
@@ -367,19 +323,5 @@ class SSHBackend(Backend):
                     host=self.destination,
                     error=f"{type(exc).__name__}: {exc}",
                 )
-        job["store"] = f"file://{remote_store}"
-        files[JOB_FILE] = json.dumps(job, indent=1).encode()
+        files[JOB_FILE] = attrs.evolve(job, store=f"file://{remote_store}").to_json()
         return store.url, checkpoints
-
-
-def _job_store(files: Mapping[str, bytes]) -> str | None:
-    """The store URL of a worker job (from its ``job.json``), or None for another command."""
-    raw = files.get(JOB_FILE)
-    if raw is None:
-        return None
-    try:
-        job = json.loads(raw)
-    except ValueError:
-        return None
-    store = job.get("store") if isinstance(job, dict) else None
-    return store if isinstance(store, str) else None

@@ -26,7 +26,6 @@ import tempfile
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import attrs
 import structlog
@@ -34,6 +33,7 @@ import structlog
 from voltx.checkpoint_sync import store_prefix
 from voltx.checkpoints import CheckpointManager
 from voltx.errors import BackendError
+from voltx.job_document import JobDocument
 from voltx_backends.ssh.target import TransportError
 from voltx_backends.ssh.transport import SSHTransport, shell_path
 
@@ -97,12 +97,11 @@ class HostCheckpoints:
         return _step(self.steps[-1]) if self.steps else None
 
 
-def folder_for(job: Mapping[str, Any]) -> str | None:
+def folder_for(job: JobDocument) -> str | None:
     """The checkpoint folder of a worker job (relative to its store), or None if it has none."""
-    phase, fp = job.get("phase_id"), job.get("fingerprint")
-    if not isinstance(phase, str) or not isinstance(fp, str) or not phase or not fp:
+    if not job.phase_id or not job.fingerprint:
         return None
-    return store_prefix(phase, fp)
+    return store_prefix(job.phase_id, job.fingerprint)
 
 
 def list_host(transport: SSHTransport, python: str, remote_dir: str) -> HostCheckpoints:

@@ -12,27 +12,22 @@ import json
 import posixpath
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import structlog
 
 from voltx.backend import JobHandle, JobState, JobStatus
 from voltx.errors import BackendError, VoltxError
+from voltx.job_document import JOB_FILE, RESULT_FILE, JobDocument
 from voltx.store import ArtifactStore
 from voltx_backends import _jobs
 from voltx_backends.ssh import _scripts, checkpoint_mirror, staging
 from voltx_backends.ssh.target import AuthenticationError, HostKeyError, TransportError
 from voltx_backends.ssh.transport import SSHTransport
 
-if TYPE_CHECKING:
-    from voltx_backends.ssh.backend import SSHBackend
-
 log = structlog.get_logger(__name__)
 
-# The worker's file names (voltx.worker); repeated here so that loading the backend plugin does
-# not import the worker and everything it needs.
-JOB_FILE = "job.json"
-RESULT_FILE = "result.json"
 # A running job's status is asked of the host at most this often; the scheduler polls faster,
 # and each ask starts a few processes on the host.
 STATUS_INTERVAL_S = 0.3
@@ -41,12 +36,44 @@ _RETRY_FIRST_S = 0.5
 _RETRY_MAX_S = 15.0
 
 
+class SSHHost(Protocol):
+    """What a job handle needs of the backend that started it (`SSHBackend` is one).
+
+    Declared here so that the dependency goes one way: the backend makes handles, and a handle
+    knows only this much of it.
+    """
+
+    @property
+    def name(self) -> str: ...  # the backend's name, for job refs
+
+    @property
+    def destination(self) -> str: ...  # user@host:port, naming the host in refs and messages
+
+    @property
+    def transport(self) -> SSHTransport: ...
+
+    @property
+    def remote_root(self) -> str: ...  # the host's folder holding jobs and the staged store
+
+    @property
+    def python(self) -> str: ...  # the host's interpreter with voltx (copies checkpoints)
+
+    @property
+    def unreachable_timeout_s(self) -> float: ...
+
+    @property
+    def checkpoint_pull_s(self) -> float: ...
+
+    @property
+    def dollars_per_hour(self) -> float: ...
+
+
 class SSHJobHandle(JobHandle):
     """A job in a folder on an SSH host."""
 
     def __init__(
         self,
-        backend: SSHBackend,
+        backend: SSHHost,
         job_id: str,
         job_dir: str,
         stage_back: str | None = None,
@@ -241,7 +268,10 @@ class SSHJobHandle(JobHandle):
         result = json.loads(self.read_file(RESULT_FILE) or b"{}")
         if not isinstance(result, dict) or result.get("status") != "succeeded":
             return  # the worker failed: there is nothing to bring back
-        job = json.loads(self.read_file(JOB_FILE) or b"{}")
+        raw = self.read_file(JOB_FILE)
+        if raw is None:
+            raise BackendError(f"job {self.job_id} has no {JOB_FILE} on the host any more", "ssh")
+        job = JobDocument.from_json(raw, f"{self.job_dir}/{JOB_FILE}")
         store = ArtifactStore.open(self.stage_back)
         assert store.local_root is not None
         root = posixpath.dirname(posixpath.dirname(self.job_dir))
@@ -273,6 +303,22 @@ class SSHJobHandle(JobHandle):
                 "ssh",
             )
         return result.stdout
+
+    def copy_files(self, local_dir: Path, max_file_bytes: int) -> list[str]:
+        """Copy the job folder's plain files of at most `max_file_bytes` each into `local_dir`
+        (what is kept of a job whose host is about to go away); returns their names."""
+        listing = self._transport.check(
+            _scripts.small_files(self.job_dir, max_file_bytes),
+            idempotent=True,
+            what=f"listing the files of job {self.job_id}",
+        )
+        names = [
+            name
+            for name in listing.decode(errors="replace").splitlines()
+            if name not in {"", ".", ".."} and "/" not in name
+        ]
+        self._transport.get(self.job_dir, local_dir, names)
+        return names
 
     @property
     def price_per_hour(self) -> float:

@@ -30,6 +30,7 @@ import structlog
 
 from voltx.errors import BackendError, IntegrityError
 from voltx.fingerprint import record_success
+from voltx.job_document import JobDocument
 from voltx.store import Artifact, ArtifactStore
 from voltx_backends.ssh.transport import SSHTransport
 
@@ -99,17 +100,17 @@ def pull_outputs(
     store: ArtifactStore,
     remote_root: str,
     job_id: str,
-    job: Mapping[str, Any],
+    job: JobDocument,
     result: Mapping[str, Any],
     scratch: Path,
 ) -> dict[str, str]:
     """Commit the outputs a job committed on the host into `store`; returns name -> digest.
 
-    `job` is the job's ``job.json`` (its fingerprint) and `result` its ``result.json`` (the
+    `job` is the job's document (its fingerprint) and `result` its ``result.json`` (the
     output digests). `scratch` is a folder on this machine for the copies on their way in.
     """
     outputs = {str(name): str(digest) for name, digest in result.get("outputs", {}).items()}
-    fp = str(job.get("fingerprint", ""))
+    fp = job.fingerprint
     job_folder = f"jobs/{job_id}"
     wanted = [f"{job_folder}/outputs/{name}" for name in outputs]
     wanted += [f"{REMOTE_STORE_DIR}/{manifest_path(d)}" for d in outputs.values()]
@@ -139,7 +140,7 @@ def pull_outputs(
                 config=record.get("config", {}),
                 inputs=record.get("inputs", {}),
                 outputs=record.get("outputs", outputs),
-                run_id=str(record.get("run_id", job.get("run_id", ""))),
+                run_id=str(record.get("run_id", job.run_id)),
             )
     finally:
         shutil.rmtree(local, ignore_errors=True)

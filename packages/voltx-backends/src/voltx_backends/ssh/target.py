@@ -125,3 +125,44 @@ class SSHTarget:
         for option in self.options:
             argv += ["-o", option]
         return argv
+
+
+def classify_ssh_failure(target: SSHTarget, stderr: str, action: str) -> TransportError:
+    """The error for an ssh (or rsync over ssh) that failed while doing `action`.
+
+    A changed or unknown host key and a refused key get errors of their own, with what to do
+    about them; anything else is a plain `TransportError` with ssh's last line.
+    """
+    text = stderr.strip()
+    where = target.destination
+    known = (
+        f"the known_hosts file {target.known_hosts}"
+        if target.known_hosts
+        else "your known_hosts (~/.ssh/known_hosts)"
+    )
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "has changed and you have" in text:
+        return HostKeyError(
+            f"host key of {where} has CHANGED since it was recorded in {known}: the host "
+            "was reinstalled, or someone is intercepting the connection. voltx refuses to "
+            "connect. If the change is expected, remove the old key (ssh-keygen -R HOST) "
+            "and connect once with ssh to check the new one.",
+            where,
+            text,
+        )
+    if "Host key verification failed" in text or "host key is known for" in text:
+        return HostKeyError(
+            f"host key of {where} is not in {known}, and strict host key checking is on: "
+            "connect once with ssh to check and accept it (or set "
+            "strict_host_key_checking = 'accept-new' to trust the first key seen).",
+            where,
+            text,
+        )
+    if "Permission denied" in text:
+        return AuthenticationError(
+            f"{where} refused our SSH key ({text.splitlines()[-1] if text else action}); "
+            "check user and identity_file",
+            where,
+            text,
+        )
+    last = text.splitlines()[-1] if text else "ssh exited 255 without a message"
+    return TransportError(f"ssh to {where} failed while {action}: {last}", where, text)

@@ -2,9 +2,8 @@
 
 Every command and transfer goes through the ``ssh`` binary, so the user's ``~/.ssh/config``, agent,
 certificates and ProxyJump work as they do in a terminal. One connection per host is shared by
-all of them (OpenSSH's ControlMaster, with its socket in a short private folder under ``/tmp``),
-so a command costs a round trip instead of a handshake. Multiplexing is turned off for hosts
-reached through a proxy, whose idle master connections get dropped.
+all of them (`voltx_backends.ssh.control_master`), so a command costs a round trip instead of a
+handshake.
 
     transport = SSHTransport(SSHTarget("gpu-box", user="me"))
     result = transport.run("echo $HOME")
@@ -23,11 +22,8 @@ Vast backend does for each rented instance).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shlex
 import shutil
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -40,6 +36,7 @@ from typing import IO, Any
 import structlog
 
 from voltx.errors import BackendError
+from voltx_backends.ssh.control_master import ControlMaster
 from voltx_backends.ssh.target import (
     REMOTE_PATH_PATTERN,
     AuthenticationError,
@@ -47,6 +44,7 @@ from voltx_backends.ssh.target import (
     Result,
     SSHTarget,
     TransportError,
+    classify_ssh_failure,
 )
 
 log = structlog.get_logger(__name__)
@@ -89,9 +87,7 @@ class SSHTransport:
         self._ssh_binary = ssh_binary
         self._rsync_binary = rsync_binary
         self._sessions = _session_limit(target)
-        self._lock = threading.Lock()
-        self._control_dir: Path | None = None
-        self._multiplex: bool | None = None
+        self._master = ControlMaster(target, ssh_binary)
         self._remote_rsync: bool | None = None
 
     def __repr__(self) -> str:
@@ -104,20 +100,13 @@ class SSHTransport:
     @property
     def control_path(self) -> Path | None:
         """The ControlMaster socket while a shared connection may exist, else None."""
-        return self._control_dir / "master" if self._control_dir is not None else None
+        return self._master.control_path
 
     # -- commands --------------------------------------------------------------------------
 
     def ssh_argv(self, *extra: str) -> list[str]:
         """``ssh`` with the target's options and the shared connection (destination not added)."""
-        argv = [self._ssh_binary, *extra, *self.target.options_argv()]
-        if self._uses_multiplexing() and self.control_path is not None:
-            argv += ["-o", "ControlMaster=no", "-o", f"ControlPath={self.control_path}"]
-        else:
-            # A ControlMaster=auto in the user's config would make one of our commands the
-            # master, which would then hold our pipes open for ControlPersist seconds.
-            argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
-        return argv
+        return [self._ssh_binary, *extra, *self.target.options_argv(), *self._master.options()]
 
     def run(
         self,
@@ -142,7 +131,7 @@ class SSHTransport:
         except TransportError:
             if not idempotent:
                 raise
-            self._drop_master()
+            self._master.drop()
             return self._run_once(command, input, timeout)
 
     def check(
@@ -166,7 +155,7 @@ class SSHTransport:
         return result.stdout
 
     def _run_once(self, command: str, input_data: bytes | None, timeout: float | None) -> Result:
-        self._ensure_master()
+        self._master.ensure()
         argv = [*self.ssh_argv(), "--", self.target.host, command]
         completed = self._in_session(argv, input_data, timeout, f"ssh to {self.destination}")
         if completed.returncode == TRANSPORT_ERROR_RC:
@@ -196,145 +185,12 @@ class SSHTransport:
             except OSError as exc:
                 raise TransportError(f"cannot run {argv[0]}: {exc}", self.destination) from exc
 
-    # -- the shared connection -------------------------------------------------------------
-
-    def _uses_multiplexing(self) -> bool:
-        if self._multiplex is None:
-            self._multiplex = not self._behind_proxy()
-        return self._multiplex
-
-    def _behind_proxy(self) -> bool:
-        """Whether the user's config sends this host through ProxyJump or ProxyCommand."""
-        argv = [self._ssh_binary, "-G", *self.target.options_argv(), "--", self.target.host]
-        try:
-            resolved = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        for line in resolved.stdout.splitlines():
-            key, _, value = line.partition(" ")
-            if key in {"proxyjump", "proxycommand"} and value.strip() not in {"", "none"}:
-                return True
-        return False
-
-    def _ensure_master(self) -> None:
-        """Start the shared connection unless it runs (its socket exists)."""
-        if not self._uses_multiplexing():
-            return
-        with self._lock:
-            if self._control_dir is None:
-                self._control_dir = _new_control_dir()
-            control_path = self._control_dir / "master"
-            if _master_listens(control_path):
-                return
-            # A master that was killed leaves its socket behind; ssh would then skip it and make
-            # a fresh connection for every command.
-            with contextlib.suppress(FileNotFoundError):
-                control_path.unlink()
-            argv = [
-                self._ssh_binary,
-                "-M",
-                "-N",
-                "-f",
-                *self.target.options_argv(),
-                "-o",
-                f"ControlPath={control_path}",
-                "-o",
-                f"ControlPersist={self.target.control_persist_s}",
-                "--",
-                self.target.host,
-            ]
-            # stderr goes to a file, not a pipe: the master lives on in the background and would
-            # keep a pipe open, so reading it to its end would wait for the master to exit.
-            with tempfile.TemporaryFile() as errors:
-                try:
-                    completed = subprocess.run(
-                        argv,
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.DEVNULL,
-                        stderr=errors,
-                        timeout=self.target.connect_timeout_s + 30,
-                    )
-                except subprocess.TimeoutExpired as exc:
-                    raise TransportError(
-                        f"connecting to {self.destination} timed out", self.destination
-                    ) from exc
-                errors.seek(0)
-                stderr = errors.read().decode(errors="replace")
-            if completed.returncode != 0:
-                raise self._error(stderr, "connecting")
-            log.debug("ssh master connection started", destination=self.destination)
-
-    def _drop_master(self) -> None:
-        """Forget a shared connection that failed, so that the next command opens a new one."""
-        with self._lock:
-            control_path = self.control_path
-            if control_path is None or not control_path.exists():
-                return
-            self._exit_master(control_path)
-            with contextlib.suppress(FileNotFoundError):
-                control_path.unlink()
-
-    def _exit_master(self, control_path: Path) -> None:
-        argv = [
-            self._ssh_binary,
-            "-O",
-            "exit",
-            "-o",
-            f"ControlPath={control_path}",
-            *self.target.options_argv(),
-            "--",
-            self.target.host,
-        ]
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            subprocess.run(argv, capture_output=True, timeout=10)
+    def _error(self, stderr: str, action: str) -> TransportError:
+        return classify_ssh_failure(self.target, stderr, action)
 
     def close(self) -> None:
         """End the shared connection and remove its socket and folder."""
-        with self._lock:
-            control_dir, self._control_dir = self._control_dir, None
-            if control_dir is None:
-                return
-            control_path = control_dir / "master"
-            if control_path.exists():
-                self._exit_master(control_path)
-            shutil.rmtree(control_dir, ignore_errors=True)
-
-    # -- errors ----------------------------------------------------------------------------
-
-    def _error(self, stderr: str, action: str) -> TransportError:
-        text = stderr.strip()
-        where = self.destination
-        known = (
-            f"the known_hosts file {self.target.known_hosts}"
-            if self.target.known_hosts
-            else "your known_hosts (~/.ssh/known_hosts)"
-        )
-        if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "has changed and you have" in text:
-            return HostKeyError(
-                f"host key of {where} has CHANGED since it was recorded in {known}: the host "
-                "was reinstalled, or someone is intercepting the connection. voltx refuses to "
-                "connect. If the change is expected, remove the old key (ssh-keygen -R HOST) "
-                "and connect once with ssh to check the new one.",
-                where,
-                text,
-            )
-        if "Host key verification failed" in text or "host key is known for" in text:
-            return HostKeyError(
-                f"host key of {where} is not in {known}, and strict host key checking is on: "
-                "connect once with ssh to check and accept it (or set "
-                "strict_host_key_checking = 'accept-new' to trust the first key seen).",
-                where,
-                text,
-            )
-        if "Permission denied" in text:
-            return AuthenticationError(
-                f"{where} refused our SSH key ({text.splitlines()[-1] if text else action}); "
-                "check user and identity_file",
-                where,
-                text,
-            )
-        last = text.splitlines()[-1] if text else "ssh exited 255 without a message"
-        return TransportError(f"ssh to {where} failed while {action}: {last}", where, text)
+        self._master.close()
 
     # -- file transfer ---------------------------------------------------------------------
 
@@ -412,7 +268,7 @@ class SSHTransport:
         timeout: float | None,
         extra: Sequence[str] = (),
     ) -> None:
-        self._ensure_master()
+        self._master.ensure()
         remote_shell = shlex.join(self.ssh_argv())
         # -rlpt rather than -a: owners and groups are not carried between machines.
         argv = [self._rsync_binary, "-rlpt", "-e", remote_shell, *extra]
@@ -483,7 +339,7 @@ cd .. && rm -rf {staging}
         action: str,
     ) -> None:
         """Run `script` with `write` feeding its stdin or `read` consuming its stdout."""
-        self._ensure_master()
+        self._master.ensure()
         argv = [*self.ssh_argv(), "--", self.target.host, "sh -c " + shlex.quote(script)]
         with self._sessions, tempfile.TemporaryFile() as errors:
             process = subprocess.Popen(
@@ -528,32 +384,6 @@ cd .. && rm -rf {staging}
                 f"{stderr.strip()[-2000:]}",
                 "ssh",
             )
-
-
-def _new_control_dir() -> Path:
-    """A private folder for one ControlMaster socket, with a short path.
-
-    Unix socket paths are limited to about 100 bytes (104 on macOS), which a deep $TMPDIR can
-    exceed, so the folder is always under /tmp.
-    """
-    base = Path("/tmp") / f"voltx-ssh-{os.getuid()}"
-    base.mkdir(mode=0o700, exist_ok=True)
-    if base.stat().st_uid != os.getuid() or base.is_symlink():
-        raise BackendError(f"{base} belongs to another user; cannot keep SSH sockets there")
-    return Path(tempfile.mkdtemp(prefix="c", dir=base))
-
-
-def _master_listens(control_path: Path) -> bool:
-    """Whether a ControlMaster accepts connections on `control_path` (not just a stale file)."""
-    if not control_path.exists():
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(2.0)
-        try:
-            probe.connect(str(control_path))
-        except OSError:
-            return False
-    return True
 
 
 def shell_path(path: str) -> str:

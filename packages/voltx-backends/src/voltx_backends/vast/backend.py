@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import threading
 import time
@@ -44,6 +43,7 @@ import structlog
 
 from voltx.backend import Backend, JobRequest, Quote
 from voltx.errors import BackendError
+from voltx.job_document import job_document_in
 from voltx.spec import Resources
 from voltx_backends import _jobs
 from voltx_backends.vast._local import LeaseRecord, LocalState
@@ -57,7 +57,6 @@ from voltx_backends.vast.settings import VastSettings
 
 log = structlog.get_logger(__name__)
 
-JOB_FILE = "job.json"
 # Plans ask for prices often (every phase, every finished job): the market is asked at most this
 # often per kind of phase, and the price range comes from this many of the cheapest offers.
 QUOTE_TTL_S = 300.0
@@ -70,15 +69,9 @@ def job_label(request: JobRequest) -> tuple[str, str | None]:
     Read from the worker's ``job.json``; a job that is not a phase (a test, a plain command)
     gets ``voltx-<job id>``.
     """
-    run_id = phase_id = None
-    raw = request.files.get(JOB_FILE)
-    if raw is not None:
-        with contextlib.suppress(ValueError):
-            job = json.loads(raw)
-            if isinstance(job, dict):
-                run_id, phase_id = job.get("run_id"), job.get("phase_id")
-    if isinstance(run_id, str) and isinstance(phase_id, str) and run_id and phase_id:
-        return f"{LABEL_PREFIX}{run_id}-{phase_id}", run_id
+    job = job_document_in(request.files)
+    if job is not None and job.run_id and job.phase_id:
+        return f"{LABEL_PREFIX}{job.run_id}-{job.phase_id}", job.run_id
     return f"{LABEL_PREFIX}{request.job_id}", None
 
 
@@ -92,9 +85,12 @@ class VastBackend(Backend):
         work_dir: Path | None = None,
         *,
         client: VastClient | None = None,
+        settings: VastSettings | None = None,
         **options: Any,
     ) -> None:
-        self.settings = VastSettings.from_options(options)
+        if settings is not None and options:
+            raise BackendError("vast: give settings or keyword settings, not both", self.name)
+        self.settings = settings or VastSettings.from_options(options)
         self.work_dir = Path(work_dir) if work_dir is not None else _default_work_dir()
         self.state = LocalState(self.work_dir)
         # Made on first use, so that a plan or a preflight without an API key can say so

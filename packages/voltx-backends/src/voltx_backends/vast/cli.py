@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from voltx.errors import BackendError
 from voltx_backends.vast._local import LeaseRecord
 from voltx_backends.vast.backend import VastBackend
 from voltx_backends.vast.instances import Instance
@@ -55,17 +54,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def open_backend(store: str | None, config: str | None) -> VastBackend:
     """The Vast backend as a run of this project would make it (settings and work folder)."""
-    from voltx.project import find_project_file, load_project, resolve_store_url
-    from voltx.store import ArtifactStore
+    from voltx.api import make_backend
+    from voltx.session import open_session
 
-    path = Path(config) if config else find_project_file()
-    project = load_project(path)
-    url = resolve_store_url(store, Path.cwd()) if store else project.store
-    work_dir = ArtifactStore.open(url).local_dir("work")
-    if work_dir is None:
-        work_dir = Path(os.environ.get("VOLTX_HOME", Path.home() / ".voltx"))
-    settings = dict(project.backends.get("vast", {}))
-    return VastBackend(work_dir=work_dir, **settings)
+    backend = make_backend(open_session(store=store, config=config), "vast")
+    if not isinstance(backend, VastBackend):
+        raise BackendError(f"backend vast is {type(backend).__name__}, not voltx's", "vast")
+    return backend
 
 
 def _owner(instance: Instance, lease: LeaseRecord | None) -> str:

@@ -6,9 +6,10 @@ job reads RUNNING with what it waits for as the detail. From then on the SSH job
 log, files and cancel; the handle adds what only Vast knows: an instance that went away makes the
 job LOST at once (rather than after the SSH backend's unreachable timeout).
 
-When the job ends the handle keeps its log, ``result.json`` and final status in the backend's work
-folder and destroys the instance, so the scheduler (which reads the result after the status) and
-any later `attach` still find them.
+When the job ends the handle keeps its log, the small files of its folder (``result.json`` among
+them) and its final status in the backend's work folder and destroys the instance, so the
+scheduler (which reads the result after the status), any later `attach` and any other handle on the
+same job still find them: a handle whose job another handle finished reads the status kept here.
 
 **Who destroys.** A handle from `submit` owns its instance. A handle from `attach` (a restarted
 orchestrator continuing its run, or ``voltx logs`` from another process) decides at its first
@@ -19,38 +20,84 @@ instance from then on; otherwise it only reads. Reading a log alone never takes 
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 import structlog
 
 from voltx.backend import JobHandle, JobRequest, JobState, JobStatus
 from voltx.errors import BackendError
+from voltx.job_document import JOB_FILE, job_document_in
 from voltx_backends import _jobs
-from voltx_backends.vast._local import read_json, write_json
+from voltx_backends.ssh.handle import SSHJobHandle
+from voltx_backends.vast._local import LocalState, read_json, write_json
 from voltx_backends.vast.instances import Condition
-from voltx_backends.vast.provision import InstanceDiedError, ProvisionCancelled, Rental
-
-if TYPE_CHECKING:
-    from voltx_backends.vast.backend import VastBackend
+from voltx_backends.vast.provision import (
+    InstanceDiedError,
+    ProvisionCancelled,
+    Provisioner,
+    Rental,
+)
+from voltx_backends.vast.settings import VastSettings
 
 log = structlog.get_logger(__name__)
 
-# The worker's file names (voltx.worker), repeated so that loading the plugin stays cheap.
-JOB_FILE = "job.json"
-RESULT_FILE = "result.json"
 FINAL_FILE = "final.json"
 SSH_REF_FILE = "ssh_ref.json"
 # At most this much of a finished job's log is kept here after its instance is gone.
 KEPT_LOG_BYTES = 64 * 2**20
+# The job folder's files up to this size each are kept too (``result.json``, small reports);
+# larger ones (outputs) have been committed to the store by then.
+KEPT_FILE_BYTES = 16 * 2**20
+# Beside final.json and ssh_ref.json, in a folder of their own so a job's file cannot replace them.
+KEPT_FILES_DIR = "files"
 # How long cancel and close wait for a provisioning thread to notice and stop.
 JOIN_S = 60.0
 # The SSH backend reports a host it cannot reach as RUNNING with this detail (for a while).
 UNREACHABLE = "host unreachable"
+
+
+class VastJobOwner(Protocol):
+    """What a job handle needs of the backend that made it (`VastBackend` is one).
+
+    Declared here so that the dependency goes one way: the backend makes handles, and a handle
+    knows only this much of it.
+    """
+
+    @property
+    def settings(self) -> VastSettings: ...
+
+    @property
+    def state(self) -> LocalState: ...  # this machine's leases and kept job folders
+
+    @property
+    def provisioner(self) -> Provisioner: ...
+
+    @property
+    def python(self) -> str: ...  # the interpreter the scheduler put in the argv
+
+    def take_over(self, handle: VastJobHandle) -> bool:
+        """Whether a re-attached job becomes the caller's (no other live process holds it)."""
+        ...
+
+    def heartbeat(self, label: str, run_id: str | None, instance_id: int | None) -> None:
+        """Refresh the lease on `label` now and then."""
+        ...
+
+    def instance_trouble(self, rental: Rental | None) -> str | None:
+        """Why the job's instance can no longer run it, or None."""
+        ...
+
+    def rental_for(self, label: str) -> Rental | None:
+        """The instance held for `label`, if any."""
+        ...
+
+    def release(self, rental: Rental) -> None:
+        """Destroy a rental's instance."""
+        ...
 
 
 class VastJobHandle(JobHandle):
@@ -58,7 +105,7 @@ class VastJobHandle(JobHandle):
 
     def __init__(
         self,
-        backend: VastBackend,
+        backend: VastJobOwner,
         job_id: str,
         label: str,
         run_id: str | None,
@@ -75,7 +122,7 @@ class VastJobHandle(JobHandle):
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
         self._rental: Rental | None = None
-        self._inner: JobHandle | None = None
+        self._inner: SSHJobHandle | None = None
         self._failure: JobStatus | None = None
         self._final: JobStatus | None = None
         self._progress = "waiting for a Vast.ai instance"
@@ -125,19 +172,39 @@ class VastJobHandle(JobHandle):
 
     @classmethod
     def finished(
-        cls, backend: VastBackend, job_id: str, label: str, run_id: str | None
+        cls, backend: VastJobOwner, job_id: str, label: str, run_id: str | None
     ) -> VastJobHandle | None:
         """A handle on what a finished job left here, or None if it has not finished."""
         handle = cls(backend, job_id, label, run_id, owner=False)
-        kept = read_json(handle._kept / FINAL_FILE)
+        handle._final = handle._kept_final()
+        return handle if handle._final is not None else None
+
+    def _kept_final(self) -> JobStatus | None:
+        """The final status a handle on this job kept here, if one did."""
+        kept = read_json(self._kept / FINAL_FILE)
         if not isinstance(kept, dict):
             return None
         try:
             state = JobState(kept.get("state"))
         except ValueError:
             return None
-        handle._final = JobStatus(state, kept.get("exit_code"), str(kept.get("detail") or ""))
-        return handle
+        exit_code = kept.get("exit_code")
+        return JobStatus(
+            state,
+            exit_code if isinstance(exit_code, int) else None,
+            str(kept.get("detail") or ""),
+        )
+
+    def _ended_elsewhere(self) -> JobStatus | None:
+        """Adopt the final status another handle on this job kept (a re-attached handle that
+        cancelled it, say): the instance is gone, and every handle must tell the same story."""
+        final = self._kept_final()
+        if final is not None:
+            self._final = final
+            rental, self._rental = self._rental, None
+            if rental is not None:
+                self._backend.provisioner.forget(rental, unpin=False)
+        return final
 
     # -- the background part ---------------------------------------------------------------
 
@@ -209,7 +276,7 @@ class VastJobHandle(JobHandle):
         assert ssh is not None
         self._use(rental, lambda: ssh.attach({**ssh_ref, "host": ssh.destination}))
 
-    def _use(self, rental: Rental, start: Callable[[], JobHandle]) -> None:
+    def _use(self, rental: Rental, start: Callable[[], SSHJobHandle]) -> None:
         with self._lock:
             stopped = self._final is not None or self.cancelled.is_set()
             if not stopped:
@@ -234,7 +301,7 @@ class VastJobHandle(JobHandle):
         else:
             self._backend.provisioner.forget(rental, unpin=False)
 
-    def _launch(self, rental: Rental, request: JobRequest) -> JobHandle:
+    def _launch(self, rental: Rental, request: JobRequest) -> SSHJobHandle:
         """Start the job on the instance through its SSH backend."""
         assert rental.ssh is not None
         ssh = rental.ssh
@@ -246,13 +313,9 @@ class VastJobHandle(JobHandle):
         # The scheduler numbers GPUs over every instance; on its own instance a job has 0..n-1.
         devices = tuple(range(len(request.devices)))
         files = dict(request.files)
-        raw = files.get(JOB_FILE)
-        if raw is not None:
-            with contextlib.suppress(ValueError):
-                job = json.loads(raw)
-                if isinstance(job, dict) and "devices" in job:
-                    job["devices"] = list(devices)
-                    files[JOB_FILE] = json.dumps(job, indent=1).encode()
+        job = job_document_in(files)
+        if job is not None:
+            files[JOB_FILE] = attrs.evolve(job, devices=devices).to_json()
         inner = ssh.submit(attrs.evolve(request, argv=argv, devices=devices, files=files))
         # How a restarted orchestrator finds the job again on the instance.
         write_json(self._kept / SSH_REF_FILE, inner.ref)
@@ -264,6 +327,9 @@ class VastJobHandle(JobHandle):
         with self._lock:
             if self._final is not None:
                 return self._final
+            ended = self._ended_elsewhere()
+            if ended is not None:
+                return ended
             if self.owner is None:
                 self.owner = self._backend.take_over(self)
             if self._failure is not None:
@@ -322,7 +388,7 @@ class VastJobHandle(JobHandle):
         return status
 
     def _keep_outputs(self) -> None:
-        """Copy the log and result.json here before the instance goes."""
+        """Copy the log and the job folder's small files here before the instance goes."""
         assert self._inner is not None
         try:
             chunks: list[bytes] = []
@@ -334,12 +400,10 @@ class VastJobHandle(JobHandle):
                 chunks.append(data)
             self._kept.mkdir(parents=True, exist_ok=True)
             (self._kept / _jobs.LOG_FILE).write_bytes(b"".join(chunks))
-            result = self._inner.read_file(RESULT_FILE)
-            if result is not None:
-                (self._kept / RESULT_FILE).write_bytes(result)
+            self._inner.copy_files(self._kept / KEPT_FILES_DIR, KEPT_FILE_BYTES)
         except (BackendError, OSError) as exc:
             log.warning(
-                "could not keep the job's log and result", job_id=self.job_id, error=str(exc)
+                "could not keep the job's log and files", job_id=self.job_id, error=str(exc)
             )
 
     def read_log(self, offset: int = 0) -> tuple[bytes, int]:
@@ -360,13 +424,13 @@ class VastJobHandle(JobHandle):
             inner = self._inner if self._final is None else None
         if inner is not None:
             return inner.read_file(name)
-        return _jobs.read_file(self._kept, name, "vast")
+        return _jobs.read_file(self._kept / KEPT_FILES_DIR, name, "vast")
 
     def cancel(self, grace_s: float = 10.0) -> None:
         self.cancelled.set()
         self.join()
         with self._lock:
-            if self._final is not None:
+            if self._final is not None or self._ended_elsewhere() is not None:
                 return
             if self.owner is None:
                 self.owner = self._backend.take_over(self)

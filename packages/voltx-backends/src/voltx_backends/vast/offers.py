@@ -34,38 +34,41 @@ _DEFAULT_FILTERS: dict[str, dict[str, Any]] = {
 }
 
 
-def _names(value: str | Iterable[str] | None) -> tuple[str, ...]:
+def names(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """One name or several, as a tuple: ``"RTX 4090"`` and ``["RTX 4090"]`` mean the same."""
     if value is None:
         return ()
     if isinstance(value, str):
         return (value,)
+    if isinstance(value, Mapping) or not isinstance(value, Iterable):
+        raise TypeError(f"expected a name or a list of names, got {value!r}")
     return tuple(str(item) for item in value)
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class OfferFilters:
     """The user's conditions on a machine, on top of what the phase itself needs.
 
     `gpu_name` is one model or several (``"RTX 4090"``; underscores read as spaces, as in the
     official CLI). `max_dph` caps the total price per hour. `min_reliability` is Vast's 0-1 score.
-    `extra` passes further raw filters through unchanged (``{"static_ip": {"eq": true}}``).
+    `filters` passes further raw filters through unchanged (``{"static_ip": {"eq": true}}``).
+    The ``[backends.vast]`` settings (`VastSettings`) are these filters and more.
     """
 
-    gpu_name: tuple[str, ...] = attrs.field(default=(), converter=_names)
+    gpu_name: tuple[str, ...] = attrs.field(default=(), converter=names)
     num_gpus: int | None = None
     min_gpu_memory_gb: float | None = None
     min_cpu_cores: int | None = None
     min_ram_gb: float | None = None
-    min_disk_gb: float | None = None
     min_cuda: float | None = None
     max_dph: float | None = None
     min_reliability: float | None = 0.95
     verified: bool | None = True
     min_inet_down_mbps: float | None = None
     min_inet_up_mbps: float | None = None
-    geolocation: tuple[str, ...] = attrs.field(default=(), converter=_names)
+    geolocation: tuple[str, ...] = attrs.field(default=(), converter=names)
     interruptible: bool = False
-    extra: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    filters: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -89,8 +92,8 @@ class OfferQuery:
     ) -> OfferQuery:
         """The search for a machine that runs a phase needing `resources`.
 
-        `disk_gb` is the instance's disk (image plus data); `exclude_machines` leaves out
-        machines that already failed this phase.
+        `disk_gb` is the instance's disk (image plus data, the settings' ``disk_gb``);
+        `exclude_machines` leaves out machines that already failed this phase.
         """
         if filters.num_gpus is not None and filters.num_gpus < resources.gpus:
             raise BackendError(
@@ -100,7 +103,7 @@ class OfferQuery:
             )
         # Every Vast machine is a GPU machine: a CPU-only phase still rents one (the cheapest).
         num_gpus = filters.num_gpus if filters.num_gpus is not None else max(1, resources.gpus)
-        disk = max(disk_gb, resources.disk_gb, filters.min_disk_gb or 0.0)
+        disk = max(disk_gb, resources.disk_gb)
         query: dict[str, dict[str, Any]] = dict(_DEFAULT_FILTERS)
         if filters.verified is not None:
             query["verified"] = {"eq": filters.verified}
@@ -131,7 +134,7 @@ class OfferQuery:
         excluded = sorted({int(machine) for machine in exclude_machines})
         if excluded:
             query["machine_id"] = {"notin": excluded}
-        for field, condition in filters.extra.items():
+        for field, condition in filters.filters.items():
             query[field] = dict(condition)
         return cls(filters=query, disk_gb=disk, interruptible=filters.interruptible, limit=limit)
 

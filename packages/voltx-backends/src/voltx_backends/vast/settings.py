@@ -8,22 +8,23 @@
     provision_timeout_s = 1800             # renting until "running"
     # The API key comes from $VAST_API_KEY or api_key_file, never from this file.
 
-Every key is optional. Filters on the machine (`OfferFilters`) come on top of each phase's own
-resources; the SSH keys (`python`, `remote_root`, `bootstrap`, `plugins`, ...) mean what they mean
-for the ``ssh`` backend, with defaults for Vast's images (login as root, the image's own torch
-visible to voltx's venv).
+Every key is optional. The settings are the filters on the machine (`OfferFilters`, declared
+there once), which come on top of each phase's own resources, and more; the SSH keys
+(`python`, `remote_root`, `bootstrap`, `plugins`, ...) mean what they mean for the ``ssh``
+backend, with defaults for Vast's images (login as root, the image's own torch visible to
+voltx's venv).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from voltx.errors import BackendError, did_you_mean
 from voltx_backends.ssh.bootstrap import DEFAULT_PACKAGES
-from voltx_backends.vast.offers import OfferFilters
+from voltx_backends.vast.offers import OfferFilters, names
 
 # A CUDA image with python3 and torch; voltx's venv sees its torch (system_site_packages).
 DEFAULT_IMAGE = "pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime"
@@ -39,13 +40,13 @@ def _not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: float)
         raise BackendError(f"{attribute.name} must not be negative, got {value}", "vast")
 
 
-def _strings(value: Sequence[str] | str) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(str(item) for item in value)
-
-
 @attrs.frozen(kw_only=True)
-class VastSettings:
-    """Every setting of the Vast backend, checked when the backend is made."""
+class VastSettings(OfferFilters):
+    """Every setting of the Vast backend: the offer filters it inherits, and the rest.
+
+    A project file's ``[backends.vast]`` table is structured into it by voltx (the class is
+    registered with the backend), so every mistake there is reported with its key path.
+    """
 
     # -- the API ---------------------------------------------------------------------------
     # For programs that hold the key themselves; a project file should leave it out and use
@@ -66,20 +67,6 @@ class VastSettings:
     env: Mapping[str, str] = attrs.field(factory=dict)
     onstart: str = ""  # appended to voltx's own onstart script
     offer_limit: int = attrs.field(default=10, validator=_positive)
-    gpu_name: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    num_gpus: int | None = None
-    min_gpu_memory_gb: float | None = None
-    min_cpu_cores: int | None = None
-    min_ram_gb: float | None = None
-    min_cuda: float | None = None
-    max_dph: float | None = None
-    min_reliability: float | None = 0.95
-    verified: bool | None = True
-    min_inet_down_mbps: float | None = None
-    min_inet_up_mbps: float | None = None
-    geolocation: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    interruptible: bool = False
-    filters: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     # The scheduler's GPU budget: at most this many GPUs rented at once over all phases.
     max_gpus: int = attrs.field(default=8, validator=_positive)
 
@@ -101,11 +88,11 @@ class VastSettings:
     python: str = "python3"
     remote_root: str = "~/.voltx"
     bootstrap: bool = True
-    packages: tuple[str, ...] = attrs.field(default=DEFAULT_PACKAGES, converter=_strings)
-    plugins: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    packages: tuple[str, ...] = attrs.field(default=DEFAULT_PACKAGES, converter=names)
+    plugins: tuple[str, ...] = attrs.field(default=(), converter=names)
     system_site_packages: bool = True
-    pip_args: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    forward_env: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    pip_args: tuple[str, ...] = attrs.field(default=(), converter=names)
+    forward_env: tuple[str, ...] = attrs.field(default=(), converter=names)
     transfer: str = "auto"
     connect_timeout_s: int = attrs.field(default=10, validator=_positive)
     unreachable_timeout_s: float = attrs.field(default=300.0, validator=_positive)
@@ -129,21 +116,5 @@ class VastSettings:
             raise BackendError(f"bad vast settings: {exc}", "vast") from exc
 
     def offer_filters(self) -> OfferFilters:
-        """The user's conditions on the machine."""
-        return OfferFilters(
-            gpu_name=self.gpu_name,
-            num_gpus=self.num_gpus,
-            min_gpu_memory_gb=self.min_gpu_memory_gb,
-            min_cpu_cores=self.min_cpu_cores,
-            min_ram_gb=self.min_ram_gb,
-            min_disk_gb=self.disk_gb,
-            min_cuda=self.min_cuda,
-            max_dph=self.max_dph,
-            min_reliability=self.min_reliability,
-            verified=self.verified,
-            min_inet_down_mbps=self.min_inet_down_mbps,
-            min_inet_up_mbps=self.min_inet_up_mbps,
-            geolocation=self.geolocation,
-            interruptible=self.interruptible,
-            extra=self.filters,
-        )
+        """The user's conditions on the machine (the settings are those filters, and more)."""
+        return self

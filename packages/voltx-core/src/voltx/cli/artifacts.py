@@ -1,4 +1,4 @@
-"""``voltx artifacts list/add/get/show/gc/push/pull``."""
+"""``voltx artifacts list/add/get/show/gc/push/pull/verify/repair``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from voltx.cli._render import human_bytes, table
 
 
 def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("artifacts", help="list, add, get, show, gc, push and pull artifacts")
+    parser = sub.add_parser(
+        "artifacts", help="list, add, get, show, gc, push, pull, verify and repair artifacts"
+    )
     commands = parser.add_subparsers(dest="artifacts_command", required=True, metavar="ACTION")
 
     commands.add_parser("list", help="every named artifact").set_defaults(handler=cmd_list)
@@ -24,6 +26,9 @@ def add_parser(sub: Any) -> None:
     get = commands.add_parser("get", help="write an artifact out to a path")
     get.add_argument("name", help="name, digest, or digest prefix")
     get.add_argument("dest", type=Path)
+    get.add_argument(
+        "--overwrite", action="store_true", help="replace what is already at the destination"
+    )
     get.set_defaults(handler=cmd_get)
 
     show = commands.add_parser("show", help="an artifact's files and lineage")
@@ -49,6 +54,22 @@ def add_parser(sub: Any) -> None:
     pull.add_argument("source", metavar="SOURCE_URL", help="the store to copy from")
     pull.add_argument("names", nargs="*", metavar="NAME", help="names or digests (default: all)")
     pull.set_defaults(handler=cmd_pull)
+
+    verify = commands.add_parser(
+        "verify", help="check every blob, manifest and ref (or the named artifacts' ones)"
+    )
+    verify.add_argument("names", nargs="*", metavar="NAME", help="names or digests (default: all)")
+    verify.set_defaults(handler=cmd_verify)
+
+    repair = commands.add_parser(
+        "repair",
+        help="re-fetch damaged files from another store; quarantine what cannot be fixed",
+    )
+    repair.add_argument("names", nargs="*", metavar="NAME", help="names or digests (default: all)")
+    repair.add_argument(
+        "--from", dest="source", metavar="URL", help="a store holding good copies, e.g. s3://b/p"
+    )
+    repair.set_defaults(handler=cmd_repair)
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -86,7 +107,14 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    written = _store(args).get(args.name, args.dest)
+    from voltx.errors import DestinationExistsError
+
+    store = _store(args)
+    if store.contains(args.dest):
+        raise DestinationExistsError(
+            str(args.dest), f"is inside store {store.url}; write artifacts out to a path outside it"
+        )
+    written = store.get(args.name, args.dest, overwrite=args.overwrite)
     print(f"wrote {written}")
     return 0
 
@@ -154,3 +182,47 @@ def _print_transfer(verb: str, report: Any, other: str) -> None:
         f"{report.blobs_skipped} already there; {report.manifests_moved} manifest(s) and "
         f"{report.refs_moved} ref(s) written"
     )
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from voltx.store.integrity import check_store
+
+    store = _store(args)
+    problems = check_store(store, args.names or None)
+    for problem in problems:
+        print(f"damaged: {problem.describe()}")
+    scope = f"{len(args.names)} artifact(s)" if args.names else f"store {store.url}"
+    if not problems:
+        print(f"verified {scope}: every ref, manifest and blob is intact")
+        return 0
+    print(
+        f"{len(problems)} problem(s) in {scope}; `voltx artifacts repair --from URL` fetches good"
+        " copies from another store, `voltx artifacts repair` quarantines what cannot be fixed"
+    )
+    return 1
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from voltx.store.integrity import repair_store
+
+    store = _store(args)
+    source = _other_store(args.source) if args.source else None
+    report = repair_store(store, args.names or None, source=source)
+    for problem in report.fixed:
+        print(f"repaired: {problem.describe()} (fetched from {source.url if source else '?'})")
+    for problem, where in report.quarantined:
+        print(f"quarantined: {problem.describe()} -> {where}{_recreate(problem)}")
+    for problem in report.unfixed:
+        print(f"not repaired: {problem.describe()}{_recreate(problem)}")
+    left = len(report.quarantined) + len(report.unfixed)
+    if not report.fixed and not left:
+        print("nothing to repair: every ref, manifest and blob is intact")
+    elif left:
+        print(f"{len(report.fixed)} repaired, {left} quarantined or missing: see above")
+    else:
+        print(f"{len(report.fixed)} repaired; the store is intact")
+    return 1 if left else 0
+
+
+def _recreate(problem: Any) -> str:
+    return f"; re-create: {problem.recreate}" if problem.recreate else ""

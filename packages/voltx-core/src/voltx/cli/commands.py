@@ -11,16 +11,17 @@ import attrs
 
 from voltx.cli._render import human_bytes, table
 from voltx.errors import VoltxError
+from voltx.session import SessionOptions
 
 
-def _session_kwargs(args: argparse.Namespace) -> dict[str, object]:
-    return {
-        "store": args.store,
-        "config": args.config,
-        "backend": args.backend,
-        "profile": args.profile,
-        "overrides": args.overrides,
-    }
+def _session_options(args: argparse.Namespace) -> SessionOptions:
+    return SessionOptions(
+        store=args.store,
+        config=args.config,
+        backend=args.backend,
+        profile=args.profile,
+        overrides=args.overrides,
+    )
 
 
 def cmd_phases(args: argparse.Namespace) -> int:
@@ -38,7 +39,7 @@ def cmd_phases(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from voltx.api import plan
 
-    result = plan(args.target, force=args.force, **_session_kwargs(args))  # type: ignore[arg-type]
+    result = plan(args.target, options=_session_options(args), force=args.force)
     if args.json:
         print(json.dumps(attrs.asdict(result), indent=1, default=str))
         return 0
@@ -102,18 +103,25 @@ def _dollars(span: tuple[float, float]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from voltx.api import run
+    from voltx.api import estimate, execute, make_backend
     from voltx.cli.live import with_live_view
+    from voltx.resolve import resolve
 
-    result = with_live_view(run, args.target, args.force, _session_kwargs(args))(
-        args.target,
-        force=args.force,
-        max_parallel=args.max_parallel,
-        max_attempts=args.max_attempts,
-        budget=args.budget,
-        max_hours=args.max_hours,
-        **_session_kwargs(args),  # type: ignore[arg-type]
-    )
+    # Resolved once: the live view draws, and the run runs, this very plan, on this backend.
+    resolved = resolve(args.target, _session_options(args), force=args.force)
+    backend = make_backend(resolved.session)
+    try:
+        live_execute = with_live_view(execute, resolved, lambda: estimate(resolved, backend))
+        result = live_execute(
+            resolved,
+            backend=backend,
+            max_parallel=args.max_parallel,
+            max_attempts=args.max_attempts,
+            budget=args.budget,
+            max_hours=args.max_hours,
+        )
+    finally:
+        backend.close()
     _print_run(result)
     if result.status == "budget_exceeded":
         from voltx.budget import BUDGET_EXIT_CODE, stop_message
@@ -139,8 +147,7 @@ def _print_run(result: object) -> None:
 def cmd_preflight(args: argparse.Namespace) -> int:
     from voltx.api import preflight
 
-    kwargs = _session_kwargs(args)
-    problems = preflight(args.target, **kwargs)  # type: ignore[arg-type]
+    problems = preflight(args.target, options=_session_options(args))
     for problem in problems:
         print(f"problem: {problem}")
     print("preflight: ok" if not problems else f"preflight: {len(problems)} problem(s)")
@@ -203,7 +210,7 @@ def _store_for(args: argparse.Namespace) -> str | None:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from voltx.api import _make_backend
+    from voltx.api import make_backend
     from voltx.cli.follow import print_log
     from voltx.ledger import latest_run_id
     from voltx.session import open_session
@@ -212,7 +219,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     run_id = args.run_id or latest_run_id(session.store)
     if run_id is None:
         raise VoltxError(f"no runs in store {session.store.url}")
-    print_log(session, run_id, args.phase_id, sys.stdout.buffer, _make_backend, follow=args.follow)
+    print_log(session, run_id, args.phase_id, sys.stdout.buffer, make_backend, follow=args.follow)
     return 0
 
 

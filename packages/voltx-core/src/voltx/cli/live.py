@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
     from voltx.backend import Backend, JobHandle
     from voltx.planning.timeline import Timeline
+    from voltx.resolve import ResolvedRun
+    from voltx.results import Plan
     from voltx.store import ArtifactStore
 
 P = ParamSpec("P")
@@ -110,10 +112,12 @@ def _seconds_since(stamp: str | None, now: float) -> float | None:
 
 
 def _host(state: PhaseState | None, plan: PlannedCost | None) -> str:
-    job = dict(state.job or {}) if state else {}
+    # The job's ref in the ledger (not its job document): where the backend ran it.
+    ref = dict(state.job or {}) if state else {}
     for key in ("host", "label"):
-        if isinstance(job.get(key), str) and job[key]:
-            return str(job[key])
+        where = ref.get(key)
+        if isinstance(where, str) and where:
+            return where
     if plan is not None and plan.host:
         return plan.host
     return str(state.backend) if state and state.backend else "-"
@@ -326,30 +330,30 @@ def live_view(
 
 
 def with_live_view(
-    run: Callable[P, R], target: Sequence[str], force: bool, session: Mapping[str, Any]
+    run: Callable[P, R], resolved: ResolvedRun, estimate: Callable[[], Plan]
 ) -> Callable[P, R]:
     """`run`, drawn as a live table while it goes, when stdout is a terminal and rich is there.
 
-    The plan's costs are computed first (for "dollars against the plan"); a target the plan
-    cannot take is left for the run itself to report.
+    The view draws the phases of `resolved`, from its session's store; `estimate` gives the
+    plan's timeline (for "dollars against the plan") and is called only when a view is drawn.
+    A plan that cannot be estimated (no price to be had) shows no planned dollars.
     """
     if not supported(sys.stdout):
         return run
 
     def live_run(*args: P.args, **kwargs: P.kwargs) -> R:
-        from voltx.api import _make_backend, plan
-        from voltx.session import open_session
+        from voltx.api import make_backend
 
         try:
-            costs = planned_costs(plan(target, force=force, **session).timeline)
-            opened = open_session(**session)
+            costs = planned_costs(estimate().timeline)
         except VoltxError:
-            return run(*args, **kwargs)
+            costs = {}
+        session = resolved.session
 
         def viewer(name: str) -> Backend:
-            return _make_backend(attrs.evolve(opened, backend=name))
+            return make_backend(session, name)
 
-        with live_view(opened.store, costs, viewer):
+        with live_view(session.store, costs, viewer):
             return run(*args, **kwargs)
 
     return live_run

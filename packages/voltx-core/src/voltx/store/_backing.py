@@ -8,15 +8,22 @@ local worker can read a multi-gigabyte input without copying it.
 from __future__ import annotations
 
 import abc
+import collections
 import contextlib
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from voltx.errors import StoreError
+
+# Chunk of a streamed read: big enough that per-chunk costs vanish, small enough for memory.
+CHUNK_BYTES = 8 * 2**20
+# Ranged reads in flight for one remote blob: round trips overlap while chunks stay in order.
+_RANGES_IN_FLIGHT = 4
 
 
 class Backing(abc.ABC):
@@ -29,6 +36,14 @@ class Backing(abc.ABC):
         """The file's content; FileNotFoundError when absent."""
 
     @abc.abstractmethod
+    def read_chunks(self, rel: str) -> Iterator[bytes]:
+        """The file's content in order, a chunk at a time; FileNotFoundError when absent."""
+
+    @abc.abstractmethod
+    def move(self, rel: str, new_rel: str) -> None:
+        """Move a file to another path in the store (quarantine); FileNotFoundError if absent."""
+
+    @abc.abstractmethod
     def write_bytes(self, rel: str, data: bytes) -> None:
         """Replace the file's content in one step (readers see old or new, never half)."""
 
@@ -39,6 +54,12 @@ class Backing(abc.ABC):
     @abc.abstractmethod
     def put_file(self, source: Path, rel: str) -> None:
         """Copy a local file in, appearing complete or not at all."""
+
+    def adopt_file(self, source: Path, rel: str) -> None:
+        """Like `put_file`, for a local file that is not needed afterwards (a checked download
+        in staging): it may be moved in rather than copied."""
+        self.put_file(source, rel)
+        source.unlink(missing_ok=True)
 
     @abc.abstractmethod
     def get_file(self, rel: str, dest: Path, *, link: bool) -> None:
@@ -88,6 +109,16 @@ class LocalBacking(Backing):
     def read_bytes(self, rel: str) -> bytes:
         return self._path(rel).read_bytes()
 
+    def read_chunks(self, rel: str) -> Iterator[bytes]:
+        with open(self._path(rel), "rb") as stream:
+            while chunk := stream.read(CHUNK_BYTES):
+                yield chunk
+
+    def move(self, rel: str, new_rel: str) -> None:
+        target = self._path(new_rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path(rel), target)
+
     def write_bytes(self, rel: str, data: bytes) -> None:
         tmp = self._staging()
         tmp.write_bytes(data)
@@ -117,6 +148,15 @@ class LocalBacking(Backing):
         target = self._path(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
+
+    def adopt_file(self, source: Path, rel: str) -> None:
+        source.chmod(0o444)  # as put_file leaves a blob: read-only
+        target = self._path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source, target)
+        except OSError:
+            super().adopt_file(source, rel)  # staged on another filesystem: copy it in
 
     def get_file(self, rel: str, dest: Path, *, link: bool) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -187,6 +227,11 @@ class FsspecBacking(Backing):
         self._shared_handles = "memory" in (
             (protocols,) if isinstance(protocols, str) else protocols
         )
+        # A tuned filesystem (see TUNED_PROTOCOL_PREFIX) may say how big its ranged reads should
+        # be and how many may be in flight (voltx-s3: `part_size`, `max_concurrency`).
+        tuned = getattr(self.fs, "settings", None)
+        self._range_bytes = int(getattr(tuned, "part_size", CHUNK_BYTES))
+        self._ranges_in_flight = int(getattr(tuned, "max_concurrency", _RANGES_IN_FLIGHT))
 
     def _path(self, rel: str) -> str:
         return f"{self.root}/{rel}"
@@ -216,6 +261,48 @@ class FsspecBacking(Backing):
             data = self.fs.cat_file(self._path(rel))
         assert isinstance(data, bytes)
         return data
+
+    def read_chunks(self, rel: str) -> Iterator[bytes]:
+        path = self._path(rel)
+        with self._failing_as_store_error("read", rel, absent_ok=True):
+            size = int(self.fs.size(path))
+        step, in_flight = self._range_bytes, self._ranges_in_flight
+        if size <= step:
+            with self._failing_as_store_error("read", rel, absent_ok=True):
+                yield self._range(path, 0, size)
+            return
+        # Ranges of one blob are fetched a few at a time but handed out in order, so the
+        # reader's hash sees the bytes as they stand in the file.
+        starts = iter(range(0, size, step))
+        with ThreadPoolExecutor(max_workers=in_flight) as pool:
+            pending: collections.deque[Future[bytes]] = collections.deque()
+
+            def submit_next() -> None:
+                start = next(starts, None)
+                if start is not None:
+                    end = min(start + step, size)
+                    pending.append(pool.submit(self._range, path, start, end))
+
+            for _ in range(in_flight):
+                submit_next()
+            try:
+                while pending:
+                    with self._failing_as_store_error("read", rel, absent_ok=True):
+                        chunk = pending.popleft().result()
+                    submit_next()
+                    yield chunk
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def _range(self, path: str, start: int, end: int) -> bytes:
+        data = self.fs.cat_file(path, start=start, end=end)
+        assert isinstance(data, bytes)
+        return data
+
+    def move(self, rel: str, new_rel: str) -> None:
+        with self._failing_as_store_error("move", rel, absent_ok=True):
+            self.fs.mv(self._path(rel), self._path(new_rel))
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         # A single PUT is atomic on object stores and in memory.

@@ -7,18 +7,20 @@ Layout under the root (a folder, ``memory://``, ``s3://``...)::
     refs/<name>.json           the current digest of a name
     records/...                fingerprints and run ledgers, small JSON documents
     tmp/                       staging for local writes
+    quarantine/<stamp>/        what `voltx artifacts repair` moved aside, with record.json
 
 A commit writes the blobs, then the manifest (create-only), then the ref. A reader starts from a
 ref or a manifest, so data that a crash left without a manifest is never seen; `gc` removes it.
+Every blob read is hashed as it streams and checked against the manifest (`_verified`), and
+manifests, refs and records are parsed by one checking reader (`manifest`), so damage is a
+one-line error naming the file, never data passed on.
 """
 
 from __future__ import annotations
 
 import builtins
 import datetime as dt
-import hashlib
 import json
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,116 +30,50 @@ import attrs
 from voltx._logging import redact
 from voltx.errors import (
     ArtifactNotFoundError,
+    CorruptBlobError,
     IntegrityError,
+    ManifestError,
     SourceFileError,
     StoreError,
 )
 from voltx.store._backing import Backing, open_backing
+from voltx.store._export import write_out
 from voltx.store._hashing import HashCache, folder_digest, sha256_file
+from voltx.store._layout import (
+    DATA_AREAS,
+    LOOSE_AREAS,
+    blob_path,
+    loose_path,
+    manifest_path,
+    ref_path,
+)
+from voltx.store._verified import Checked, copy_checked, hash_chunks, install, partial_path
+from voltx.store.gc import GcReport, collect_garbage
+from voltx.store.manifest import (
+    MANIFEST_FORMAT,
+    Artifact,
+    FileEntry,
+    parse_manifest,
+    parse_record,
+    parse_ref,
+)
 from voltx.store.names import check_member_path, check_name, is_digest
 
-MANIFEST_FORMAT = "voltx-artifact/1"
-# Staging files older than this belong to a writer that died; gc may remove them.
-_STALE_STAGING_S = 3600
+__all__ = [
+    "DATA_AREAS",
+    "LOOSE_AREAS",
+    "MANIFEST_FORMAT",
+    "Artifact",
+    "ArtifactStore",
+    "FileEntry",
+    "GcReport",
+    "utc_now",
+]
 
 
 def utc_now() -> str:
     """Current time as an ISO-8601 UTC string."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-@attrs.frozen
-class FileEntry:
-    """One file of an artifact."""
-
-    path: str
-    size: int
-    sha256: str
-
-
-@attrs.frozen
-class Artifact:
-    """A committed artifact, as its manifest describes it."""
-
-    digest: str
-    kind: str  # "file" or "folder"
-    files: tuple[FileEntry, ...]
-    name: str
-    lineage: Mapping[str, Any]
-    created_at: str
-
-    @property
-    def size(self) -> int:
-        return sum(entry.size for entry in self.files)
-
-    @property
-    def short(self) -> str:
-        return self.digest[:12]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": MANIFEST_FORMAT,
-            "digest": self.digest,
-            "kind": self.kind,
-            "name": self.name,
-            "size": self.size,
-            "files": [attrs.asdict(entry) for entry in self.files],
-            "lineage": dict(self.lineage),
-            "created_at": self.created_at,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Artifact:
-        if data.get("format") != MANIFEST_FORMAT:
-            raise IntegrityError(f"manifest of unknown format {data.get('format')!r}")
-        files = tuple(
-            FileEntry(check_member_path(str(f["path"])), int(f["size"]), str(f["sha256"]))
-            for f in data["files"]
-        )
-        return cls(
-            digest=str(data["digest"]),
-            kind=str(data["kind"]),
-            files=files,
-            name=str(data["name"]),
-            lineage=dict(data.get("lineage", {})),
-            created_at=str(data.get("created_at", "")),
-        )
-
-
-@attrs.frozen
-class GcReport:
-    """What `gc` removed (or would remove, on a dry run)."""
-
-    manifests: tuple[str, ...]
-    blobs: tuple[str, ...]
-    staging: tuple[str, ...]
-    freed_bytes: int
-
-
-def _blob_path(digest: str) -> str:
-    return f"blobs/sha256/{digest[:2]}/{digest}"
-
-
-def _manifest_path(digest: str) -> str:
-    return f"manifests/{digest}.json"
-
-
-def _ref_path(name: str) -> str:
-    return f"refs/{check_name(name)}.json"
-
-
-# Top-level folders for files that are not artifacts: they never hold blobs, manifests or refs,
-# and `gc` leaves them alone.
-LOOSE_AREAS = frozenset({"checkpoints"})
-
-
-def _loose_path(path: str) -> str:
-    check_member_path(path)
-    if path.split("/", 1)[0] not in LOOSE_AREAS:
-        raise StoreError(
-            f"{path!r} is outside the store's loose-file areas ({', '.join(LOOSE_AREAS)})"
-        )
-    return path
 
 
 class ArtifactStore:
@@ -173,9 +109,11 @@ class ArtifactStore:
         check_name(name)
         entries, kind = self._scan(source, use_hash_cache)
         digest = entries[0][2] if kind == "file" else folder_digest(entries)
-        for relative, _size, file_digest in entries:
-            blob = _blob_path(file_digest)
-            if not self._backing.exists(blob):
+        for relative, size, file_digest in entries:
+            blob = blob_path(file_digest)
+            # A blob already there is reused only when its bytes are right: committing the same
+            # content again (`voltx run <id> --force`) is how a damaged blob gets repaired.
+            if not self._blob_is_sound(file_digest, size):
                 local = source if kind == "file" else source / relative
                 self._backing.put_file(local, blob)
         artifact = Artifact(
@@ -187,8 +125,13 @@ class ArtifactStore:
             created_at=utc_now(),
         )
         manifest = json.dumps(artifact.to_json(), indent=1, sort_keys=True).encode()
-        # Same content committed before: that manifest stands (content is what it describes).
-        self._backing.create(_manifest_path(digest), manifest)
+        # Same content committed before: that manifest stands (content is what it describes),
+        # unless it no longer reads as one, in which case this commit replaces it.
+        if not self._backing.create(manifest_path(digest), manifest):
+            try:
+                self.load_manifest(digest)
+            except ManifestError:
+                self._backing.write_bytes(manifest_path(digest), manifest)
         self.set_ref(name, digest)
         return attrs.evolve(self.load_manifest(digest), name=name)
 
@@ -202,10 +145,20 @@ class ArtifactStore:
 
     def set_ref(self, name: str, digest: str) -> None:
         """Point `name` at a committed artifact."""
-        if not self._backing.exists(_manifest_path(digest)):
+        if not self._backing.exists(manifest_path(digest)):
             raise ArtifactNotFoundError(digest)
         record = {"name": name, "digest": digest, "updated_at": utc_now()}
-        self._backing.write_bytes(_ref_path(name), json.dumps(record).encode())
+        self._backing.write_bytes(ref_path(name), json.dumps(record).encode())
+
+    def _blob_is_sound(self, digest: str, size: int) -> bool:
+        """Whether the blob is there with exactly the bytes its digest names (read once)."""
+        blob = blob_path(digest)
+        try:
+            if self._backing.size(blob) != size:
+                return False
+            return hash_chunks(self._backing.read_chunks(blob)).mismatch(digest, size) is None
+        except FileNotFoundError:
+            return False
 
     def _scan(
         self, source: Path, use_hash_cache: bool
@@ -235,25 +188,46 @@ class ArtifactStore:
     # -- reading ---------------------------------------------------------------------------
 
     def load_manifest(self, digest: str) -> Artifact:
-        """The artifact with this digest; ArtifactNotFoundError when none is committed."""
+        """The artifact with this digest; ArtifactNotFoundError when none is committed,
+        ManifestError (naming the file) when its manifest does not read as one."""
+        path = manifest_path(digest)
         try:
-            data = json.loads(self._backing.read_bytes(_manifest_path(digest)))
+            raw = self._backing.read_bytes(path)
         except FileNotFoundError as exc:
             raise ArtifactNotFoundError(digest) from exc
-        artifact = Artifact.from_json(data)
+        artifact = parse_manifest(raw, path, self.url)
         if artifact.digest != digest:
-            raise IntegrityError(
-                f"manifest {digest[:12]} describes artifact {artifact.digest[:12]} instead"
+            raise ManifestError(
+                path, self.url, f"it describes artifact {artifact.digest[:12]} instead"
             )
         return artifact
 
     def ref(self, name: str) -> str | None:
-        """The digest `name` points at, or None."""
+        """The digest `name` points at, or None; ManifestError when the ref file is damaged."""
+        path = ref_path(name)
         try:
-            record = json.loads(self._backing.read_bytes(_ref_path(name)))
+            raw = self._backing.read_bytes(path)
         except FileNotFoundError:
             return None
-        return str(record["digest"])
+        return parse_ref(raw, path, self.url)
+
+    def is_intact(self, digest: str) -> bool:
+        """Whether an artifact is committed and every blob it lists is there at its size.
+
+        Cheap (one size look-up per file, no hashing): what deciding "is this output still in
+        the store" needs. Content is checked whenever it is read, and by `voltx artifacts verify`.
+        """
+        try:
+            artifact = self.load_manifest(digest)
+        except StoreError:
+            return False
+        try:
+            return all(
+                self._backing.size(blob_path(entry.sha256)) == entry.size
+                for entry in artifact.files
+            )
+        except FileNotFoundError:
+            return False
 
     def resolve(self, name_or_digest: str) -> Artifact:
         """The artifact a name, a digest, or a unique digest prefix (8+ chars) refers to."""
@@ -275,9 +249,9 @@ class ArtifactStore:
         return attrs.evolve(self.load_manifest(digest), name=name_or_digest)
 
     def has(self, name: str) -> bool:
-        """True when `name` refers to a committed artifact."""
+        """True when `name` refers to a committed artifact whose blobs are all there."""
         digest = self.ref(name)
-        return digest is not None and self._backing.exists(_manifest_path(digest))
+        return digest is not None and self.is_intact(digest)
 
     def names(self) -> builtins.list[str]:
         """Every ref name."""
@@ -301,38 +275,46 @@ class ArtifactStore:
             found.append(attrs.evolve(artifact, name=name))
         return found
 
-    def get(self, name_or_digest: str, dest: Path, *, link: bool = False) -> Path:
-        """Write an artifact out: a file artifact to `dest` (or into it, if a folder)."""
-        artifact = self.resolve(name_or_digest)
-        if artifact.kind == "file":
-            entry = artifact.files[0]
-            target = dest / entry.path if dest.is_dir() else dest
-            self._fetch(entry, target, link)
-            return target
-        dest.mkdir(parents=True, exist_ok=True)
-        for entry in artifact.files:
-            self._fetch(entry, dest / check_member_path(entry.path), link)
-        return dest
+    def get(
+        self, name_or_digest: str, dest: Path, *, link: bool = False, overwrite: bool = False
+    ) -> Path:
+        """Write an artifact out: a file artifact to `dest` (or into it, if a folder).
 
-    def _fetch(self, entry: FileEntry, target: Path, link: bool) -> None:
-        blob = _blob_path(entry.sha256)
-        if not self._backing.exists(blob):
-            raise IntegrityError(f"blob {entry.sha256[:12]} of {entry.path!r} is missing")
-        if target.exists():
-            target.unlink()
-        self._backing.get_file(blob, target, link=link)
-        size = target.stat().st_size
-        if size != entry.size:
-            target.unlink()
-            raise IntegrityError(f"{entry.path}: expected {entry.size} bytes, got {size}")
+        Every byte is checked against the manifest as it is copied; a file that does not match
+        is a `CorruptBlobError` and nothing is left at `dest`. An existing file at the target
+        (or a non-empty folder, for a folder artifact) is a `DestinationExistsError` unless
+        `overwrite`; a target inside the store's own data is always one.
+        """
+        return write_out(self, self.resolve(name_or_digest), dest, link=link, overwrite=overwrite)
+
+    def contains(self, path: Path) -> bool:
+        """Whether `path` is the store's folder or anywhere under it (local stores only)."""
+        root = self.local_root
+        return root is not None and path.resolve().is_relative_to(root)
+
+    def check_blob(self, artifact: Artifact, entry: FileEntry, checked: Checked) -> None:
+        """Raise CorruptBlobError, naming the artifact, file and store, unless `checked` is
+        what the manifest entry says."""
+        problem = checked.mismatch(entry.sha256, entry.size)
+        if problem is not None:
+            raise CorruptBlobError(artifact.name, entry.path, self.url, problem)
+
+    def read_blob_chunks(self, digest: str) -> Iterator[bytes]:
+        """The raw bytes of a blob, unchecked: for `voltx.store.integrity` and transfers, which
+        check them against the manifest themselves."""
+        return self._backing.read_chunks(blob_path(digest))
 
     def verify(self, name_or_digest: str) -> Artifact:
-        """Re-hash every blob of an artifact; IntegrityError on the first mismatch."""
+        """Re-hash every blob of an artifact; CorruptBlobError on the first mismatch."""
         artifact = self.resolve(name_or_digest)
         for entry in artifact.files:
-            data = self._backing.read_bytes(_blob_path(entry.sha256))
-            if hashlib.sha256(data).hexdigest() != entry.sha256:
-                raise IntegrityError(f"{artifact.name}/{entry.path}: content does not match")
+            try:
+                checked = hash_chunks(self._backing.read_chunks(blob_path(entry.sha256)))
+            except FileNotFoundError:
+                raise CorruptBlobError(
+                    artifact.name, entry.path, self.url, f"its blob {entry.sha256[:12]} is missing"
+                ) from None
+            self.check_blob(artifact, entry, checked)
         return artifact
 
     def _manifest_digests(self) -> builtins.list[str]:
@@ -353,12 +335,13 @@ class ArtifactStore:
         return True
 
     def read_record(self, path: str) -> dict[str, Any] | None:
-        """A JSON document written by `write_record`, or None."""
+        """A JSON document written by `write_record`, or None; ManifestError when damaged."""
+        rel = f"records/{check_member_path(path)}"
         try:
-            data = json.loads(self._backing.read_bytes(f"records/{check_member_path(path)}"))
+            raw = self._backing.read_bytes(rel)
         except FileNotFoundError:
             return None
-        return dict(data)
+        return parse_record(raw, rel, self.url)
 
     def delete_record(self, path: str) -> None:
         """Remove a record written by `write_record` (missing is fine)."""
@@ -382,86 +365,66 @@ class ArtifactStore:
 
     def put_file(self, path: str, source: Path) -> None:
         """Copy `source` to `path` (under a loose-file area such as ``checkpoints/``)."""
-        self._backing.put_file(source, _loose_path(path))
+        self._backing.put_file(source, loose_path(path))
 
     def put_bytes(self, path: str, data: bytes) -> None:
         """Write `data` to `path` in one step (readers see the old or the new content)."""
-        self._backing.write_bytes(_loose_path(path), data)
+        self._backing.write_bytes(loose_path(path), data)
 
     def read_bytes(self, path: str) -> bytes | None:
         """The content of a loose file, or None when it is absent."""
         try:
-            return self._backing.read_bytes(_loose_path(path))
+            return self._backing.read_bytes(loose_path(path))
         except FileNotFoundError:
             return None
 
-    def fetch_file(self, path: str, dest: Path) -> Path:
-        """Copy a loose file to `dest`; StoreError when it is absent."""
+    def fetch_file(self, path: str, dest: Path, *, sha256: str | None = None) -> Path:
+        """Copy a loose file to `dest`; StoreError when it is absent.
+
+        With `sha256` (a checkpoint file's digest, from its step document) the bytes are hashed
+        as they are copied and a mismatch is an IntegrityError that leaves nothing at `dest`.
+        """
+        rel = loose_path(path)
         try:
-            self._backing.get_file(_loose_path(path), dest, link=False)
+            if sha256 is None:
+                self._backing.get_file(rel, dest, link=False)
+                return dest
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            partial = partial_path(dest)
+            try:
+                checked = copy_checked(self._backing.read_chunks(rel), partial)
+                assert checked is not None
+                if checked.sha256 != sha256:
+                    raise IntegrityError(
+                        f"{path} in store {self.url}: content does not match its digest"
+                        f" {sha256[:12]} (read {checked.sha256[:12]})"
+                    )
+                install(partial, dest)
+            finally:
+                partial.unlink(missing_ok=True)
         except FileNotFoundError:
             raise StoreError(f"{path} is not in store {self.url}") from None
         return dest
 
     def has_file(self, path: str) -> bool:
-        return self._backing.exists(_loose_path(path))
+        return self._backing.exists(loose_path(path))
 
     def list_files(self, prefix: str) -> builtins.list[str]:
         """Loose files under the folder `prefix`, as store paths."""
-        return self._backing.list_files(_loose_path(prefix))
+        return self._backing.list_files(loose_path(prefix))
 
     def delete_file(self, path: str) -> None:
         """Remove a loose file (missing is fine)."""
-        self._backing.delete(_loose_path(path))
+        self._backing.delete(loose_path(path))
 
     # -- garbage collection ----------------------------------------------------------------
 
     def gc(self, *, dry_run: bool = False, keep_digests: frozenset[str] = frozenset()) -> GcReport:
         """Remove manifests no ref or record points at, then blobs no manifest covers.
 
-        Stale staging files (a writer died mid-copy) go too.
+        Stale staging files (a writer died mid-copy) go too. See `voltx.store.gc`.
         """
-        referenced = set(keep_digests)
-        for name in self.names():
-            digest = self.ref(name)
-            if digest:
-                referenced.add(digest)
-        for _path, record in self.iter_records("fingerprints"):
-            referenced.update(str(d) for d in record.get("outputs", {}).values())
-        doomed_manifests = [d for d in self._manifest_digests() if d not in referenced]
-        live_blobs: set[str] = set()
-        for digest in self._manifest_digests():
-            if digest in doomed_manifests:
-                continue
-            live_blobs.update(entry.sha256 for entry in self.load_manifest(digest).files)
-        doomed_blobs = [
-            path
-            for path in self._backing.list_files("blobs")
-            if path.rsplit("/", 1)[-1] not in live_blobs
-        ]
-        staging = self._stale_staging()
-        freed = sum(self._backing.size(path) for path in doomed_blobs)
-        if not dry_run:
-            # Manifests first: a reader must never find a manifest whose blobs are gone.
-            for digest in doomed_manifests:
-                self._backing.delete(_manifest_path(digest))
-            for path in (*doomed_blobs, *staging):
-                self._backing.delete(path)
-        return GcReport(tuple(doomed_manifests), tuple(doomed_blobs), tuple(staging), freed)
-
-    def _stale_staging(self) -> builtins.list[str]:
-        root = self.local_root
-        if root is None:
-            return []
-        cutoff = time.time() - _STALE_STAGING_S
-        stale = []
-        for path in self._backing.list_files("tmp"):
-            try:
-                if (root / path).stat().st_mtime < cutoff:
-                    stale.append(path)
-            except FileNotFoundError:
-                continue  # a live writer renamed it into place while we looked
-        return stale
+        return collect_garbage(self, dry_run=dry_run, keep_digests=keep_digests)
 
     # -- local helpers ---------------------------------------------------------------------
 

@@ -14,8 +14,10 @@ destination is written in the order of a commit: every missing blob, then the ma
 (create-only), then the refs. A transfer that fails part way leaves blobs no manifest names yet,
 which readers never see and ``voltx artifacts gc`` removes.
 
-A blob read from a store that is not on this machine is hashed before it is written anywhere, so
-a corrupted or truncated download never enters the destination under a name it does not match.
+Every blob is hashed while it is read from the source, into a staging file that enters the
+destination only when its size and digest match the manifest: a damaged blob in the source, or a
+truncated download, is a `CorruptBlobError` naming the artifact, the file and the source store,
+and never spreads to the destination under a name it does not match.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from typing import TypeVar
 import attrs
 import structlog
 
-from voltx.errors import IntegrityError
+from voltx.errors import CorruptBlobError
 from voltx.store._backing import Backing
-from voltx.store._hashing import sha256_file
-from voltx.store.artifacts import Artifact, ArtifactStore, _blob_path, _manifest_path
+from voltx.store._layout import blob_path, manifest_path
+from voltx.store._verified import copy_checked
+from voltx.store.artifacts import Artifact, ArtifactStore
+from voltx.store.manifest import FileEntry, parse_manifest
 
 log = structlog.get_logger(__name__)
 
@@ -77,28 +81,32 @@ def transfer(
         artifacts.append((name, artifact, source.ref(name) is not None))
 
     blob_sizes: dict[str, int] = {}
+    # Who each blob belongs to, so a damaged one is reported by artifact and file name.
+    owners: dict[str, tuple[str, FileEntry]] = {}
     for _name, artifact, _is_ref in artifacts:
         for entry in artifact.files:
             blob_sizes[entry.sha256] = entry.size
+            owners.setdefault(entry.sha256, (artifact.name, entry))
     src, dst = source._backing, dest._backing
-    present = _map(workers, lambda d: dst.exists(_blob_path(d)), list(blob_sizes))
+    present = _map(workers, lambda d: dst.exists(blob_path(d)), list(blob_sizes))
     missing = [d for d, there in zip(blob_sizes, present, strict=True) if not there]
     small = [d for d in missing if blob_sizes[d] <= SMALL_BLOB_BYTES]
     large = [d for d in missing if blob_sizes[d] > SMALL_BLOB_BYTES]
-    with _staging_folder(dst) as staging:
-        _map(workers, lambda d: _copy_blob(src, dst, d, blob_sizes[d], staging), small)
+    with staging_folder(dst) as staging:
+        _map(workers, lambda d: copy_blob(src, dst, owners[d], staging), small)
         for digest in large:
-            _copy_blob(src, dst, digest, blob_sizes[digest], staging)
+            copy_blob(src, dst, owners[digest], staging)
 
     manifest_bytes = 0
     manifests_moved = 0
     for digest in dict.fromkeys(artifact.digest for _n, artifact, _r in artifacts):
-        rel = _manifest_path(digest)
+        rel = manifest_path(digest)
         # Checked first rather than relying on create's refusal: a refused create has still
         # sent the manifest, and an unchanged push should send nothing.
         if dst.exists(rel):
             continue
         raw = src.read_bytes(rel)
+        parse_manifest(raw, rel, source.url)  # a damaged manifest is not copied on
         if dst.create(rel, raw):
             manifest_bytes += len(raw)
             manifests_moved += 1
@@ -131,7 +139,7 @@ def _map(workers: int, function: Callable[[str], T], items: Iterable[str]) -> li
 
 
 @contextlib.contextmanager
-def _staging_folder(dest: Backing) -> Iterator[Path]:
+def staging_folder(dest: Backing) -> Iterator[Path]:
     """A temporary folder for blobs on their way in: inside a local destination, else in /tmp.
 
     Inside the destination, the final copy into place stays on one filesystem.
@@ -144,21 +152,22 @@ def _staging_folder(dest: Backing) -> Iterator[Path]:
         yield Path(folder)
 
 
-def _copy_blob(source: Backing, dest: Backing, digest: str, size: int, staging: Path) -> None:
-    rel = _blob_path(digest)
-    local = source.local_root
-    if local is not None:
-        # The source's blob is a file on this machine: hand it to the destination as it is.
-        dest.put_file(local / rel, rel)
-        return
-    landed = staging / digest
+def copy_blob(source: Backing, dest: Backing, owner: tuple[str, FileEntry], staging: Path) -> None:
+    """Copy one blob, hashing it as it is read; it enters `dest` only when it matches."""
+    artifact, entry = owner
+    rel = blob_path(entry.sha256)
+    landed = staging / entry.sha256
     try:
-        source.get_file(rel, landed, link=False)
-        got = landed.stat().st_size
-        if got != size:
-            raise IntegrityError(f"blob {digest[:12]}: expected {size} bytes, got {got}")
-        if sha256_file(landed) != digest:
-            raise IntegrityError(f"blob {digest[:12]} from {source.url}: content does not match")
-        dest.put_file(landed, rel)
+        try:
+            checked = copy_checked(source.read_chunks(rel), landed)
+        except FileNotFoundError:
+            raise CorruptBlobError(
+                artifact, entry.path, source.url, f"its blob {entry.sha256[:12]} is missing"
+            ) from None
+        assert checked is not None
+        problem = checked.mismatch(entry.sha256, entry.size)
+        if problem is not None:
+            raise CorruptBlobError(artifact, entry.path, source.url, problem)
+        dest.adopt_file(landed, rel)  # into a local store's own staging: a rename
     finally:
         landed.unlink(missing_ok=True)

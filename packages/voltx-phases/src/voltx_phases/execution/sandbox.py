@@ -134,7 +134,7 @@ def run_many(
     """
     count = workers or _usable_cpus()
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="voltx-sandbox") as pool:
-        return list(pool.map(lambda job: run_tests(job[0], job[1], limits), jobs))
+        return list(pool.map(lambda case: run_tests(case[0], case[1], limits), jobs))
 
 
 def run_program(

@@ -1,0 +1,107 @@
+"""The ``[backends.ssh]`` settings: which host, how to reach it, what to install, what it costs.
+
+    [backends.ssh]
+    host = "gpu-box"            # anything ``ssh gpu-box`` understands; the only required key
+    user = "me"
+    remote_root = "~/.voltx"
+    plugins = ["./my-plugin"]   # shipped to the host with voltx itself
+    dollars_per_hour = 1.2      # what the host costs while voltx uses it (plans, budgets)
+
+A project file's table is structured into `SSHSettings` by voltx (the class is registered with
+the backend), so every mistake there is reported at once with its key path; a program passes
+the same names as keywords, ``SSHBackend(host="gpu-box", port=2222)``. What each setting does is
+described on `voltx_backends.ssh.SSHBackend`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from voltx.errors import BackendError, did_you_mean
+from voltx_backends.ssh.bootstrap import DEFAULT_PACKAGES
+from voltx_backends.ssh.target import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_MAX_SESSIONS,
+    REMOTE_PATH_PATTERN,
+    SSHTarget,
+)
+
+DEFAULT_REMOTE_ROOT = "~/.voltx"
+DEFAULT_UNREACHABLE_TIMEOUT_S = 300.0
+# A staged job's new checkpoints are copied back here at most this often (seconds).
+DEFAULT_CHECKPOINT_PULL_S = 30.0
+
+# The host and its key policy are checked as the connection target checks them, by its own code.
+_TARGET = attrs.fields(SSHTarget)
+
+
+def _not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value < 0:
+        raise BackendError(f"{attribute.name} must not be negative, got {value}", "ssh")
+
+
+def _plain_remote_path(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not REMOTE_PATH_PATTERN.fullmatch(value):
+        raise BackendError(
+            f"{attribute.name} {value!r} must use only letters, digits and _ . / ~ + - "
+            "(no spaces or quotes)",
+            "ssh",
+        )
+
+
+@attrs.frozen(kw_only=True)
+class SSHSettings:
+    """Every setting of the ssh backend; only `host` is required."""
+
+    # -- the connection (None: from the user's ssh config) ---------------------------------
+    host: str = attrs.field(validator=_TARGET.host.validator)
+    user: str | None = None
+    port: int | None = None
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    strict_host_key_checking: str = attrs.field(
+        default="yes", validator=_TARGET.strict_host_key_checking.validator
+    )
+    connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    ssh_options: tuple[str, ...] = ()
+    transfer: str = "auto"
+    unreachable_timeout_s: float = DEFAULT_UNREACHABLE_TIMEOUT_S
+
+    # -- the host's voltx -------------------------------------------------------------------
+    python: str = "python3"
+    remote_root: str = attrs.field(default=DEFAULT_REMOTE_ROOT, validator=_plain_remote_path)
+    bootstrap: bool = True
+    packages: tuple[str, ...] = DEFAULT_PACKAGES
+    plugins: tuple[str, ...] = ()
+    system_site_packages: bool = False
+    pip_args: tuple[str, ...] = ()
+    forward_env: tuple[str, ...] = ()
+    checkpoint_pull_s: float = attrs.field(
+        default=DEFAULT_CHECKPOINT_PULL_S, validator=_not_negative
+    )
+
+    # -- what the host has and costs (None: what it reports) -------------------------------
+    cpu_cores: int | None = attrs.field(default=None, validator=_not_negative)
+    gpus: int | None = attrs.field(default=None, validator=_not_negative)
+    ram_gb: float | None = attrs.field(default=None, validator=_not_negative)
+    dollars_per_hour: float = attrs.field(default=0.0, validator=_not_negative)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> SSHSettings:
+        """Settings from a program's keywords; an unknown one is an error that says so."""
+        known = {field.name for field in attrs.fields(cls)}
+        unknown = [key for key in options if key not in known]
+        if unknown:
+            raise BackendError(
+                "unknown ssh setting(s): "
+                + ", ".join(f"{key!r}{did_you_mean(key, known)}" for key in sorted(unknown)),
+                "ssh",
+            )
+        try:
+            return cls(**options)
+        except (TypeError, ValueError) as exc:
+            raise BackendError(f"bad ssh settings: {exc}", "ssh") from exc
