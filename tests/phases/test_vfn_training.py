@@ -248,6 +248,13 @@ def test_sigkill_at_random_steps_resumes_bit_exact(tmp_path: Path) -> None:
     assert len(kills) == 3, f"only killed at {kills}"
     assert err.count("job lost; resubmitting") == 3
     assert _weights(interrupted) == _weights(baseline)
+    # The report holds every metrics row of every attempt (restored from the checkpoints) and
+    # no wall-clock time, so the resumed run's report is the uninterrupted one, byte for byte.
+    assert _digest(interrupted, "vfn_training_report") == _digest(baseline, "vfn_training_report")
+
+
+def _digest(project: Path, name: str) -> str:
+    return ArtifactStore.open(str(project / ".voltx")).resolve(name).digest
 
 
 def _weights(project: Path) -> dict[str, str]:

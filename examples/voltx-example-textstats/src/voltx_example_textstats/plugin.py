@@ -13,17 +13,18 @@ from voltx.hookspecs import RegisterPhase
 class CorpusConfig:
     """Which files make the corpus."""
 
-    max_files: int = 2000
+    # Each field declares its valid range, so a bad value is refused before the run starts.
+    max_files: int = attrs.field(default=2000, validator=attrs.validators.gt(0))
     # Empty means the standard library of the Python running the phase.
     source_dir: str = ""
-    seed: int = 0
+    seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
 
 @attrs.frozen
 class TokenConfig:
     """How many of the most frequent tokens the report keeps."""
 
-    top_k: int = 50
+    top_k: int = attrs.field(default=50, validator=attrs.validators.gt(0))
 
 
 PHASES = (

@@ -14,6 +14,7 @@ import tomllib
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import PurePath
+from types import SimpleNamespace
 from typing import Any
 
 import attrs
@@ -92,13 +93,18 @@ def collect(cls: type, data: Any, path: str, problems: list[str]) -> Any:
         if key not in fields:
             problems.append(f"{_join(path, key)}: unknown {noun}{did_you_mean(key, fields)}")
     values: dict[str, Any] = {}
+    clean: set[str] = set()
     for name, field in fields.items():
         if name in data:
+            start = len(problems)
             value = _field(field, hints.get(name, Any), data[name], _join(path, name), problems)
             values[field.alias or name] = value
+            if len(problems) == start:
+                clean.add(name)
     for name, field in fields.items():
         if field.default is attrs.NOTHING and field.init and name not in data:
             problems.append(f"{_join(path, name)}: required key is missing")
+    _validate_across_fields(cls, values, clean, path, problems)
     if len(problems) > before:
         return None
     try:
@@ -188,6 +194,12 @@ def _value(hint: Any, raw: Any, where: str, problems: list[str], expected: str |
         # cattrs would read "HF_TOKEN" as the list of its letters.
         problems.append(f"{where}: expected a list, got {type(raw).__name__} {raw!r}")
         return None
+    element = _attrs_element(hint)
+    if element is not None and isinstance(raw, list | tuple):
+        # Each item read like a table of its own, so a bad value inside one (a curriculum
+        # stage's lr) is named by its full path, 2.1.stages[0].lr, not "invalid value".
+        items = [collect(element, item, f"{where}[{i}]", problems) for i, item in enumerate(raw)]
+        return origin(items) if origin in (list, tuple) else tuple(items)
     try:
         return _converter.structure(raw, hint)
     except Exception as exc:  # cattrs raises many kinds; each becomes one readable line
@@ -195,10 +207,38 @@ def _value(hint: Any, raw: Any, where: str, problems: list[str], expected: str |
         return None
 
 
-def _validate(field: attrs.Attribute[Any], value: Any, where: str, problems: list[str]) -> None:
-    """Run one field's validator on its own (the instance is not made yet, so it gets None)."""
+def _validate_across_fields(
+    cls: type, values: Mapping[str, Any], clean: set[str], path: str, problems: list[str]
+) -> None:
+    """Run again, on a stand-in instance, the validators that need one (a cross-field check
+    such as ``corpus_max_bytes`` not below ``corpus_min_bytes``), so their problems also come
+    with the field's path and together with the others, not one at a time from the constructor.
+
+    The stand-in holds the class defaults with the values given on top. Only fields that passed
+    on their own (`clean`) are run again, so no problem is reported twice.
+    """
     try:
-        field.validator(None, field, value)  # type: ignore[misc]  # checked not None above
+        defaults = {f.name: getattr(cls(), f.name) for f in attrs.fields(cls)}
+    except Exception:  # a class with required fields has no defaults to fill in
+        defaults = {}
+    given = {f.name: values[f.alias or f.name] for f in attrs.fields(cls) if f.name in clean}
+    stand_in = SimpleNamespace(**{**defaults, **given})
+    for field in attrs.fields(cls):
+        if field.name in given and field.validator is not None and field.converter is None:
+            _validate(field, given[field.name], _join(path, field.name), problems, stand_in)
+
+
+def _validate(
+    field: attrs.Attribute[Any],
+    value: Any,
+    where: str,
+    problems: list[str],
+    instance: Any = None,
+) -> None:
+    """Run one field's validator on its own (the instance is not made yet, so it gets None, or
+    a stand-in holding the other values)."""
+    try:
+        field.validator(instance, field, value)  # type: ignore[misc]  # checked not None above
     except (TypeError, ValueError, VoltxError) as exc:
         message = str(exc)
         # A validator names its field ("poll_s must be positive"): put the whole path there.
@@ -208,6 +248,14 @@ def _validate(field: attrs.Attribute[Any], value: Any, where: str, problems: lis
             problems.append(f"{where}: {message}")
     except Exception:  # a validator that needs the instance: the constructor will run it
         return
+
+
+def _attrs_element(hint: Any) -> type | None:
+    """The attrs class of a ``tuple[X, ...]`` or ``list[X]`` hint, else None."""
+    args = [arg for arg in typing.get_args(hint) if arg is not Ellipsis]
+    if len(args) == 1 and isinstance(args[0], type) and attrs.has(args[0]):
+        return args[0]
+    return None
 
 
 def _describe(exc: Exception, path: str) -> list[str]:

@@ -24,6 +24,7 @@ import pluggy
 import structlog
 
 from voltx import hookspecs
+from voltx.config_ranges import warn_unchecked_fields
 from voltx.errors import PluginError, UnknownPhaseError, did_you_mean
 from voltx.hookspecs import ArtifactCheck, BackendFactory
 from voltx.spec import PhaseSpec
@@ -167,6 +168,7 @@ class PluginHost:
                 )
             registry.phases[spec.id] = spec
             registry.phase_origin[spec.id] = origin
+            warn_unchecked_fields(spec.id, spec.config_class, origin)
 
         def register_backend(
             name: str, factory: BackendFactory, settings: type | None = None, *, origin: str

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from voltx.errors import PhaseError
+from voltx.errors import ConfigError, PhaseError, did_you_mean
 
 if TYPE_CHECKING:
     from voltx.context import PhaseContext
@@ -135,10 +135,22 @@ class PhaseSpec:
             raise TypeError(f"phase {self.id}: config_class must be an attrs class")
 
     def default_config(self, profile: str | None) -> Any:
-        """The config instance of `profile`, or the class defaults."""
-        if profile and profile in self.profiles:
-            return self.profiles[profile]
-        return self.config_class()
+        """The config instance of `profile`, or the class defaults when no profile is asked for
+        or the phase has none (it has no settings to size).
+
+        An unknown name is an error: falling back to the defaults (often the full size) turned a
+        typo such as ``--profile tnyi`` into a run of days.
+        """
+        if not profile or not self.profiles:
+            return self.config_class()
+        if profile not in self.profiles:
+            raise ConfigError(
+                [
+                    f"unknown profile {profile!r} for phase {self.id}"
+                    f"{did_you_mean(profile, self.profiles)}"
+                ]
+            )
+        return self.profiles[profile]
 
     def resources_for(self, profile: str | None) -> Resources:
         """The resources the phase needs under `profile`."""

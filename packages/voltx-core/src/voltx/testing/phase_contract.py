@@ -25,6 +25,7 @@ import attrs
 import pytest
 
 from voltx.config import structure, unstructure
+from voltx.config_ranges import unchecked_numeric_fields
 from voltx.plugins import host, registered
 from voltx.spec import EmptyConfig, PhaseSpec, TrainingWork
 from voltx.store import ArtifactStore
@@ -70,6 +71,15 @@ class PhaseContract:
             assert isinstance(config, phase_spec.config_class), name
             data = unstructure(config)
             assert structure(phase_spec.config_class, data, path=phase_spec.id) == config
+
+    def test_numeric_config_fields_have_ranges(self, phase_spec: PhaseSpec) -> None:
+        # A value outside its range must be refused when the run is planned, not by the phase's
+        # code after minutes of work; plugin loading only warns about these.
+        unchecked = unchecked_numeric_fields(phase_spec.config_class)
+        assert not unchecked, (
+            f"phase {phase_spec.id}: give these numeric config fields a validator "
+            f"(e.g. attrs.validators.gt(0)): {', '.join(unchecked)}"
+        )
 
     def test_declaration(self, phase_spec: PhaseSpec) -> None:
         assert phase_spec.produces, "a phase must produce at least one artifact"

@@ -219,6 +219,13 @@ def read_optimizer_state(
     return True
 
 
+def read_loop_state(folder: Path) -> dict[str, Any]:
+    """The loop state of a checkpoint alone (what `read_training_state` returns), loading
+    nothing into modules or RNGs."""
+    document = _open_document(folder)
+    return {key: value for key, value in document.items() if key not in _RESERVED}
+
+
 def _open_document(folder: Path) -> dict[str, Any]:
     if not (folder / STATE_FILE).is_file():
         held = ", ".join(sorted(p.name for p in folder.iterdir() if p.name != MANIFEST))

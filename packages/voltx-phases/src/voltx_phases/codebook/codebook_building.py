@@ -145,7 +145,11 @@ def run(ctx: PhaseContext) -> None:
         raise PhaseError(ctx.phase_id, f"{FILE_NAME} does not read back to the entries written")
     hnsw_folder = ctx.outputs["codebook_hnsw"]
     faiss.write_index(codebook.hnsw, str(hnsw_folder / HNSW_FILE))
-    description = describe(codebook, config, stats=attrs.asdict(stats))
+    # Durations go to the metrics, never into the artifact: its bytes must depend only on its
+    # inputs and config, or a rerun elsewhere would never match its digest (docs/concepts.md).
+    timings = {"tokenize_seconds", "seconds"}
+    counts = {key: value for key, value in attrs.asdict(stats).items() if key not in timings}
+    description = describe(codebook, config, stats=counts)
     (hnsw_folder / HNSW_JSON).write_text(json.dumps(description, indent=1) + "\n")
     summary = description["codebook"]
     ctx.metrics.log_metrics(
@@ -154,6 +158,10 @@ def run(ctx: PhaseContext) -> None:
         mean_quantization_error=summary["mean_quantization_error"],
         empty_clusters=summary["empty_clusters"],
         hnsw_recall_at_1=codebook.recall_at_1,
+        encode_seconds=stats.seconds,
+        tokenize_seconds=stats.tokenize_seconds,
+        kmeans_seconds=codebook.kmeans_seconds,
+        hnsw_seconds=codebook.hnsw_seconds,
     )
     ctx.log.info(
         "codebook written",
@@ -281,8 +289,6 @@ def describe(codebook: Codebook, config: CodebookConfig, stats: dict[str, Any]) 
             "empty_clusters": report.empty_clusters,
             "largest_cluster": report.largest_cluster,
             "inertia_by_iteration": [it.inertia for it in codebook.history],
-            "kmeans_seconds": codebook.kmeans_seconds,
-            "hnsw_seconds": codebook.hnsw_seconds,
         },
         "corpus": stats,
     }

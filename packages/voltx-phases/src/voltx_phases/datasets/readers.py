@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import zlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
@@ -190,7 +191,7 @@ def _read(
             if isinstance(data, _BadRecord):
                 raise data
             record = parse(data, stats)
-        except (_BadRecord, KeyError, TypeError, ValueError) as exc:
+        except (_BadRecord, KeyError, TypeError, ValueError, RecursionError) as exc:
             reason = str(exc) if isinstance(exc, _BadRecord) else f"{type(exc).__name__}: {exc}"
             error = DatasetLineError(path, line, reason)
             if not skip_bad_lines:
@@ -207,14 +208,19 @@ def _read(
 def _objects(source: Path) -> Iterator[tuple[Path, int, dict[str, Any] | _BadRecord]]:
     """(file, line, the line's JSON object or why it is not one), blank lines left out."""
     for path in source_files(source):
-        with _open(path) as stream:
-            first = stream.readline()
-            if first.lstrip().startswith(b"["):
-                yield from _array_items(path, first + stream.read())
-                continue
-            for number, raw in enumerate(_chain(first, stream), 1):
-                if raw.strip():
-                    yield path, number, _decode(raw)
+        number = 0
+        try:
+            with _open(path) as stream:
+                first = stream.readline()
+                if first.lstrip().startswith(b"["):
+                    yield from _array_items(path, first + stream.read())
+                    continue
+                for number, raw in enumerate(_chain(first, stream), 1):
+                    if raw.strip():
+                        yield path, number, _decode(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            # A damaged .gz (bad header, CRC, cut short) surfaces while reading, not at open.
+            raise DatasetLineError(path, number + 1, f"cannot read the file: {exc}") from None
 
 
 def _open(path: Path) -> gzip.GzipFile | io.BufferedReader:
@@ -236,6 +242,8 @@ def _decode(raw: bytes) -> dict[str, Any] | _BadRecord:
         return _BadRecord("not valid UTF-8")
     except json.JSONDecodeError as exc:
         return _BadRecord(f"not valid JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return _BadRecord("JSON nested too deeply")
     if not isinstance(data, dict):
         return _BadRecord(f"expected a JSON object, got {type(data).__name__}")
     return data
@@ -246,6 +254,8 @@ def _array_items(path: Path, raw: bytes) -> Iterator[tuple[Path, int, dict[str, 
         items = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetLineError(path, 1, f"not a valid JSON array: {exc}") from None
+    except RecursionError:
+        raise DatasetLineError(path, 1, "not a valid JSON array: nested too deeply") from None
     for number, item in enumerate(items, 1):
         if isinstance(item, dict):
             yield path, number, item

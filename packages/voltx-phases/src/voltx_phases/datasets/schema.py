@@ -17,6 +17,8 @@ from typing import Any
 
 import attrs
 
+from voltx.errors import VoltxError
+
 DEFAULT_LANGUAGE = "python"
 
 
@@ -59,8 +61,12 @@ class Document:
         return {"content": self.content, "path": self.path, "language": self.language}
 
 
-class DatasetLineError(ValueError):
-    """A line of a dataset file is malformed; names the file and the 1-based line number."""
+class DatasetLineError(VoltxError, ValueError):
+    """A line of a dataset file is malformed; names the file and the 1-based line number.
+
+    A `VoltxError`, so the CLI prints it as one line; still a `ValueError` for callers that
+    caught it as one.
+    """
 
     def __init__(self, path: Path | str, line: int, reason: str) -> None:
         self.path = str(path)

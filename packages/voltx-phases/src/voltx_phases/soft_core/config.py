@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from voltx_phases._common.bounds import between, fraction, non_negative, positive, seed
+
 # The problem datasets phase 0.2 produces; a curriculum stage may train on any of them.
 PROBLEM_DATASETS = (
     "humaneval",
@@ -19,7 +21,7 @@ PROBLEM_DATASETS = (
 class FrameCacheConfig:
     """Phase 2.0: encode every problem dataset once with the frozen encoder."""
 
-    batch_size: int = 64
+    batch_size: int = attrs.field(default=64, validator=positive())
     device: str = "auto"
 
 
@@ -33,10 +35,10 @@ class Stage:
     name: str
     datasets: tuple[str, ...]
     output: str
-    lr: float
-    warmup_steps: int
-    epochs: int = 10
-    batch_size: int = 32
+    lr: float = attrs.field(validator=positive())
+    warmup_steps: int = attrs.field(validator=non_negative())
+    epochs: int = attrs.field(default=10, validator=positive())
+    batch_size: int = attrs.field(default=32, validator=positive())
 
 
 @attrs.frozen
@@ -44,30 +46,34 @@ class VfnTrainingConfig:
     """Phase 2.1 (with 2.2 and 2.3): curriculum flow matching of the ScaledVFN, jointly with slot
     attention and the diffusion controller through an unrolled RAR loop."""
 
-    hidden_dim: int = 2048
-    num_blocks: int = 6
-    time_freqs: int = 64
+    hidden_dim: int = attrs.field(default=2048, validator=positive())
+    num_blocks: int = attrs.field(default=6, validator=positive())
+    time_freqs: int = attrs.field(default=64, validator=positive())
     stages: tuple[Stage, ...] = ()
-    min_lr_ratio: float = 0.01  # cosine ends at lr * 0.01, as the original's min_lr
-    weight_decay: float = 0.01
-    validation_fraction: float = 0.1
+    min_lr_ratio: float = attrs.field(
+        default=0.01, validator=fraction()
+    )  # cosine ends at lr * 0.01, as the original's min_lr
+    weight_decay: float = attrs.field(default=0.01, validator=non_negative())
+    validation_fraction: float = attrs.field(default=0.1, validator=between(0, 0.9))
     # "query": x0 is the problem frame (the original). "gaussian": standard conditional flow
     # matching from N(0, I).
     source: str = "query"
-    rar_weight: float = 0.1
-    rar_steps: int = 4
-    rar_dt: float = 0.1
-    rar_beta: float = 0.5
-    iteration_weight: float = 0.01
-    seed: int = 42
-    log_every_steps: int = 50
-    checkpoint_every_steps: int = 200
-    keep_checkpoints: int = 3
+    rar_weight: float = attrs.field(default=0.1, validator=non_negative())
+    rar_steps: int = attrs.field(default=4, validator=positive())
+    rar_dt: float = attrs.field(default=0.1, validator=positive())
+    rar_beta: float = attrs.field(default=0.5, validator=non_negative())
+    iteration_weight: float = attrs.field(default=0.01, validator=non_negative())
+    seed: int = attrs.field(default=42, validator=seed())
+    log_every_steps: int = attrs.field(default=50, validator=positive())
+    checkpoint_every_steps: int = attrs.field(default=200, validator=positive())
+    keep_checkpoints: int = attrs.field(default=3, validator=positive())
     # Halve the micro-batch (with gradient accumulation, same effective batch) this many times.
-    micro_batch_halvings: int = 0
+    micro_batch_halvings: int = attrs.field(default=0, validator=between(0, 16))
     bf16: bool = False
     device: str = "auto"
-    threads: int = 0  # 0: torch's default; fixed counts make CPU runs reproducible
+    threads: int = attrs.field(
+        default=0, validator=non_negative()
+    )  # 0: torch's default; fixed counts make CPU runs reproducible
     legacy_epoch_restart: bool = False  # reproduce the original's per-epoch optimizer restart
 
 

@@ -8,7 +8,9 @@ gives the next stage the same start as an uninterrupted run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import torch
@@ -17,6 +19,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from voltx.checkpoints import Checkpoint, CheckpointManager
 from voltx_phases._common.training_state import (
+    read_loop_state,
     read_optimizer_state,
     read_training_state,
     write_training_state,
@@ -52,14 +55,19 @@ def save_checkpoint(
     models: Models,
     position: Position,
     trainer: StageTrainer | None,
+    metrics: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    """Commit a checkpoint at `position`; `trainer` None at a stage boundary."""
+    """Commit a checkpoint at `position`; `trainer` None at a stage boundary.
+
+    `metrics` (every row logged so far) travels with it, so the report of a resumed run holds
+    the rows of the attempts before the resume too.
+    """
     with checkpoints.save(position.stage * STAGE_STRIDE + position.step) as folder:
         write_training_state(
             Path(folder),
             models.modules(),
             None if trainer is None else trainer.optimizer,
-            {"position": attrs.asdict(position)},
+            {"position": attrs.asdict(position), "metrics": list(metrics)},
             scheduler=None if trainer is None else trainer.schedule,
             generators=None if trainer is None else {"flow": trainer.generator},
         )
@@ -69,6 +77,11 @@ def restore_models(checkpoint: Checkpoint, models: Models) -> Position:
     """Load the modules' weights and the global RNGs of `checkpoint`; returns its position."""
     loop = read_training_state(checkpoint.path, models.modules(), None)
     return Position(**loop["position"])
+
+
+def restore_metrics(checkpoint: Checkpoint) -> list[dict[str, Any]]:
+    """The metrics rows logged up to `checkpoint` (none in one written before they were kept)."""
+    return list(read_loop_state(checkpoint.path).get("metrics", []))
 
 
 def restore_trainer(checkpoint: Checkpoint, trainer: StageTrainer) -> bool:

@@ -27,6 +27,7 @@ import math
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
@@ -46,6 +47,7 @@ from voltx_phases.soft_core.pairs import PairSet, load_pairs, split_validation
 from voltx_phases.soft_core.vfn_checkpoints import (
     Position,
     StageTrainer,
+    restore_metrics,
     restore_models,
     restore_trainer,
     save_checkpoint,
@@ -151,9 +153,11 @@ def run(ctx: PhaseContext) -> None:
     models.attention.set_bias(bias)
 
     position = Position()
+    history: list[dict[str, Any]] = []
     latest = ctx.checkpoints.latest()
     if latest is not None:
         position = restore_models(latest, models)
+        history = restore_metrics(latest)
         ctx.log.info(
             "resuming",
             stage=position.stage,
@@ -172,7 +176,7 @@ def run(ctx: PhaseContext) -> None:
         stage.epochs * (len(pairs[stage.name][0]) // stage.batch_size)
         for stage in config.stages[: position.stage]
     )
-    clock = _Clock(done_before + position.step, total_steps)
+    clock = _Clock(done_before + position.step, total_steps, history)
     for stage_index, stage in enumerate(config.stages):
         if stage_index < position.stage:
             continue
@@ -195,7 +199,9 @@ def run(ctx: PhaseContext) -> None:
         )
         latest = None
         save_weights(models.vfn, _stage_file(ctx, stage))
-        save_checkpoint(ctx.checkpoints, models, Position(stage=stage_index + 1), None)
+        save_checkpoint(
+            ctx.checkpoints, models, Position(stage=stage_index + 1), None, clock.history
+        )
 
     for stage in config.stages:
         target = ctx.outputs[stage.output] / f"{stage.output}.safetensors"
@@ -204,7 +210,7 @@ def run(ctx: PhaseContext) -> None:
     save_weights(
         models.controller, ctx.outputs["diffusion_controller"] / "diffusion_controller.safetensors"
     )
-    _write_report(ctx)
+    _write_report(ctx, clock.history)
 
 
 @attrs.define
@@ -213,8 +219,16 @@ class _Clock:
 
     done: int
     total: int
+    # Every metrics row of the run (restored from the checkpoint on resume), without wall-clock
+    # times: the report is built from it and must depend only on inputs and config.
+    history: list[dict[str, Any]]
     started: float = attrs.field(factory=time.monotonic)
     samples: int = 0
+
+    def log(self, ctx: PhaseContext, step: int, **values: float) -> None:
+        """Append a row to the phase's metrics file and to the history the report is made of."""
+        ctx.metrics.log_metrics(step, **values)
+        self.history.append({"step": step, **values})
 
 
 def _train_stage(
@@ -254,8 +268,11 @@ def _train_stage(
     if resume is not None:
         restore_trainer(resume, trainer)
     if position.step == 0:
-        ctx.metrics.log_metrics(
-            clock.done, stage=stage_index, init_digest_int=int(weights_digest(models.vfn)[:12], 16)
+        clock.log(
+            ctx,
+            clock.done,
+            stage=stage_index,
+            init_digest_int=int(weights_digest(models.vfn)[:12], 16),
         )
         ctx.log.info(
             "stage starting",
@@ -306,30 +323,31 @@ def _train_stage(
             clock.samples += len(batch)
             if position.step % config.log_every_steps == 0 or position.step == 1:
                 rate = clock.samples / max(time.monotonic() - clock.started, 1e-9)
-                ctx.metrics.log_metrics(clock.done, stage=stage_index, lr=lr, **losses)
+                clock.log(ctx, clock.done, stage=stage_index, lr=lr, **losses)
                 ctx.progress(
                     clock.done, clock.total, loss=losses["loss"], lr=lr, samples_per_s=rate
                 )
             stopping = ctx.stop_requested()
             if position.step % config.checkpoint_every_steps == 0 or stopping:
-                save_checkpoint(ctx.checkpoints, models, position, trainer)
+                save_checkpoint(ctx.checkpoints, models, position, trainer, clock.history)
             if stopping:
                 raise PhaseStopped(ctx.phase_id, f"stage {stage.name}, step {position.step}")
         valid_loss = validation_loss(models, valid, config, stage_index, device)
-        ctx.metrics.log_metrics(
-            clock.done, stage=stage_index, epoch=epoch + 1, valid_loss=valid_loss
-        )
+        clock.log(ctx, clock.done, stage=stage_index, epoch=epoch + 1, valid_loss=valid_loss)
         ctx.log.info("epoch done", stage=stage.name, epoch=epoch + 1, valid_loss=valid_loss)
         position = Position(stage_index, epoch + 1, 0, position.step)
-        save_checkpoint(ctx.checkpoints, models, position, trainer)
-    ctx.metrics.log_metrics(
-        clock.done, stage=stage_index, final_digest_int=int(weights_digest(models.vfn)[:12], 16)
+        save_checkpoint(ctx.checkpoints, models, position, trainer, clock.history)
+    clock.log(
+        ctx,
+        clock.done,
+        stage=stage_index,
+        final_digest_int=int(weights_digest(models.vfn)[:12], 16),
     )
 
 
-def _write_report(ctx: PhaseContext) -> None:
-    """The loss curve as a PNG and the metrics, in the `vfn_training_report` artifact."""
-    rows = [json.loads(line) for line in (ctx.work_dir / "metrics.jsonl").read_text().splitlines()]
+def _write_report(ctx: PhaseContext, rows: list[dict[str, Any]]) -> None:
+    """The loss curve as a PNG and the metrics rows of every attempt, in the
+    `vfn_training_report` artifact."""
     report = ctx.outputs["vfn_training_report"]
     (report / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     import matplotlib
