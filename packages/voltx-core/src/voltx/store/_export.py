@@ -11,21 +11,34 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from voltx.errors import CorruptBlobError, DestinationExistsError
 from voltx.store._layout import DATA_AREAS, blob_path
-from voltx.store._verified import copy_checked, hash_chunks, install, partial_path
+from voltx.store._verified import Checked, copy_checked, hash_chunks, install, partial_path
 from voltx.store.manifest import Artifact, FileEntry
 from voltx.store.names import check_member_path
 
-if TYPE_CHECKING:
-    from voltx.store.artifacts import ArtifactStore
+
+class BlobSource(Protocol):
+    """What writing out needs of a store (`ArtifactStore` is one). A protocol rather than the
+    class: the store module imports this one, and the dependency must go one way only."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def local_root(self) -> Path | None: ...
+
+    def check_blob(self, artifact: Artifact, entry: FileEntry, checked: Checked) -> None: ...
+
+    def read_blob_chunks(self, digest: str) -> Iterator[bytes]: ...
 
 
 def write_out(
-    store: ArtifactStore, artifact: Artifact, dest: Path, *, link: bool, overwrite: bool
+    store: BlobSource, artifact: Artifact, dest: Path, *, link: bool, overwrite: bool
 ) -> Path:
     """Write `artifact` to `dest` (a file artifact into `dest` when it is a folder)."""
     refuse_store_destination(store, dest)
@@ -61,7 +74,7 @@ def write_out(
     return dest
 
 
-def refuse_store_destination(store: ArtifactStore, dest: Path) -> None:
+def refuse_store_destination(store: BlobSource, dest: Path) -> None:
     """DestinationExistsError when `dest` is the store's folder or inside its data folders.
 
     Job and work folders beside the data are allowed: a local worker writes its inputs there.
@@ -77,7 +90,7 @@ def refuse_store_destination(store: ArtifactStore, dest: Path) -> None:
 
 
 def fetch(
-    store: ArtifactStore, artifact: Artifact, entry: FileEntry, target: Path, *, link: bool
+    store: BlobSource, artifact: Artifact, entry: FileEntry, target: Path, *, link: bool
 ) -> None:
     """Copy (or hard-link, on a local store) one file of `artifact` to `target`, checked."""
     blob = blob_path(entry.sha256)

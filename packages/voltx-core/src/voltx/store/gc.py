@@ -8,15 +8,40 @@ a damaged manifest still names. `voltx artifacts repair` quarantines such files 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
 
 import attrs
 
 from voltx.errors import ManifestError
+from voltx.store._backing import Backing
 from voltx.store._layout import manifest_path
+from voltx.store.manifest import Artifact
 
-if TYPE_CHECKING:
-    from voltx.store.artifacts import ArtifactStore
+
+class Collectable(Protocol):
+    """What `gc` needs of a store (`ArtifactStore` is one): its names, records and manifests,
+    and its backing to list and delete files. A protocol rather than the class: the store
+    module imports this one, and the dependency must go one way only."""
+
+    _backing: Backing
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def local_root(self) -> Path | None: ...
+
+    def names(self) -> list[str]: ...
+
+    def ref(self, name: str) -> str | None: ...
+
+    def iter_records(self, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]: ...
+
+    def load_manifest(self, digest: str) -> Artifact: ...
+
+    def _manifest_digests(self) -> list[str]: ...
 
 
 @attrs.frozen
@@ -33,9 +58,7 @@ class GcReport:
 STALE_STAGING_S = 3600
 
 
-def collect_garbage(
-    store: ArtifactStore, *, dry_run: bool, keep_digests: frozenset[str]
-) -> GcReport:
+def collect_garbage(store: Collectable, *, dry_run: bool, keep_digests: frozenset[str]) -> GcReport:
     """Remove manifests no ref or record points at, then blobs no manifest covers."""
     backing = store._backing
     referenced = set(keep_digests)
@@ -69,7 +92,7 @@ def collect_garbage(
     return GcReport(tuple(doomed_manifests), tuple(doomed_blobs), tuple(staging), freed)
 
 
-def _stale_staging(store: ArtifactStore) -> list[str]:
+def _stale_staging(store: Collectable) -> list[str]:
     root = store.local_root
     if root is None:
         return []
