@@ -31,7 +31,7 @@ from typing import Any
 import attrs
 import structlog
 
-from voltx.errors import ManifestError, RunLeaseError
+from voltx.errors import ManifestError, RunLeaseError, VoltxError
 from voltx.ledger import current_owner, owner_alive
 from voltx.store import ArtifactStore
 from voltx.store.artifacts import utc_now
@@ -135,7 +135,7 @@ class RunLease:
 
     def _take_over(self, stale: LeaseHolder, reason: str) -> None:
         claim = f"{TAKEOVER_RECORDS}/{stale.lease_id or 'unnamed'}.json"
-        if not self.store.write_record(claim, self._record(), create=True):
+        if not self._claim(claim):
             raise RunLeaseError(
                 self.store.url, f"another run is taking over the stale lease of {stale.describe()}"
             )
@@ -152,6 +152,20 @@ class RunLease:
             reason=reason,
         )
 
+    def _claim(self, claim: str) -> bool:
+        """Create the takeover claim; a claim left by a taker that died since is replaced."""
+        if self.store.write_record(claim, self._record(), create=True):
+            return True
+        try:
+            record = self.store.read_record(claim)
+        except ManifestError:
+            record = {}
+        claimant = LeaseHolder.from_record(record or {})
+        if claimant.stale_reason(time.time_ns(), self.stale_after_s) is None:
+            return False
+        self.store.delete_record(claim)
+        return self.store.write_record(claim, self._record(), create=True)
+
     def release(self) -> None:
         """Stop the heartbeat and remove the lease, if it is still ours."""
         self._stop.set()
@@ -160,7 +174,11 @@ class RunLease:
             self._thread = None
         holder = self.holder_or_none()
         if holder is not None and holder.lease_id == self.lease_id:
-            self.store.delete_record(LEASE_RECORD)
+            try:
+                self.store.delete_record(LEASE_RECORD)
+            except VoltxError as exc:
+                # The run's own outcome matters more; the lease goes stale and is taken over.
+                log.warning("could not give the run lease back", error=str(exc))
 
     def __enter__(self) -> RunLease:
         self.acquire()
