@@ -49,3 +49,24 @@ def test_a_new_attempt_resumes_from_the_checkpoint_in_the_store(
     assert second.ok
     folder = memory_store.get("sum", tmp_path / "out")
     assert (folder / "sum.txt").read_text() == f"{sum(range(1, STEPS + 1))} resumed-from=4"
+
+
+def test_force_discards_the_checkpoints_mirrored_in_the_store(
+    memory_store: ArtifactStore, tmp_path: Any
+) -> None:
+    with registered_plugin(phase_plugin(SPEC)):
+        first = voltx.run(
+            "t.count", backend=InProcessBackend(tmp_path / "a"), store=memory_store.url
+        )
+        assert first.ok
+        assert memory_store.list_files("checkpoints/t.count")  # the mirror a resume would use
+        forced = voltx.run(
+            "t.count",
+            backend=InProcessBackend(tmp_path / "b"),
+            store=memory_store.url,
+            force=True,
+        )
+    assert forced.ok and forced.phases["t.count"].status == "succeeded"
+    folder = memory_store.get("sum", tmp_path / "out")
+    # Counted again from the start: the first run's final checkpoint was not restored.
+    assert (folder / "sum.txt").read_text() == f"{sum(range(1, STEPS + 1))} resumed-from=0"

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
-from voltx.checkpoint_sync import CheckpointSync, store_prefix
+from voltx.checkpoint_sync import CheckpointSync, discard_checkpoints, store_prefix
 from voltx.checkpoints import CheckpointManager
 from voltx.errors import StoreError
 from voltx.store import ArtifactStore
@@ -98,6 +99,70 @@ def test_a_damaged_newest_step_falls_back_to_the_one_before(
     restored = CheckpointSync(store, PREFIX, other).restore()
     assert restored is not None and restored.step == 1
     assert (restored.path / "w").read_bytes() == b"one"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b'{"files": [{"path": "w", "sha',
+        b"[]",
+        b'{"files": 3, "extras": []}',
+        b'{"files": [7], "extras": []}',
+        b'{"files": [{"path": "../w", "sha256": "x"}], "extras": []}',
+    ],
+    ids=["truncated", "not-an-object", "files-not-a-list", "entry-not-an-object", "escaping"],
+)
+def test_a_damaged_step_document_falls_back_to_the_step_before(
+    tmp_path: Path, store: ArtifactStore, damage: bytes
+) -> None:
+    manager = CheckpointManager(tmp_path / "a", keep=3)
+    for step in (1, 2):
+        sync = CheckpointSync(store, PREFIX, manager)
+        save(manager, step, **{"w": b"step %d" % step})
+        assert sync.close()
+    store.put_bytes(f"{PREFIX}/step-000000002.json", damage)
+
+    other = CheckpointManager(tmp_path / "b")
+    restored = CheckpointSync(store, PREFIX, other).restore()
+    assert restored is not None and restored.step == 1
+    assert (restored.path / "w").read_bytes() == b"step 1"
+
+
+@pytest.mark.parametrize("pointer", [b'{"st', b'{"step": "2"}', b"null", b'{"step": true}'])
+def test_a_damaged_latest_pointer_costs_only_its_hint(
+    tmp_path: Path, store: ArtifactStore, pointer: bytes
+) -> None:
+    manager = CheckpointManager(tmp_path / "a", keep=3)
+    for step in (1, 2):
+        sync = CheckpointSync(store, PREFIX, manager)
+        save(manager, step, **{"w": b"step %d" % step})
+        assert sync.close()
+    store.put_bytes(f"{PREFIX}/latest.json", pointer)
+
+    restored = CheckpointSync(store, PREFIX, CheckpointManager(tmp_path / "b")).restore()
+    assert restored is not None and restored.step == 2
+
+
+def test_discarded_checkpoints_leave_nothing_to_resume_from(
+    tmp_path: Path, store: ArtifactStore
+) -> None:
+    manager = CheckpointManager(tmp_path / "a")
+    sync = CheckpointSync(store, PREFIX, manager)
+    save(manager, 3, **{"w": b"old run"})
+    assert sync.close()
+    assert store.list_files(PREFIX)
+    discard_checkpoints(store, PREFIX, None, structlog.get_logger())
+    assert store.list_files(PREFIX) == []
+    assert CheckpointSync(store, PREFIX, CheckpointManager(tmp_path / "b")).restore() is None
+
+    # A folder store's checkpoint folder is emptied in place (the manager keeps using it).
+    local = CheckpointManager(tmp_path / "local")
+    save(local, 4, **{"w": b"old run"})
+    (local.root / "stages").mkdir()
+    (local.root / "stages" / "stage1.bin").write_bytes(b"old stage")
+    discard_checkpoints(store, PREFIX, local.root, structlog.get_logger())
+    assert local.root.is_dir() and list(local.root.iterdir()) == []
+    assert CheckpointManager(local.root).latest() is None
 
 
 def test_while_an_upload_runs_only_the_newest_checkpoint_waits(

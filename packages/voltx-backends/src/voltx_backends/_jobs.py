@@ -221,9 +221,17 @@ def write_folder(job_dir: Path, request: JobRequest, backend: str | None = None)
         target = job_dir / path
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            _write_private(target, data)
         except OSError as exc:
             raise BackendError(f"cannot write job file {target}: {exc}", backend) from exc
+
+
+def _write_private(target: Path, data: bytes) -> None:
+    """Write a new file of mode 0600: the job document holds the phase's config and its inputs,
+    as the remote backends' job folders do (their files arrive as 0600 in a tar stream)."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 def read_status(job_dir: Path, job_id: str, leader_pid: int | None = None) -> JobStatus:

@@ -51,6 +51,16 @@ def register_environment_secrets(extra_names: Iterable[str] = ()) -> None:
             add_secret(value)
 
 
+def register_config_secrets(config: Mapping[str, Any]) -> None:
+    """Treat every string under a secret-named key of `config` (nested tables too) as a secret,
+    so it is redacted wherever it shows up later: an error message, a traceback, a file."""
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            register_config_secrets(value)
+        elif isinstance(key, str) and is_secret_key(key) and isinstance(value, str):
+            add_secret(value)
+
+
 def redact_text(text: str) -> str:
     """`text` with every registered secret replaced."""
     # Longest first: replacing a secret that is part of a longer one would leave the rest showing.

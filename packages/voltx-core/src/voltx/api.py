@@ -39,6 +39,7 @@ from voltx.planning.timeline import Timeline, build_timeline
 from voltx.plugins import registry
 from voltx.resolve import ResolvedRun, resolve
 from voltx.results import ManifestEntry, PhaseResult, Plan, PlannedPhase, RunResult
+from voltx.run_lease import RunLease
 from voltx.scheduler import Scheduler
 from voltx.session import (
     Overrides,
@@ -152,8 +153,11 @@ def run(
 ) -> RunResult:
     """Run `target` (a phase id, several, an artifact name, or ``all``) and what it needs.
 
-    A job that is lost (its process or machine vanished) is started again, resuming from its
-    latest checkpoint, up to `max_attempts` attempts in all.
+    A job that is lost (its process or machine vanished) or whose worker a signal killed (the
+    OOM killer's SIGKILL) is started again, resuming from its latest checkpoint, up to
+    `max_attempts` attempts in all. `force` runs the phases again from scratch: their earlier
+    checkpoints are discarded. The run holds the store's lease (`voltx.run_lease`) while it
+    lasts: a second run on the same store raises `RunLeaseError` naming this one.
     Returns each phase's status and outputs; a failed phase does not raise (use
     `RunResult.raise_for_status`). Running the same target again continues an unfinished run
     and skips every phase whose fingerprint is already committed.
@@ -205,14 +209,20 @@ def execute(
         problems = preflight_problems(session, resolved.selected, executor, resolved.to_run)
         if problems:
             raise PreflightError(problems)
-        session.stage_inputs(resolved.selected)
         if session.store.url.startswith("memory://") and not executor.runs_in_process:
             raise BackendError(
                 f"store {session.store.url} lives in this process only; backend "
                 f"{executor.name} runs phases in other processes: use a file:// or s3:// store",
                 executor.name,
             )
-        return _schedule(resolved, executor, max_parallel, max_attempts, budget, max_hours)
+        key = target_key(list(resolved.targets), session.profile, session.backend)
+        run_id = _continue_or_start(session, key, resolved.force)
+        # One run at a time per store (`voltx.run_lease`): taken before anything is written.
+        with RunLease(session.store, run_id):
+            session.stage_inputs(resolved.selected)
+            return _schedule(
+                resolved, executor, run_id, max_parallel, max_attempts, budget, max_hours
+            )
     finally:
         if backend is None:
             executor.close()
@@ -221,6 +231,7 @@ def execute(
 def _schedule(
     resolved: ResolvedRun,
     executor: Backend,
+    run_id: str,
     max_parallel: int | None,
     max_attempts: int | None,
     budget: float | None,
@@ -233,7 +244,6 @@ def _schedule(
     shown: dict[str, Any] = {name: value for name, value in wanted.items() if value is not None}
     targets = list(resolved.targets)
     key = target_key(targets, session.profile, session.backend)
-    run_id = _continue_or_start(session, key, resolved.force)
     ledger = Ledger(session.store, run_id)
     if ledger.meta() is None:
         ledger.write_meta(

@@ -31,9 +31,10 @@ from typing import Any
 import structlog
 
 from voltx.checkpoints import MANIFEST, Checkpoint, CheckpointManager
-from voltx.errors import VoltxError
+from voltx.errors import ManifestError, VoltxError
 from voltx.store import ArtifactStore
 from voltx.store._hashing import sha256_file
+from voltx.store.manifest import parse_record
 
 LATEST = "latest.json"
 _SNAPSHOTS = ".sync"
@@ -165,7 +166,8 @@ class CheckpointSync:
         for step in kept:
             document = self._read_step(step)
             if document is not None:
-                live.update(e["sha256"] for e in [*document["files"], *document["extras"]])
+                entries = [*document["files"], *document["extras"]]
+                live.update(str(e.get("sha256")) for e in entries if isinstance(e, dict))
         for step in doomed:
             self.store.delete_file(self._step_document(step))
         for path in self.store.list_files(f"{self.prefix}/files"):
@@ -202,19 +204,34 @@ class CheckpointSync:
         return None
 
     def _restore_order(self) -> list[int]:
-        latest = self.store.read_bytes(f"{self.prefix}/{LATEST}")
-        named = [int(json.loads(latest)["step"])] if latest else []
+        """The step ``latest.json`` names first, then every stored step, newest first.
+
+        A damaged ``latest.json`` only loses its hint: the step documents are still listed.
+        """
+        path = f"{self.prefix}/{LATEST}"
+        latest = self.store.read_bytes(path)
+        named: list[int] = []
+        if latest:
+            try:
+                step = parse_record(latest, path, self.store.url).get("step")
+            except ManifestError as exc:
+                self.log.warning("checkpoint pointer unreadable", error=str(exc))
+            else:
+                if isinstance(step, int) and not isinstance(step, bool):
+                    named = [step]
         return named + [s for s in sorted(self._stored_steps(), reverse=True) if s not in named]
 
     def _install(self, step: int, document: dict[str, Any]) -> Checkpoint:
         staging = self.manager.staging_folder(step)
         try:
             for entry in document["files"]:
-                self._fetch(entry, staging / entry["path"])
+                path, digest = _checked_entry(entry)
+                self._fetch(path, digest, staging / path)
             for entry in document["extras"]:
-                target = self.manager.root / entry["path"]
+                path, digest = _checked_entry(entry)
+                target = self.manager.root / path
                 if not target.exists():
-                    self._fetch(entry, target)
+                    self._fetch(path, digest, target)
             checkpoint = self.manager.commit(staging, step)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -222,15 +239,10 @@ class CheckpointSync:
         self.log.info("checkpoint restored from the store", step=step, store=self.store.url)
         return checkpoint
 
-    def _fetch(self, entry: dict[str, Any], target: Path) -> None:
-        relative = Path(entry["path"])
-        if relative.is_absolute() or ".." in relative.parts:
-            raise VoltxError(f"checkpoint file {entry['path']!r} would leave the checkpoint folder")
+    def _fetch(self, path: str, digest: str, target: Path) -> None:
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-        self.store.fetch_file(self._file(entry["sha256"]), partial)
-        if sha256_file(partial) != entry["sha256"]:
-            partial.unlink()
-            raise VoltxError(f"checkpoint file {entry['path']} does not match its digest")
+        # Hashed as it streams: a mismatch is an IntegrityError and leaves nothing at `partial`.
+        self.store.fetch_file(self._file(digest), partial, sha256=digest)
         os.replace(partial, target)
 
     # -- store paths -----------------------------------------------------------------------
@@ -250,8 +262,55 @@ class CheckpointSync:
         return steps
 
     def _read_step(self, step: int) -> dict[str, Any] | None:
-        data = self.store.read_bytes(self._step_document(step))
-        return None if data is None else dict(json.loads(data))
+        """Step `step`'s document; None when it is absent or damaged (an older step may do)."""
+        path = self._step_document(step)
+        data = self.store.read_bytes(path)
+        if data is None:
+            return None
+        try:
+            document = parse_record(data, path, self.store.url)
+        except ManifestError as exc:
+            self.log.warning("checkpoint step document unreadable", step=step, error=str(exc))
+            return None
+        if not all(isinstance(document.get(key), list) for key in ("files", "extras")):
+            self.log.warning("checkpoint step document incomplete", step=step, file=path)
+            return None
+        return document
+
+
+def discard_checkpoints(
+    store: ArtifactStore, prefix: str, local_root: Path | None, log: Any
+) -> None:
+    """Remove every checkpoint kept for `prefix` (a forced run starts from scratch).
+
+    `local_root` is the checkpoint folder inside a folder store (None for an object store);
+    the mirrored copies under `prefix` in the store go too, so no later attempt resumes from them.
+    """
+    removed = 0
+    if local_root is not None and local_root.exists():
+        for child in local_root.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+            removed += 1
+    else:
+        for path in store.list_files(prefix):
+            store.delete_file(path)
+            removed += 1
+    if removed:
+        log.info("forced: earlier checkpoints discarded", checkpoints=prefix, entries=removed)
+
+
+def _checked_entry(entry: Any) -> tuple[str, str]:
+    """A step document's file entry as (path, sha256); VoltxError when damaged or escaping."""
+    path, digest = (entry.get("path"), entry.get("sha256")) if isinstance(entry, dict) else (0, 0)
+    if not isinstance(path, str) or not isinstance(digest, str):
+        raise VoltxError(f"checkpoint step document names a file as {entry!r}")
+    relative = Path(path)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise VoltxError(f"checkpoint file {path!r} would leave the checkpoint folder")
+    return path, digest
 
 
 def _extras(root: Path) -> list[Path]:

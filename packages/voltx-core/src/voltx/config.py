@@ -21,7 +21,7 @@ import attrs
 import cattrs
 from cattrs.v import format_exception
 
-from voltx._logging import is_secret_key
+from voltx._logging import is_secret_key, register_config_secrets
 from voltx.errors import ConfigError, VoltxError, did_you_mean
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
@@ -319,6 +319,8 @@ def parse_overrides(
             if not sep or not key.strip():
                 raise ConfigError([f"--set {assignment!r}: expected PHASE.KEY=VALUE"])
             items.append((key.strip(), parse_value(text.strip())))
+    # From here on a secret typed on the command line is *** in every message and traceback.
+    register_config_secrets({key: value for key, value in items})
     problems: list[str] = []
     tables: dict[str, dict[str, Any]] = {}
     by_length = sorted(phase_ids, key=len, reverse=True)

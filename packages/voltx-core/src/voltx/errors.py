@@ -137,6 +137,18 @@ class BackendError(VoltxError):
         super().__init__(message)
 
 
+class RunLeaseError(VoltxError):
+    """Another run holds the store's lease (one run at a time per store); `holder` says who."""
+
+    def __init__(self, store: str, reason: str, holder: object | None = None) -> None:
+        self.store = store
+        self.holder = holder
+        super().__init__(
+            f"store {store} is busy: {reason}; wait for it to finish, or stop it "
+            "(a lease whose owner is gone is taken over by the next run)"
+        )
+
+
 class JobDocumentError(VoltxError):
     """A job document (``job.json``) cannot be read: not JSON, another format or version, or
     unknown keys, missing keys or wrong types; `problems` lists every one found."""

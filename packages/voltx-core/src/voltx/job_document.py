@@ -41,7 +41,10 @@ class JobDocument:
     this at the copy). `config` is the phase's resolved config without its secrets (those travel
     in the job's environment, `voltx.worker.SECRETS_ENV`). `inputs` maps each artifact name the
     phase reads to its digest. `devices` are the GPU indices the job may use on its host (empty:
-    CPU). `voltx_version` is the version of the voltx that wrote the document, for messages.
+    CPU). `fresh` (``voltx run --force``, first attempt) tells the worker to start the phase from
+    scratch: the checkpoints an earlier run left for the same fingerprint, here and in the store,
+    are removed rather than resumed from. `voltx_version` is the version of the voltx that wrote
+    the document, for messages.
     """
 
     run_id: str
@@ -53,6 +56,7 @@ class JobDocument:
     config: dict[str, Any] = attrs.field(factory=dict)
     inputs: dict[str, str] = attrs.field(factory=dict)
     devices: tuple[int, ...] = ()
+    fresh: bool = False
     format: str = JOB_FORMAT
     version: int = JOB_VERSION
     voltx_version: str = __version__

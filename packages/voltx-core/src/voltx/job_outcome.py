@@ -3,14 +3,19 @@
 The worker writes ``result.json`` (`voltx.worker.write_result`): ``status`` (succeeded or failed),
 ``outputs`` (artifact name -> digest) and ``duration_s`` on success, ``error`` on failure. A job
 that died before writing it is described by its state and the end of its log.
+
+Two endings are worth another attempt (`retry_reason`): a job *lost* with its machine or process,
+and a worker *killed by a signal* (exit 128+n from the job's shell, as when the kernel's OOM killer
+sends SIGKILL). Both leave the checkpoints committed so far, so the next attempt resumes.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 from typing import Any
 
-from voltx.backend import JobHandle, JobStatus
+from voltx.backend import JobHandle, JobState, JobStatus
 from voltx.job_document import RESULT_FILE
 
 _LOG_TAIL_LINES = 6
@@ -46,3 +51,26 @@ def describe_failure(handle: JobHandle, status: JobStatus) -> str:
     else:
         code = status.state.value
     return f"job {code}" + (f"; log ends: {' | '.join(tail)}" if tail else "")
+
+
+def retry_reason(status: JobStatus) -> tuple[str, str] | None:
+    """(ledger event, reason) when the job's end is worth another attempt, else None.
+
+    ``("lost", detail)`` for a job whose process or machine vanished; ``("killed", "killed by
+    SIGKILL (exit code 137)")`` for a worker a signal ended. A worker that failed on its own (a
+    phase error, a bad config) is not retried: it would fail the same way.
+    """
+    if status.state is JobState.LOST:
+        return "lost", status.detail or "the job's process is gone"
+    if status.state is not JobState.FAILED or status.exit_code is None:
+        return None
+    code = status.exit_code
+    # The job's shell reports a signal as 128+n; a process waited on directly, as -n.
+    number = code - 128 if code > 128 else -code if code < 0 else None
+    if number is None:
+        return None
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return None
+    return "killed", f"killed by {name} (exit code {code})"

@@ -76,6 +76,14 @@ def read_project_file(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(["file not found"], source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        # TOML is UTF-8; a file in another encoding (or binary) is named, not a traceback.
+        raise ConfigError(
+            [f"not UTF-8 text (byte {exc.start}: {exc.reason}); TOML files are UTF-8"],
+            source=str(path),
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"cannot read it ({exc.strerror})"], source=str(path)) from None
 
 
 def load_project(path: Path | None, registry: Registry | None = None) -> Project:

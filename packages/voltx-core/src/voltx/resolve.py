@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from voltx._logging import register_config_secrets
 from voltx.fingerprint import committed_outputs, fingerprint, why_run
 from voltx.results import Plan, PlannedPhase
 from voltx.session import Session, SessionOptions, open_session
@@ -65,6 +66,7 @@ def resolve(
     targets = graph.resolve_targets(target)
     selected = graph.closure(targets, session.pinned)
     configs = session.configs(selected)
+    register_config_secrets(configs)  # a secret in voltx.toml is redacted like one in --set
     levels = graph.levels(selected)
     level_of = {pid: index for index, wave in enumerate(levels) for pid in wave}
     will_run: set[str] = set()

@@ -8,8 +8,6 @@ descendants; independent lanes run on. Every event goes to the run ledger, so a 
 
 from __future__ import annotations
 
-import json
-import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -18,7 +16,7 @@ from typing import Any
 import attrs
 import structlog
 
-from voltx.backend import Backend, JobHandle, JobRequest, JobState
+from voltx.backend import Backend, JobHandle, JobState
 from voltx.budget import (
     DEFAULT_RECORD_EVERY_S,
     BudgetConfig,
@@ -31,16 +29,15 @@ from voltx.budget import (
 from voltx.cost_projection import CostProjection
 from voltx.errors import RunInterruptedError
 from voltx.fingerprint import committed_outputs, fingerprint, why_run
-from voltx.job_document import JOB_FILE, JobDocument
-from voltx.job_outcome import describe_failure, read_result, result_outputs
+from voltx.job_document import JobDocument
+from voltx.job_outcome import describe_failure, read_result, result_outputs, retry_reason
+from voltx.job_request import job_request
 from voltx.ledger import Ledger
 from voltx.planning.estimates import record_measurement
 from voltx.plugins import host
 from voltx.resolve import ResolvedRun
 from voltx.results import PhaseResult, RunResult
-from voltx.session import split_secrets
 from voltx.spec import Resources
-from voltx.worker import SECRETS_ENV
 
 log = structlog.get_logger(__name__)
 # After Ctrl-C, how long a job has between TERM and KILL: the worker asks its phase to stop and
@@ -239,26 +236,19 @@ class Scheduler:
         del self._free_devices[: needed.gpus]
         self._cpu_in_use += needed.cpu_cores
         self._ram_in_use += needed.ram_gb
-        public, secret = split_secrets(self.configs[phase_id])
-        job = JobDocument(
+        document = JobDocument(
             run_id=self.ledger.run_id,
             phase_id=phase_id,
             attempt=attempt,
             store=self.session.store.url,
             profile=self.session.profile,
-            config=public,
             inputs=inputs,
             fingerprint=fp,
             devices=devices,
+            fresh=self.force and attempt == 1,  # later attempts resume from the first's
         )
-        env = {SECRETS_ENV: json.dumps(secret)} if secret else {}
-        request = JobRequest(
-            job_id=_job_id(self.ledger.run_id, phase_id, attempt),
-            argv=(self.backend.python, "-m", "voltx", "worker", JOB_FILE),
-            files={JOB_FILE: job.to_json()},
-            env=env,
-            resources=needed,
-            devices=devices,
+        request = job_request(
+            document, self.configs[phase_id], python=self.backend.python, resources=needed
         )
         handle = self.backend.submit(request)
         self.running[phase_id] = _Running(
@@ -305,9 +295,12 @@ class Scheduler:
                 outputs = result_outputs(result)
                 self._finish(phase_id, "succeeded", "", outputs, duration, job.attempt, spent)
                 self._learn(phase_id, job, float(result.get("duration_s", duration)))
-            elif status.state is JobState.LOST and job.attempt < self.max_attempts:
-                self.ledger.record("lost", phase_id, attempt=job.attempt, reason=status.detail)
-                log.warning("job lost; resubmitting", phase_id=phase_id, attempt=job.attempt)
+            elif (retry := retry_reason(status)) and job.attempt < self.max_attempts:
+                # Lost, or killed by a signal (the OOM killer): the next attempt resumes from
+                # the latest committed checkpoint.
+                kind, why = retry
+                self.ledger.record(kind, phase_id, attempt=job.attempt, reason=why)
+                log.warning(f"job {kind}; resubmitting", phase_id=phase_id, reason=why)
             else:
                 error = result.get("error") or describe_failure(job.handle, status)
                 self._finish(phase_id, "failed", str(error), {}, duration, job.attempt, spent)
@@ -487,8 +480,3 @@ class Scheduler:
             if phase_id not in self.results:
                 self._finish(phase_id, "cancelled", "run interrupted before the phase started")
         self.ledger.record("run_finished", status="cancelled", **self._spend_record())
-
-
-def _job_id(run_id: str, phase_id: str, attempt: int) -> str:
-    # Backends accept letters, digits and "_ . -" in a job id (it names folders and labels).
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{run_id}-{phase_id}-{attempt}")

@@ -8,7 +8,12 @@ from typing import Any
 
 import attrs
 
-from voltx._logging import is_secret_key, register_environment_secrets
+from voltx._logging import (
+    REDACTED,
+    is_secret_key,
+    redact_text,
+    register_environment_secrets,
+)
 from voltx.config import merge, parse_overrides, structure, unstructure
 from voltx.errors import ConfigError, GraphError
 from voltx.graph import Graph
@@ -145,8 +150,12 @@ def split_secrets(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
             public[key] = inner_public
             if inner_secret:
                 secret[key] = inner_secret
-        elif is_secret_key(key) and value:
-            public[key] = "***"
+        elif (is_secret_key(key) and value) or (
+            isinstance(value, str) and redact_text(value) != value
+        ):
+            # Secret by its key's name, or a registered secret (an API key from the environment)
+            # under a harmless name: either way it travels by environment, not in job.json.
+            public[key] = REDACTED
             secret[key] = value
         else:
             public[key] = value

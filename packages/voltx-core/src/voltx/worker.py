@@ -23,8 +23,8 @@ from typing import Any, TextIO
 import structlog
 
 from voltx import __version__
-from voltx._logging import redact_text, register_environment_secrets
-from voltx.checkpoint_sync import CheckpointSync, store_prefix
+from voltx._logging import add_secret, redact_text, register_environment_secrets
+from voltx.checkpoint_sync import CheckpointSync, discard_checkpoints, store_prefix
 from voltx.checkpoints import CheckpointManager
 from voltx.config import merge, structure
 from voltx.context import MetricsReporter, PhaseContext
@@ -117,6 +117,7 @@ def run_job(
         write_result(job_dir, {"status": "failed", "error": str(exc)})
         return exc.exit_code
     secrets = json.loads(os.environ.get(SECRETS_ENV, "{}"))
+    _register_secret_values(secrets)
     log = _make_logger(log_stream or sys.stderr, job)
     started = time.time()
     try:
@@ -147,6 +148,16 @@ def run_job(
     return 0
 
 
+def _register_secret_values(value: Any) -> None:
+    """Every string the scheduler sent as secret is redacted from this worker's logs and files,
+    whatever key the phase logs it under."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _register_secret_values(item)
+    elif isinstance(value, str):
+        add_secret(value)
+
+
 def _run_phase(
     job_dir: Path, job: JobDocument, secrets: dict[str, Any], log: Any, stop: StopRequest
 ) -> dict[str, str]:
@@ -168,6 +179,8 @@ def _run_phase(
 
     prefix = store_prefix(spec.id, job.fingerprint)
     checkpoint_root = store.local_dir(*prefix.split("/"))
+    if job.fresh:
+        discard_checkpoints(store, prefix, checkpoint_root, log)
     checkpoints = CheckpointManager(checkpoint_root or job_dir / "checkpoints")
     sync = None
     if checkpoint_root is None:

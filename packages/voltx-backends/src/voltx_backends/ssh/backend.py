@@ -38,6 +38,7 @@ import attrs
 import structlog
 
 from voltx.backend import Backend, JobRequest, Quote
+from voltx.checkpoint_sync import discard_checkpoints
 from voltx.errors import BackendError, VoltxError
 from voltx.job_document import JOB_FILE, job_document_in
 from voltx.spec import Resources
@@ -310,6 +311,10 @@ class SSHBackend(Backend):
         if checkpoints is not None:
             local = store.local_dir(*checkpoints.split("/"), create=False)
             assert local is not None
+            if job.fresh:
+                # A forced run starts from scratch: the checkpoints here are an earlier run's,
+                # and they must neither reach the host nor await a later attempt here.
+                discard_checkpoints(store, checkpoints, local, log)
             # A new attempt (perhaps on a new host) resumes from the newest checkpoint here.
             try:
                 checkpoint_mirror.push(

@@ -18,7 +18,6 @@ received, so a later phase on the same host finds its inputs there already.
 
 from __future__ import annotations
 
-import json
 import shlex
 import shutil
 import tempfile
@@ -31,7 +30,8 @@ import structlog
 from voltx.errors import BackendError, IntegrityError
 from voltx.fingerprint import record_success
 from voltx.job_document import JobDocument
-from voltx.store import Artifact, ArtifactStore
+from voltx.store import ArtifactStore
+from voltx.store.manifest import parse_manifest, parse_record
 from voltx_backends.ssh.transport import SSHTransport
 
 log = structlog.get_logger(__name__)
@@ -122,7 +122,9 @@ def pull_outputs(
         transport.get(remote_root, local, wanted)
         for name, digest in outputs.items():
             manifest_file = local / REMOTE_STORE_DIR / manifest_path(digest)
-            manifest = Artifact.from_json(json.loads(manifest_file.read_text()))
+            manifest = parse_manifest(
+                manifest_file.read_bytes(), manifest_path(digest), transport.destination
+            )
             committed = store.commit(name, local / job_folder / "outputs" / name, manifest.lineage)
             if committed.digest != digest:
                 raise IntegrityError(
@@ -131,7 +133,9 @@ def pull_outputs(
                 )
         record_file = local / REMOTE_STORE_DIR / fingerprint_record_path(fp)
         if fp and record_file.exists():
-            record = json.loads(record_file.read_text())
+            record = parse_record(
+                record_file.read_bytes(), fingerprint_record_path(fp), transport.destination
+            )
             record_success(
                 store,
                 phase_id=str(record["phase"]),

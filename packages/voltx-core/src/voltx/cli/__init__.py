@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import traceback
-from types import FrameType
+from types import FrameType, TracebackType
 
 from voltx._logging import configure_logging, redact_text
 from voltx.errors import VoltxError
@@ -102,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run phases and everything they need")
     _common_run_options(run)
     run.add_argument("--max-parallel", "-j", type=int, help="at most this many phases at once")
-    run.add_argument("--max-attempts", type=int, help="attempts for a job that is lost (default 3)")
+    run.add_argument(
+        "--max-attempts",
+        type=int,
+        help="attempts for a job that is lost or killed by a signal (default 3)",
+    )
     run.add_argument(
         "--budget",
         type=float,
@@ -164,6 +168,19 @@ def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _print_redacted_traceback() -> None:
+    """The current exception's traceback on stderr, with every registered secret as ``***``:
+    a config value passed with ``--set`` appears in the frames' messages as it was typed."""
+    sys.stderr.write(redact_text(traceback.format_exc()))
+
+
+def _redacting_excepthook(
+    kind: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    """Print an uncaught error's traceback (a bug, not a VoltxError) without its secrets."""
+    sys.stderr.write(redact_text("".join(traceback.format_exception(kind, exc, tb))))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a VoltxError becomes one line on stderr and a non-zero exit."""
     head, plugin_argv = _split_plugin_command(list(sys.argv[1:] if argv is None else argv))
@@ -179,12 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM stops like Ctrl-C does: a run cancels its jobs and leaves its ledger consistent; a
     # worker (cancelled, or out of budget) still sends its last checkpoint to the store.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    sys.excepthook = _redacting_excepthook
     try:
         code: int = args.handler(args)
         return code
     except VoltxError as exc:
         if args.debug:
-            traceback.print_exc()
+            _print_redacted_traceback()
         print(
             f"voltx: error: {_one_line(redact_text(str(exc))) or type(exc).__name__}",
             file=sys.stderr,

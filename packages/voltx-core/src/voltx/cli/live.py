@@ -195,6 +195,7 @@ _STYLE = {
     "blocked": "red",
     "cancelled": "yellow",
     "lost": "yellow",
+    "killed": "yellow",
 }
 
 

@@ -22,9 +22,9 @@ from voltx.store.manifest import Artifact, FileEntry
 from voltx.store.names import check_member_path
 
 
-class ExportingStore(Protocol):
-    """What writing artifacts out reads of an `ArtifactStore`: a protocol, so that this module
-    does not import the store that calls it (imports go one way)."""
+class BlobSource(Protocol):
+    """What writing out needs of a store (`ArtifactStore` is one). A protocol rather than the
+    class: the store module imports this one, and the dependency must go one way only."""
 
     @property
     def url(self) -> str: ...
@@ -38,7 +38,7 @@ class ExportingStore(Protocol):
 
 
 def write_out(
-    store: ExportingStore, artifact: Artifact, dest: Path, *, link: bool, overwrite: bool
+    store: BlobSource, artifact: Artifact, dest: Path, *, link: bool, overwrite: bool
 ) -> Path:
     """Write `artifact` to `dest` (a file artifact into `dest` when it is a folder)."""
     refuse_store_destination(store, dest)
@@ -74,7 +74,7 @@ def write_out(
     return dest
 
 
-def refuse_store_destination(store: ExportingStore, dest: Path) -> None:
+def refuse_store_destination(store: BlobSource, dest: Path) -> None:
     """DestinationExistsError when `dest` is the store's folder or inside its data folders.
 
     Job and work folders beside the data are allowed: a local worker writes its inputs there.
@@ -90,7 +90,7 @@ def refuse_store_destination(store: ExportingStore, dest: Path) -> None:
 
 
 def fetch(
-    store: ExportingStore, artifact: Artifact, entry: FileEntry, target: Path, *, link: bool
+    store: BlobSource, artifact: Artifact, entry: FileEntry, target: Path, *, link: bool
 ) -> None:
     """Copy (or hard-link, on a local store) one file of `artifact` to `target`, checked."""
     blob = blob_path(entry.sha256)

@@ -20,9 +20,10 @@ from voltx.store._layout import manifest_path
 from voltx.store.manifest import Artifact
 
 
-class CollectableStore(Protocol):
-    """What garbage collection reads of an `ArtifactStore`: a protocol, so that this module does
-    not import the store that calls it (imports go one way)."""
+class Collectable(Protocol):
+    """What `gc` needs of a store (`ArtifactStore` is one): its names, records and manifests,
+    and its backing to list and delete files. A protocol rather than the class: the store
+    module imports this one, and the dependency must go one way only."""
 
     _backing: Backing
 
@@ -38,9 +39,9 @@ class CollectableStore(Protocol):
 
     def iter_records(self, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]: ...
 
-    def _manifest_digests(self) -> list[str]: ...
-
     def load_manifest(self, digest: str) -> Artifact: ...
+
+    def _manifest_digests(self) -> list[str]: ...
 
 
 @attrs.frozen
@@ -57,9 +58,7 @@ class GcReport:
 STALE_STAGING_S = 3600
 
 
-def collect_garbage(
-    store: CollectableStore, *, dry_run: bool, keep_digests: frozenset[str]
-) -> GcReport:
+def collect_garbage(store: Collectable, *, dry_run: bool, keep_digests: frozenset[str]) -> GcReport:
     """Remove manifests no ref or record points at, then blobs no manifest covers."""
     backing = store._backing
     referenced = set(keep_digests)
@@ -93,7 +92,7 @@ def collect_garbage(
     return GcReport(tuple(doomed_manifests), tuple(doomed_blobs), tuple(staging), freed)
 
 
-def _stale_staging(store: CollectableStore) -> list[str]:
+def _stale_staging(store: Collectable) -> list[str]:
     root = store.local_root
     if root is None:
         return []
