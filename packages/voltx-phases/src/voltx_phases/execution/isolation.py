@@ -10,7 +10,7 @@ What the program sees (`docs/sandbox.md` has the reasons and the measurements):
 - a read-only root holding only ``/usr`` (with the merged-usr links), ``/dev``, ``/proc`` and
   the language runtime's folders; no ``/etc`` beyond what a runtime needs, no home, no ``/root``
   (a runtime installed under ``/root``, as pyenv and rustup do for root, is bound elsewhere);
-- a private writable working folder and ``/tmp``, both folders of the run, deleted afterwards;
+- a private writable working folder (deleted afterwards) and ``/tmp`` (a small tmpfs);
 - an empty environment apart from what the runtime needs (``PATH`` and its own variables);
 - a uid of its own: as root, bubblewrap runs without a user namespace (one would map the
   sandbox back to uid 0, where RLIMIT_NPROC is not enforced and root-owned files stay
@@ -209,14 +209,15 @@ def bwrap_command(
     argv: Sequence[str],
     uid: int,
     work: Path,
-    tmp: Path,
+    tmp_bytes: int,
     mounts: Sequence[Mount],
     env: Mapping[str, str],
 ) -> list[str]:
     """The full command line: bwrap, its mounts and environment, the uid drop, then `argv`.
 
     `work` appears at its own path (so the program's ``os.getcwd()`` names the folder that is
-    deleted afterwards) and `tmp` as ``/tmp``; both are the run's own folders.
+    deleted afterwards); ``/tmp`` is a fresh tmpfs of at most `tmp_bytes` (in memory, so
+    nothing of it reaches the host's disk and nothing is left to delete).
     """
     command = [bwrap, *namespace_flags(), "--die-with-parent", "--new-session", "--clearenv"]
     command += _system_view()
@@ -224,7 +225,7 @@ def bwrap_command(
         command += _make_parents(mount.target)
         command += ["--bind" if mount.writable else "--ro-bind", mount.source, mount.target]
     command += ["--proc", "/proc", "--dev", "/dev"]
-    command += ["--bind", str(tmp), "/tmp"]
+    command += ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     command += _make_parents(str(work))
     command += ["--bind", str(work), str(work), "--chdir", str(work)]
     for name, value in env.items():

@@ -42,6 +42,9 @@ class SandboxLimits:
     # rlimits-only mode the program shares the caller's uid (and root ignores the limit), so
     # None there means no limit.
     max_processes: int | None = None
+    # The size of the sandbox's /tmp, a tmpfs (memory) under bubblewrap; Go's build cache
+    # lives there during a compile step.
+    tmp_bytes: int = 256 * _MIB
     # How much of stdout `SandboxResult.stdout` keeps, and of the end of stderr.
     output_bytes: int = 64 * 1024
     # Whether site-packages are importable (``-S`` is left out); off keeps it to the stdlib.
@@ -57,30 +60,60 @@ class SandboxLimits:
         return max(1, math.ceil(self.timeout_s) + 1)
 
 
-def limiter(
-    limits: SandboxLimits,
+def rlimit_settings(
     *,
     timeout_s: float,
     memory_bytes: int,
     file_size_bytes: int,
+    open_files: int,
     processes: int | None,
-) -> Callable[[], None]:
-    """The preexec function: only `setrlimit` calls on values computed before the fork.
-
-    preexec functions are unsafe when the parent has threads (`run_many` has) only if they take
-    locks another thread might hold, such as the import lock or logging's; this one imports
-    nothing and allocates almost nothing. `timeout_s`, `memory_bytes` and `file_size_bytes`
-    differ from `limits` for a compile step, which has its language's own budget.
-    """
+) -> list[tuple[int, int]]:
+    """(resource, value) pairs for one process; a compile step has its language's budget."""
     settings = [
         (resource.RLIMIT_AS, memory_bytes),
         (resource.RLIMIT_CPU, max(1, math.ceil(timeout_s) + 1)),
         (resource.RLIMIT_FSIZE, file_size_bytes),
-        (resource.RLIMIT_NOFILE, limits.open_files),
+        (resource.RLIMIT_NOFILE, open_files),
         (resource.RLIMIT_CORE, 0),
     ]
     if processes is not None:
         settings.append((resource.RLIMIT_NPROC, processes))
+    return settings
+
+
+_PRLIMIT_OPTIONS = {
+    resource.RLIMIT_AS: "--as",
+    resource.RLIMIT_CPU: "--cpu",
+    resource.RLIMIT_FSIZE: "--fsize",
+    resource.RLIMIT_NOFILE: "--nofile",
+    resource.RLIMIT_CORE: "--core",
+    resource.RLIMIT_NPROC: "--nproc",
+}
+
+
+def prlimit_prefix(prlimit: str, settings: list[tuple[int, int]]) -> list[str]:
+    """util-linux's ``prlimit`` setting `settings` on itself, then executing the command.
+
+    This replaces a Python ``preexec_fn``, which forces a full ``fork`` of the calling process
+    (a trainer holding gigabytes forks slowly) where ``vfork`` is otherwise used. A hard limit
+    already lower than ours (a container's) is stricter: it is kept.
+    """
+    args = [prlimit]
+    for kind, value in settings:
+        hard = resource.getrlimit(kind)[1]
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        args.append(f"{_PRLIMIT_OPTIONS[kind]}={value}:{value}")
+    return [*args, "--"]
+
+
+def limiter(settings: list[tuple[int, int]]) -> Callable[[], None]:
+    """The preexec function where ``prlimit`` is missing: only `setrlimit` calls.
+
+    preexec functions are unsafe when the parent has threads (`run_many` has) only if they take
+    locks another thread might hold, such as the import lock or logging's; this one imports
+    nothing and allocates almost nothing.
+    """
     setrlimit = resource.setrlimit
 
     def apply() -> None:
