@@ -12,6 +12,8 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -239,6 +241,35 @@ def _cmdlines_with(token: str) -> list[str]:
             except OSError:
                 continue
     return found
+
+
+def test_the_sandbox_dies_with_its_parent(tmp_path: Path) -> None:
+    token = secrets.token_hex(8)
+    program = (
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {token!r}])\n"
+        "time.sleep(60)\n"
+    )
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from voltx_phases.execution.sandbox import run_program\nrun_program({program!r})",
+        ],
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not _cmdlines_with(token) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _cmdlines_with(token), "the sandboxed program never started"
+    finally:
+        driver.kill()
+        driver.wait()
+    deadline = time.monotonic() + 5
+    while _cmdlines_with(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _cmdlines_with(token), "the sandbox outlived the process that started it"
 
 
 def test_catching_base_exception_does_not_survive_the_timeout() -> None:

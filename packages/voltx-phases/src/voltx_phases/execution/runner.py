@@ -1,11 +1,11 @@
 """One sandboxed run: a private folder, the process started in it, what came out.
 
-A `Workspace` is the run's host-side folder: ``work`` (the program's working folder) and
-``tmp`` (its ``/tmp``) are shown to the program, while its stdin, stdout and stderr are files
-beside them that it cannot see. Output goes to files rather than pipes: RLIMIT_FSIZE caps them,
-and nothing has to drain pipes while the program runs. A compiled language runs twice in one
-workspace (compile, then run). Closing the workspace deletes everything, whatever the program
-did to the permissions of what it wrote.
+A `Workspace` is the run's host-side folder: ``work`` (the program's working folder) is shown
+to the program, while its stdin, stdout and stderr are files beside it that it cannot see.
+Output goes to files rather than pipes: RLIMIT_FSIZE caps them, and nothing has to drain pipes
+while the program runs. A compiled language runs twice in one workspace (compile, then run).
+Closing the workspace deletes everything, whatever the program did to the permissions of what
+it wrote.
 """
 
 from __future__ import annotations
