@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 
+from voltx_phases.execution.limits import IsolationMode
 from voltx_phases.execution.sandbox import (
     SandboxLimits,
     ToolchainMissingError,
@@ -64,10 +65,12 @@ PROBLEMS = {
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:the sandbox runs in the rlimits-only mode")
+@pytest.mark.parametrize("isolation", ["bubblewrap", "rlimits-only"])
 @pytest.mark.parametrize("name", sorted(PROBLEMS))
-def test_each_language_gives_the_right_verdicts(name: str) -> None:
+def test_each_language_gives_the_right_verdicts(name: str, isolation: IsolationMode) -> None:
     prompt, correct, wrong, tests = PROBLEMS[name]
-    limits = SandboxLimits(timeout_s=10.0)
+    limits = SandboxLimits(timeout_s=10.0, isolation=isolation)
     try:
         right = evaluate(prompt + correct, [tests], language_name=name, limits=limits)
     except ToolchainMissingError as missing:
@@ -76,7 +79,9 @@ def test_each_language_gives_the_right_verdicts(name: str) -> None:
     assert right.language == name
     mistaken = evaluate(prompt + wrong, [tests], language_name=name, limits=limits)
     assert [o.failure for o in mistaken.outcomes] == ["wrong_answer"], mistaken.outcomes
-    broken = evaluate(prompt + "  this does not compile ((\n", [tests], language_name=name)
+    broken = evaluate(
+        prompt + "  this does not compile ((\n", [tests], language_name=name, limits=limits
+    )
     assert [o.failure for o in broken.outcomes] == ["compile_error"], broken.outcomes
 
 

@@ -32,6 +32,8 @@ from voltx_phases.execution.isolation import (
 from voltx_phases.execution.limits import SandboxLimits
 
 _GIB = 1 << 30
+# In a toolchain's environment, stands for the run's working folder (Go wants absolute paths).
+WORK_FOLDER = "{work}"
 
 
 @attrs.frozen
@@ -204,9 +206,9 @@ def _go(limits: SandboxLimits, isolated: bool) -> Toolchain:
     # compiler runs, and no toolchain download or telemetry is attempted.
     env = (
         ("GOROOT", str(prefix)),
-        ("GOCACHE", "/tmp/go-cache" if isolated else "go-cache"),
-        ("GOPATH", "/tmp/go" if isolated else "go-path"),
-        ("HOME", "/tmp" if isolated else "."),
+        ("GOCACHE", "/tmp/go-cache" if isolated else f"{WORK_FOLDER}/.go-cache"),
+        ("GOPATH", "/tmp/go" if isolated else f"{WORK_FOLDER}/.go-path"),
+        ("HOME", "/tmp" if isolated else WORK_FOLDER),
         ("GO111MODULE", "off"),
         ("CGO_ENABLED", "0"),
         ("GOTOOLCHAIN", "local"),

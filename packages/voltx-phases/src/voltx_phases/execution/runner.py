@@ -33,7 +33,7 @@ from voltx_phases.execution.isolation import (
     resolve_mode,
     uid_pool,
 )
-from voltx_phases.execution.languages import Language, Toolchain
+from voltx_phases.execution.languages import WORK_FOLDER, Language, Toolchain
 from voltx_phases.execution.limits import (
     ISOLATED_MAX_PROCESSES,
     SandboxLimits,
@@ -130,7 +130,7 @@ class Workspace:
             process = subprocess.Popen(
                 argv,
                 cwd=self.work,
-                env={} if self.isolated else dict(self.toolchain.env),
+                env={} if self.isolated else self._host_env(),
                 stdin=stdin_file,
                 stdout=stdout_file,
                 stderr=stderr_file,
@@ -149,6 +149,14 @@ class Workspace:
             # bubblewrap reports a program killed by signal N as the exit code 128 + N.
             returncode = -(returncode - 128)
         return returncode, timed_out, duration
+
+    def _host_env(self) -> dict[str, str]:
+        # The rlimits-only mode: the toolchain's variables with the working folder filled in,
+        # and the system's PATH (gcc finds the linker through it), nothing of the caller's.
+        env = {"PATH": "/usr/bin:/bin"} if self.toolchain.compile_argv else {}
+        for name, value in self.toolchain.env:
+            env[name] = value.replace(WORK_FOLDER, str(self.work))
+        return env
 
     def _processes(self) -> int | None:
         if not self.isolated:
