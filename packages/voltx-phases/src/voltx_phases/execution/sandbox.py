@@ -37,6 +37,7 @@ from voltx_phases.execution.isolation import (
     ISOLATION_ENV,
     SandboxUnavailableError,
     ToolchainMissingError,
+    resolve_mode,
 )
 from voltx_phases.execution.languages import Language, language
 from voltx_phases.execution.limits import SandboxLimits
@@ -199,8 +200,6 @@ def _with_failure(result: SandboxResult, failure: FailureReason) -> SandboxResul
 
 
 def _isolated(limits: SandboxLimits) -> bool:
-    from voltx_phases.execution.isolation import resolve_mode
-
     return resolve_mode(limits.isolation) == "bubblewrap"
 
 
