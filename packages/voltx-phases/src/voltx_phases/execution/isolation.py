@@ -158,8 +158,8 @@ def check_namespaces(bwrap: str) -> None:
     key = (bwrap, as_root())
     with _probe_lock:
         if key not in _probed:
-            # The options every run uses, so an older bubblewrap without them (``--size``
-            # came in 0.8) is refused here rather than failing each program.
+            # The options every run uses, so an older bubblewrap that lacks one (``--size`` is
+            # missing from old releases) is refused here rather than failing each program.
             probe = [bwrap, *namespace_flags(), "--die-with-parent", "--new-session"]
             probe += [*_system_view(), "--perms", "1777", "--size", "1048576", "--tmpfs", "/tmp"]
             probe += ["--clearenv", "--remount-ro", "/", "--", "/usr/bin/true"]
