@@ -10,6 +10,7 @@ import this environment's compiled packages, so another version skips.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -26,6 +27,7 @@ import pytest
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 
+@functools.cache
 def _skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "needs root to start a process as nobody"
