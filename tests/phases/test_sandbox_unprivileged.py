@@ -92,6 +92,15 @@ def _programs(port: int, home: Path, token: str) -> dict[str, str]:
             "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', "
             f"'import time; time.sleep(60)', {token!r}], start_new_session=True)"
         ),
+        "infinite_loop": "while True:\n    pass",
+        "output": (
+            "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n"
+            "    sys.stdout.write(chunk)"
+        ),
+        "kill_parent": (
+            f"import os, signal\nfor pid in (os.getppid(), 1, {os.getpid()}, -1):\n"
+            "    try:\n        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass"
+        ),
         "base_exception": (
             "import time\nwhile True:\n    try:\n        time.sleep(10)\n"
             "    except BaseException:\n        pass"
@@ -154,6 +163,9 @@ def _check_as_nobody(outer: Path) -> None:
     assert "WROTE" not in checks["escape"][2] and not (home / "written").exists()
     assert (home / "canary").read_text() == "alive" and (home / "secret").exists()
     assert checks["base_exception"][1] == "timeout" and checks["base_exception"][3] < 5
+    assert checks["infinite_loop"][1] == "timeout" and checks["infinite_loop"][3] < 5
+    assert checks["output"][0] == "error" and checks["output"][3] < 10  # EFBIG at 1 MiB
+    assert checks["kill_parent"][0] in ("passed", "error", "timeout")  # and the script went on
     leftovers = [
         entry.name
         for entry in Path("/proc").iterdir()
