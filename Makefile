@@ -5,10 +5,10 @@ PIP_QUIET = --quiet --disable-pip-version-check
 # The CPU build of torch this machine kind keeps on disk; any other version downloads GBs of CUDA.
 TORCH = torch==2.13.0
 
-.PHONY: demo test test-tools lint typecheck test-core clean
+.PHONY: demo demo-tools test test-tools lint typecheck test-core clean
 
 # Install voltx with the example plugin and run the demo pipeline on the embedded data.
-demo: .venv/.installed
+demo: demo-tools .venv/.installed
 	.venv/bin/voltx run all
 	.venv/bin/voltx artifacts list
 
@@ -18,13 +18,16 @@ demo: .venv/.installed
 	.venv/bin/pip install $(PIP_QUIET) $(PACKAGES) -e examples/voltx-example-textstats
 	touch $@
 
-# Install the system tools the suite runs for real (sshd, rsync, bubblewrap), lint, type-check,
-# run the whole suite, then check voltx-core alone in a venv without torch.
+# Install the system tools the suite runs for real (sshd, rsync, bubblewrap, the sandbox's
+# toolchains), lint, type-check, run the whole suite, then check voltx-core alone without torch.
 test: test-tools .venv-test/.installed lint typecheck test-core
 	.venv-test/bin/pytest -q
 
+demo-tools:
+	scripts/install-system-tools.sh demo
+
 test-tools:
-	scripts/install-test-tools.sh
+	scripts/install-system-tools.sh test
 
 .venv-test/.installed: packages/*/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv .venv-test

@@ -2,7 +2,7 @@
 
 Each language gets a correct and a wrong solution to the same problem (MultiPL-E's layout: the
 prompt and completion are the solution, the test program follows it), plus a solution that
-does not compile. A missing toolchain skips its language here; `scripts/install-test-tools.sh`
+does not compile. A missing toolchain skips its language here; `scripts/install-system-tools.sh`
 installs them all.
 """
 
