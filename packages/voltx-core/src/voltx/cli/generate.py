@@ -106,13 +106,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print()
         return 0
     for problem in problems:
-        active = problem.samples[0].signals.rar_active_slots if problem.samples else 0
-        converged = sum(problem.converged[i] for i in range(len(problem.converged)))
-        print(
-            f"# {problem.prompt.strip().splitlines()[0] if problem.prompt.strip() else ''}\n"
-            f"# reasoning: {problem.rar_iterations} iterations, {converged}/16 slots converged "
-            f"({active} filled)"
-        )
+        lines = problem.prompt.strip().splitlines()
+        print(f"# {lines[0] if lines else '(empty prompt)'}")
+        if problem.samples:
+            signals = problem.samples[0].signals
+            print(
+                f"# reasoning: {problem.rar_iterations} iterations, "
+                f"{signals.rar_converged_slots} of {signals.rar_active_slots} filled slots "
+                "converged"
+            )
         for index, sample in enumerate(problem.samples, start=1):
             ending = "" if sample.stopped else ", no <eos> within the token limit"
             print(
