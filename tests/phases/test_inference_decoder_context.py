@@ -30,7 +30,9 @@ pytestmark = pytest.mark.slow
 def decoder_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     threads = torch.get_num_threads()
     folder = tmp_path_factory.mktemp("context-data")
-    write_corpus(folder / "stack_python.jsonl")
+    # The tiny profile's 200 samples (190 corpus functions and the problems), so that its three
+    # epochs are enough steps (66) for the two contexts to part.
+    write_corpus(folder / "stack_python.jsonl", functions=190)
     write_problems(folder / "code_training_combined.jsonl")
     encoder = run_directly(
         ENCODER_SPEC, ENCODER_PROFILES["tiny"], data_inputs(folder), folder / "encoder"
@@ -55,9 +57,9 @@ def test_slot_trained_decoder_beats_the_token_trained_one_from_slots(
     assert DECODER_PROFILES["full"].context == "slots"
     slots = epoch_rows(train(decoder_inputs, tmp_path / "slots", "slots").metrics)[-1]
     tokens = epoch_rows(train(decoder_inputs, tmp_path / "tokens", "tokens").metrics)[-1]
-    # Read from the slots, as at inference: the decoder trained on them wins.
-    assert slots["token_accuracy_from_slots"] > tokens["token_accuracy_from_slots"]
-    # The slot-trained decoder's own metric is the slot one; the token-trained one reads
-    # per-token features (which show it the very tokens it predicts) and does well only there.
+    # Read from the slots, as at inference: the decoder trained on them wins (0.13 against
+    # 0.06 when this was written: the token-trained one learned to read the per-token features,
+    # which the slots do not have).
+    assert slots["token_accuracy_from_slots"] > 1.5 * tokens["token_accuracy_from_slots"]
+    # For the slot-trained decoder, its training context is the slot one.
     assert slots["token_accuracy_from_slots"] == slots["token_accuracy"]
-    assert tokens["token_accuracy"] > tokens["token_accuracy_from_slots"]
