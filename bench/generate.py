@@ -1,6 +1,6 @@
 """Decoding speed of the code decoder: the key/value cache against full recompute.
 
-    python bench/generate.py [--tokens 256] [--batch 16] [--repeat 5] [--threads 0]
+    python bench/generate.py [--tokens 256] [--batch 16] [--repeat 5] [--threads 1]
 
 The full-size decoder of phase 1.2 (vocab 32,768, embed 128, width 256, FFN 1,024, max_len 256;
 docs/formats.md, code_decoder) with random weights (its speed does not depend on them; the token
@@ -17,8 +17,14 @@ The two run as `--repeat` pairs (at least 5), back to back, the order alternatin
 pair so that a load that comes and goes on a shared machine hits both alike. Printed: each
 pair's tokens per second for both and their ratio; whether both gave the same ids (they must);
 then the median of the per-pair ratios with the lowest and highest. Every repeat decodes the
-full `--tokens`: the headline is at 256 tokens, batch 16 (about half a minute of recompute per
+full `--tokens`: the headline is at 256 tokens, batch 16 (one to two minutes of recompute per
 pair on two shared cores). The last line is the ratio; target at least 10.
+
+One torch thread by default (`--threads 0` keeps torch's default): on a machine whose cores
+other work shares, OpenMP threads waiting for each other swamp the cached path's small
+operations (a 256-token decode measured 1.7 s on one thread and 7 to 25 s on two, under load),
+which would measure the machine's load rather than the decoder; the tiny training profiles pin
+one thread for the same reason.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=256, help="tokens decoded per row")
     parser.add_argument("--batch", type=int, default=16, help="rows decoded at once")
     parser.add_argument("--repeat", type=int, default=5, help="timed pairs, at least 5")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
     args = parser.parse_args()
     if args.repeat < 5:
         parser.error("--repeat must be at least 5: a median of fewer pairs says little")
