@@ -43,16 +43,16 @@ DECODER_BOS_ID = PAD_ID
 class DecoderCache:
     """What incremental decoding keeps between steps (`CodeDecoder.step`).
 
-    `keys` and `values` [B, max_len, 256] are filled up to `length`; the tensors are shared
+    `keys` and `values` [B, 1, max_len, 256] are filled up to `length`; the tensors are shared
     between a cache and the one `step` returns, so an older cache must not be stepped again.
     """
 
     keys: torch.Tensor
     values: torch.Tensor
     length: int
-    cross_keys: torch.Tensor  # [B, S, 256]
+    cross_keys: torch.Tensor  # [B, 1, S, 256]
     cross_values: torch.Tensor
-    cross_mask: torch.Tensor | None  # [B, 1, S]
+    cross_mask: torch.Tensor | None  # [B, 1, 1, S]
 
 
 @attrs.frozen
@@ -143,16 +143,18 @@ class CodeDecoder(nn.Module):
         once, and room for `max_len` positions of self-attention keys and values."""
         batch = context.shape[0]
         dim = self.shape.model_dim
+        # Kept as [B, 1 head, positions, 256]: torch's fused CPU attention takes this 4-d form,
+        # twice as fast as the 3-d one at one query position (bench/generate.py).
         room = torch.empty(
-            (batch, self.shape.max_len, dim), device=context.device, dtype=context.dtype
+            (batch, 1, self.shape.max_len, dim), device=context.device, dtype=context.dtype
         )
         return DecoderCache(
             keys=room,
             values=torch.empty_like(room),
             length=0,
-            cross_keys=self.cross_k(context),
-            cross_values=self.cross_v(context),
-            cross_mask=None if context_mask is None else context_mask[:, None, :],
+            cross_keys=self.cross_k(context)[:, None],
+            cross_values=self.cross_v(context)[:, None],
+            cross_mask=None if context_mask is None else context_mask[:, None, None, :],
         )
 
     def step(self, ids: torch.Tensor, cache: DecoderCache) -> tuple[torch.Tensor, DecoderCache]:
@@ -162,19 +164,24 @@ class CodeDecoder(nn.Module):
         if position >= self.shape.max_len:
             raise ValueError(f"the decoder's max_len {self.shape.max_len} is reached")
         x = self.input_proj(F.embedding(ids[:, None], self.token_embed))
-        x = x + self.pos_encoding[position : position + 1]
+        x = x + self.pos_encoding[position : position + 1]  # [B, 1, 256]
         h = self.self_norm(x)
-        cache.keys[:, position] = self.self_k(h)[:, 0]
-        cache.values[:, position] = self.self_v(h)[:, 0]
+        cache.keys[:, 0, position] = self.self_k(h)[:, 0]
+        cache.values[:, 0, position] = self.self_v(h)[:, 0]
         length = position + 1
         # No mask: the cache holds only this position and earlier ones, which is causality.
-        x = x + F.scaled_dot_product_attention(
-            self.self_q(h), cache.keys[:, :length], cache.values[:, :length]
+        attended = F.scaled_dot_product_attention(
+            self.self_q(h)[:, None], cache.keys[:, :, :length], cache.values[:, :, :length]
         )
+        x = x + attended[:, 0]
         h = self.cross_norm(x)
-        x = x + F.scaled_dot_product_attention(
-            self.cross_q(h), cache.cross_keys, cache.cross_values, attn_mask=cache.cross_mask
+        attended = F.scaled_dot_product_attention(
+            self.cross_q(h)[:, None],
+            cache.cross_keys,
+            cache.cross_values,
+            attn_mask=cache.cross_mask,
         )
+        x = x + attended[:, 0]
         x = x + self.ffn2(F.gelu(self.ffn1(self.ffn_norm(x))))
         return self.logits(x[:, 0]), attrs.evolve(cache, length=length)
 
@@ -205,7 +212,8 @@ class CodeDecoder(nn.Module):
             else:
                 # Only the last position is scored: 32,768 logits per step, not per position.
                 logits = self.logits(self.hidden(ids, context, context_mask)[:, -1])
-            next_ids = logits.argmax(dim=-1)
+            # max's indices: the same choice as argmax, at half its cost on the CPU.
+            next_ids = logits.max(dim=-1).indices
             if eos_id is not None:
                 next_ids = torch.where(finished, torch.full_like(next_ids, eos_id), next_ids)
                 finished |= next_ids == eos_id
