@@ -4,6 +4,8 @@ digests, errors, output. (The Volt X model itself: tests/phases/test_inference_s
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +130,21 @@ def test_a_duplicate_generator_names_both_plugins() -> None:
         pytest.raises(PluginError, match="duplicate generator 'echo'"),
     ):
         voltx.generate("x", generator="echo")
+
+
+def test_the_volt_x_generator_registers_without_torch() -> None:
+    """voltx-phases registers `volt_x`; listing it (as `voltx generate` does before it has
+    resolved every artifact) never imports torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from voltx.plugins import registry; spec = registry().generators['volt_x']; "
+        "print(spec.entry, ','.join(spec.requires), 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[0] == "voltx_phases.generation:generate"
+    assert "scaled_vfn" in out[1].split(",") and "code_decoder" in out[1].split(",")
+    assert out[2] == "False"
