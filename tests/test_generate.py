@@ -135,9 +135,6 @@ def test_a_duplicate_generator_names_both_plugins() -> None:
 def test_the_volt_x_generator_registers_without_torch() -> None:
     """voltx-phases registers `volt_x`; listing it (as `voltx generate` does before it has
     resolved every artifact) never imports torch."""
-    import subprocess
-    import sys
-
     code = (
         "import sys; from voltx.plugins import registry; spec = registry().generators['volt_x']; "
         "print(spec.entry, ','.join(spec.requires), 'torch' in sys.modules)"
