@@ -183,8 +183,14 @@ def encoder_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Dir
 
 
 @pytest.fixture(scope="module")
-def decoder_inputs(data_dir: Path, encoder_run: DirectRun) -> dict[str, Path]:
-    return {**data_inputs(data_dir), **encoder_run.outputs}
+def decoder_inputs(
+    data_dir: Path, encoder_run: DirectRun, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    # The tiny profile's 200 samples (190 corpus functions and the problems): a decoder that
+    # reads the 16 slot vectors, 1.2's default context, needs its three epochs to be more than
+    # the 18 steps the encoder's small data set would give to learn beyond padding.
+    corpus = write_corpus(tmp_path_factory.mktemp("decoder-data") / "stack_python.jsonl", 190)
+    return {**data_inputs(data_dir), "stack_python": corpus, **encoder_run.outputs}
 
 
 @pytest.fixture(scope="module")

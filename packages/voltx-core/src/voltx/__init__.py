@@ -18,8 +18,10 @@ from voltx.errors import (
     ArtifactNotFoundError,
     BackendError,
     ConfigError,
+    GenerationError,
     GraphError,
     InvalidArtifactNameError,
+    MissingArtifactError,
     PhaseError,
     PhaseStopped,
     PluginError,
@@ -33,8 +35,25 @@ from voltx.spec import EmptyConfig, Phase, PhaseSpec, Resources, TrainingWork
 
 if TYPE_CHECKING:
     from voltx.api import phases, plan, preflight, run, status
+    from voltx.generate_code import generate
+    from voltx.generation import (
+        ConfidenceSignals,
+        GeneratedSample,
+        GenerationRequest,
+        GeneratorSpec,
+        ProblemSamples,
+    )
     from voltx.session import SessionOptions
     from voltx.store import ArtifactStore
+
+
+_GENERATION_NAMES = (
+    "ConfidenceSignals",
+    "GeneratedSample",
+    "GenerationRequest",
+    "GeneratorSpec",
+    "ProblemSamples",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -44,6 +63,14 @@ def __getattr__(name: str) -> Any:
         from voltx import api
 
         return getattr(api, name)
+    if name == "generate":
+        from voltx.generate_code import generate
+
+        return generate
+    if name in _GENERATION_NAMES:
+        from voltx import generation
+
+        return getattr(generation, name)
     if name == "SessionOptions":
         from voltx.session import SessionOptions
 
@@ -63,20 +90,27 @@ __all__ = [
     "BackendError",
     "Checkpoint",
     "CheckpointManager",
+    "ConfidenceSignals",
     "ConfigError",
     "EmptyConfig",
+    "GeneratedSample",
+    "GenerationError",
+    "GenerationRequest",
+    "GeneratorSpec",
     "GraphError",
     "InvalidArtifactNameError",
     "JobHandle",
     "JobRequest",
     "JobState",
     "JobStatus",
+    "MissingArtifactError",
     "Phase",
     "PhaseContext",
     "PhaseError",
     "PhaseSpec",
     "PhaseStopped",
     "PluginError",
+    "ProblemSamples",
     "Resources",
     "RunLeaseError",
     "SessionOptions",
@@ -85,6 +119,7 @@ __all__ = [
     "UnknownPhaseError",
     "VoltxError",
     "__version__",
+    "generate",
     "hookimpl",
     "phases",
     "plan",

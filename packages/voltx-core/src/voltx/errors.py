@@ -76,6 +76,22 @@ class ArtifactNotFoundError(StoreError):
         super().__init__(f"no artifact {name!r} in the store{did_you_mean(name, known)}")
 
 
+class MissingArtifactError(ArtifactNotFoundError):
+    """Something needs an artifact the store does not have; the error names the phase that
+    makes it (`producer`, None when no registered phase does)."""
+
+    def __init__(self, name: str, store: str, producer: str | None, needed_by: str) -> None:
+        self.name = name
+        self.store = store
+        self.producer = producer
+        how = (
+            f"phase {producer} makes it (voltx run {producer})"
+            if producer
+            else "no registered phase makes it (voltx artifacts add " + name + " PATH)"
+        )
+        StoreError.__init__(self, f"{needed_by} needs artifact {name!r}, not in {store}: {how}")
+
+
 class SourceFileError(StoreError):
     """A file or folder to add to the store is missing or unreadable."""
 
@@ -175,6 +191,10 @@ class PhaseStopped(VoltxError):
     def __init__(self, phase_id: str, where: str) -> None:
         self.phase_id = phase_id
         super().__init__(f"phase {phase_id}: stopped on request at {where}; its checkpoint is kept")
+
+
+class GenerationError(VoltxError):
+    """Generation could not start: no generator registered by that name, or a bad request."""
 
 
 class RunInterruptedError(VoltxError):

@@ -10,6 +10,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from voltx.backend import Backend
+    from voltx.generation import GeneratorSpec
     from voltx.spec import PhaseSpec
 
 PROJECT_NAME = "voltx"
@@ -37,6 +38,7 @@ class RegisterBackend(Protocol):
 # (ValueError or a VoltxError) with an explanation when its names, shapes or headers are wrong.
 ArtifactCheck = Callable[[Path], None]
 RegisterArtifactCheck = Callable[[str, "ArtifactCheck | str"], None]
+RegisterGenerator = Callable[["GeneratorSpec"], None]
 
 
 @hookspec
@@ -55,6 +57,11 @@ def register_artifact_checks(register: RegisterArtifactCheck) -> None:
 
 
 @hookspec
+def register_generators(register: RegisterGenerator) -> None:
+    """Call ``register(spec)`` for each `GeneratorSpec` (a model `voltx generate` can run)."""
+
+
+@hookspec
 def phase_started(run_id: str, phase_id: str, backend: str, attempt: int) -> None:
     """Observe that a phase's job was started on `backend`."""
 
@@ -70,6 +77,7 @@ ALL_HOOKS: tuple[Any, ...] = (
     register_phases,
     register_backends,
     register_artifact_checks,
+    register_generators,
     phase_started,
     phase_finished,
 )

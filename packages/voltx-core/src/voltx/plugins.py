@@ -26,6 +26,7 @@ import structlog
 from voltx import hookspecs
 from voltx.config_ranges import warn_unchecked_fields
 from voltx.errors import PluginError, UnknownPhaseError, did_you_mean
+from voltx.generation import GeneratorSpec
 from voltx.hookspecs import ArtifactCheck, BackendFactory
 from voltx.spec import PhaseSpec
 
@@ -45,6 +46,8 @@ class Registry:
     backend_settings: dict[str, type] = attrs.field(factory=dict)
     # artifact name -> [(origin, check or "module:function")]
     artifact_checks: dict[str, list[tuple[str, ArtifactCheck | str]]] = attrs.field(factory=dict)
+    generators: dict[str, GeneratorSpec] = attrs.field(factory=dict)
+    generator_origin: dict[str, str] = attrs.field(factory=dict)
 
     def phase(self, phase_id: str) -> PhaseSpec:
         try:
@@ -193,6 +196,18 @@ class PluginHost:
         def register_check(name: str, check: ArtifactCheck | str, origin: str) -> None:
             registry.artifact_checks.setdefault(name, []).append((origin, check))
 
+        def register_generator(spec: GeneratorSpec, origin: str) -> None:
+            if not isinstance(spec, GeneratorSpec):
+                raise PluginError(f"{origin!r} registered {spec!r}, not a GeneratorSpec", origin)
+            if spec.name in registry.generators:
+                raise PluginError(
+                    f"duplicate generator {spec.name!r}: registered by "
+                    f"{registry.generator_origin[spec.name]!r} and by {origin!r}",
+                    origin,
+                )
+            registry.generators[spec.name] = spec
+            registry.generator_origin[spec.name] = origin
+
         # Each implementation is called on its own so that a registration names its plugin.
         hooks = self.manager.hook
         for impl in hooks.register_phases.get_hookimpls():
@@ -204,6 +219,9 @@ class PluginHost:
         for impl in hooks.register_artifact_checks.get_hookimpls():
             origin = self._origin.get(id(impl.plugin), impl.plugin_name)
             self._call(impl.function, origin, functools.partial(register_check, origin=origin))
+        for impl in hooks.register_generators.get_hookimpls():
+            origin = self._origin.get(id(impl.plugin), impl.plugin_name)
+            self._call(impl.function, origin, functools.partial(register_generator, origin=origin))
         return registry
 
     @staticmethod

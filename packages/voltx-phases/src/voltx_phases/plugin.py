@@ -1,13 +1,15 @@
 """Registers the Volt X phases: the families' specs and artifact checks, concatenated.
 
-Specs only: the training code is named by each spec's `entry` and imported by the worker, and the
-artifact checks are named by "module:function" and imported when a file is added.
+Specs only: the training code is named by each spec's `entry` and imported by the worker, the
+artifact checks are named by "module:function" and imported when a file is added, and the
+generator's entry is imported by `voltx generate`.
 """
 
 from __future__ import annotations
 
 import voltx
-from voltx.hookspecs import RegisterArtifactCheck, RegisterPhase
+from voltx.hookspecs import RegisterArtifactCheck, RegisterGenerator, RegisterPhase
+from voltx_phases import generation
 from voltx_phases.codebook import specs as codebook
 from voltx_phases.datasets import specs as datasets
 from voltx_phases.soft_core import specs as soft_core
@@ -33,3 +35,8 @@ def register_phases(register: RegisterPhase) -> None:
 def register_artifact_checks(register: RegisterArtifactCheck) -> None:
     for name, check in ARTIFACT_CHECKS.items():
         register(name, check)
+
+
+@voltx.hookimpl
+def register_generators(register: RegisterGenerator) -> None:
+    register(generation.GENERATOR)

@@ -16,6 +16,11 @@ at zero, as candle's `VarBuilder::get` initialised them.
     from voltx_phases.models.loading import load_decoder
     decoder = load_decoder("code_decoder.safetensors")       # or the folder holding it
     ids = decoder.generate(context)                           # context [B, S, 256], stops at <eos>
+
+Generation keeps a key/value cache (`DecoderCache`): each step runs the layer on the newest
+token only, attending to the keys and values of the earlier positions, which are computed once.
+Its greedy output is the full recompute's, token for token (`generate(..., use_cache=False)`
+keeps the recompute, for checks and for `bench/generate.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,22 @@ from voltx_phases.models.vocabulary import EOS_ID, PAD_ID
 # The decoder starts from id 0 (`<pad>`), not `<bos>`: the original's convention, which its
 # checkpoints were trained with.
 DECODER_BOS_ID = PAD_ID
+
+
+@attrs.frozen
+class DecoderCache:
+    """What incremental decoding keeps between steps (`CodeDecoder.step`).
+
+    `keys` and `values` [B, 1, max_len, 256] are filled up to `length`; the tensors are shared
+    between a cache and the one `step` returns, so an older cache must not be stepped again.
+    """
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    length: int
+    cross_keys: torch.Tensor  # [B, 1, S, 256]
+    cross_values: torch.Tensor
+    cross_mask: torch.Tensor | None  # [B, 1, 1, S]
 
 
 @attrs.frozen
@@ -115,6 +136,55 @@ class CodeDecoder(nn.Module):
         logits: torch.Tensor = self.output_proj(hidden) @ self.token_embed.T
         return logits
 
+    def start_cache(
+        self, context: torch.Tensor, context_mask: torch.Tensor | None = None
+    ) -> DecoderCache:
+        """An empty cache for `context` [B, S, 256]: cross-attention's keys and values, computed
+        once, and room for `max_len` positions of self-attention keys and values."""
+        batch = context.shape[0]
+        dim = self.shape.model_dim
+        # Kept as [B, 1 head, positions, 256]: torch's fused CPU attention takes this 4-d form,
+        # twice as fast as the 3-d one at one query position (bench/generate.py).
+        room = torch.empty(
+            (batch, 1, self.shape.max_len, dim), device=context.device, dtype=context.dtype
+        )
+        return DecoderCache(
+            keys=room,
+            values=torch.empty_like(room),
+            length=0,
+            cross_keys=self.cross_k(context)[:, None],
+            cross_values=self.cross_v(context)[:, None],
+            cross_mask=None if context_mask is None else context_mask[:, None, None, :],
+        )
+
+    def step(self, ids: torch.Tensor, cache: DecoderCache) -> tuple[torch.Tensor, DecoderCache]:
+        """Logits [B, V] for the next token after `ids` [B] (the newest token of each row), and
+        the cache with this position added. The same arithmetic as `hidden` at one position."""
+        position = cache.length
+        if position >= self.shape.max_len:
+            raise ValueError(f"the decoder's max_len {self.shape.max_len} is reached")
+        x = self.input_proj(F.embedding(ids[:, None], self.token_embed))
+        x = x + self.pos_encoding[position : position + 1]  # [B, 1, 256]
+        h = self.self_norm(x)
+        cache.keys[:, 0, position] = self.self_k(h)[:, 0]
+        cache.values[:, 0, position] = self.self_v(h)[:, 0]
+        length = position + 1
+        # No mask: the cache holds only this position and earlier ones, which is causality.
+        attended = F.scaled_dot_product_attention(
+            self.self_q(h)[:, None], cache.keys[:, :, :length], cache.values[:, :, :length]
+        )
+        x = x + attended[:, 0]
+        h = self.cross_norm(x)
+        attended = F.scaled_dot_product_attention(
+            self.cross_q(h)[:, None],
+            cache.cross_keys,
+            cache.cross_values,
+            attn_mask=cache.cross_mask,
+        )
+        x = x + attended[:, 0]
+        x = x + self.ffn2(F.gelu(self.ffn1(self.ffn_norm(x))))
+        return self.logits(x[:, 0]), attrs.evolve(cache, length=length)
+
     @torch.no_grad()
     def generate(
         self,
@@ -122,22 +192,28 @@ class CodeDecoder(nn.Module):
         max_len: int | None = None,
         eos_id: int | None = EOS_ID,
         context_mask: torch.Tensor | None = None,
+        use_cache: bool = True,
     ) -> list[list[int]]:
         """Greedy decoding from BOS (id 0) for each context [B, S, 256]; at most `max_len`
         tokens (default and limit: the decoder's max_len), stopping a sequence at `eos_id`.
 
         The returned ids exclude BOS and `<eos>`. The original never stopped early and always
-        produced 128 tokens; passing ``eos_id=None`` does the same here. Every step recomputes
-        the whole prefix: one layer over at most 256 positions, so a cache is not worth its code.
+        produced 128 tokens; passing ``eos_id=None`` does the same here. With `use_cache` each
+        step runs one position against the cache; without, it recomputes the whole prefix.
         """
         limit = min(max_len or self.shape.max_len, self.shape.max_len)
         batch = context.shape[0]
         ids = torch.full((batch, 1), DECODER_BOS_ID, dtype=torch.long, device=context.device)
         finished = torch.zeros(batch, dtype=torch.bool, device=context.device)
+        cache = self.start_cache(context, context_mask) if use_cache else None
         for _ in range(limit):
-            # Only the last position is scored: 32,768 logits per step, not per position.
-            logits = self.logits(self.hidden(ids, context, context_mask)[:, -1])
-            next_ids = logits.argmax(dim=-1)
+            if cache is not None:
+                logits, cache = self.step(ids[:, -1], cache)
+            else:
+                # Only the last position is scored: 32,768 logits per step, not per position.
+                logits = self.logits(self.hidden(ids, context, context_mask)[:, -1])
+            # max's indices: the same choice as argmax, at half its cost on the CPU.
+            next_ids = logits.max(dim=-1).indices
             if eos_id is not None:
                 next_ids = torch.where(finished, torch.full_like(next_ids, eos_id), next_ids)
                 finished |= next_ids == eos_id

@@ -122,3 +122,9 @@ def encode_frames(encoder: CodeEncoder, ids: torch.Tensor, lengths: torch.Tensor
     vectors = F.normalize(pooled / total.clamp_min(1e-12)[:, :, None], dim=-1)
     vectors = vectors * present[:, :, None]
     return SlotFrames(vectors=vectors, present=present, gamma=total.clamp(max=1.0))
+
+
+def slot_context_mask(present: torch.Tensor) -> torch.Tensor:
+    """The decoder's cross-attention mask over a frame's slots [B, 16]: the filled ones. A frame
+    with no filled slot (an empty text) attends to all 16 zero vectors rather than to nothing."""
+    return present | ~present.any(dim=-1, keepdim=True)

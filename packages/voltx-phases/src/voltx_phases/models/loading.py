@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from voltx_phases._common.weights import (
     WeightsError,
@@ -35,12 +36,17 @@ from voltx_phases._common.weights import (
     tensor_shapes,
 )
 from voltx_phases.models.decoder import CodeDecoder, DecoderShape
+from voltx_phases.models.diffusion_controller import DiffusionController
 from voltx_phases.models.encoder import CodeEncoder, EncoderShape
 from voltx_phases.models.scaled_vfn import ScaledVFN, VfnShape
+from voltx_phases.models.slot_attention import SlotAttention
 
 ENCODER_FILE = "code_encoder.safetensors"
 DECODER_FILE = "code_decoder.safetensors"
 SCALED_VFN_FILE = "scaled_vfn.safetensors"
+SLOT_ATTENTION_FILE = "slot_attention.safetensors"
+CONTROLLER_FILE = "diffusion_controller.safetensors"
+BIAS_FILE = "code_attention_bias.safetensors"
 
 
 def encoder_shape(shapes: Mapping[str, tuple[int, ...]], file: Path) -> EncoderShape:
@@ -114,3 +120,40 @@ def check_scaled_vfn_file(path: Path | str) -> VfnShape:
     shape = scaled_vfn_shape(shapes, file)
     compare_shapes(shapes, expected_shapes(ScaledVFN, shape), file)
     return shape
+
+
+def load_scaled_vfn(path: Path | str, device: torch.device | str = "cpu") -> ScaledVFN:
+    """A ScaledVFN of the file's shape with its weights, on `device`."""
+    shape = check_scaled_vfn_file(path)
+    vfn = ScaledVFN(shape)
+    load_weights(vfn, locate(path, SCALED_VFN_FILE))
+    return vfn.to(device)
+
+
+def load_slot_attention(path: Path | str, device: torch.device | str = "cpu") -> SlotAttention:
+    """Slot attention (with the bias saved beside its weights), on `device`."""
+    file = locate(path, SLOT_ATTENTION_FILE)
+    slot_dim = sized(tensor_shapes(file), "wq.weight", 2, file)[1]
+    attention = SlotAttention(dim=slot_dim)
+    load_weights(attention, file)
+    return attention.to(device)
+
+
+def load_diffusion_controller(
+    path: Path | str, device: torch.device | str = "cpu"
+) -> DiffusionController:
+    """The diffusion controller, its hidden width read from ``fc1.weight`` [hidden, 256 + 2]."""
+    file = locate(path, CONTROLLER_FILE)
+    hidden, inputs = sized(tensor_shapes(file), "fc1.weight", 2, file)
+    controller = DiffusionController(dim=inputs - 2, hidden=hidden)
+    load_weights(controller, file)
+    return controller.to(device)
+
+
+def load_attention_bias(path: Path | str) -> torch.Tensor:
+    """Phase 0.4's [16, 16] bias."""
+    file = locate(path, BIAS_FILE)
+    tensors = load_file(str(file))
+    if "bias" not in tensors or tuple(tensors["bias"].shape) != (16, 16):
+        raise WeightsError(f"{file}: expected one tensor 'bias' of shape [16, 16]")
+    return tensors["bias"].float()

@@ -40,6 +40,56 @@ class RarSettings:
 
 
 @attrs.frozen
+class RarModels:
+    """The three learned parts one RAR iteration runs."""
+
+    vfn: ScaledVFN
+    attention: SlotAttention
+    controller: DiffusionController
+
+
+@attrs.frozen
+class RarStep:
+    states: torch.Tensor  # [B, S, D] after the iteration (unchanged where not moving)
+    delta: torch.Tensor  # [B, S] |S' - S| (zero where not moving)
+    vanished: torch.Tensor  # [B, S] bool: the update's norm fell below 1e-10 (slot left as it was)
+
+
+def rar_iteration(
+    models: RarModels,
+    states: torch.Tensor,
+    active: torch.Tensor,
+    moving: torch.Tensor,
+    *,
+    time: float,
+    progress: float,
+    last_delta: torch.Tensor,
+    noise: torch.Tensor,
+    dt: float,
+    beta: float,
+) -> RarStep:
+    """One iteration of the loop, shared by training (`unrolled_rar`) and inference
+    (`models/inference.py`): the `moving` slots take the step, every `active` slot serves as a
+    key and value of slot attention, frozen ones included.
+
+    `time` is the VFN's t and `progress` the controller's iteration input; training passes
+    iteration / steps for both, inference chooses (docs/phases.md, "Inference").
+    """
+    batch, slots, dim = states.shape
+    times = torch.full((batch * slots,), time, device=states.device, dtype=states.dtype)
+    drift = models.vfn(states.reshape(-1, dim), times).reshape(batch, slots, dim)
+    messages = models.attention(states, active)
+    sigma = models.controller(states, progress, last_delta)
+    updated = states + dt * (drift + beta * messages)
+    updated = updated + sigma[:, :, None] * noise
+    # The original leaves a slot whose update vanished as it was, and counts it converged.
+    vanished = moving & (updated.norm(dim=-1) < 1e-10)
+    updated = F.normalize(updated, dim=-1)
+    updated = torch.where((moving & ~vanished)[:, :, None], updated, states)
+    return RarStep(updated, (updated - states).norm(dim=-1), vanished)
+
+
+@attrs.frozen
 class RarOutcome:
     states: torch.Tensor  # [B, S, D]
     alignment_loss: torch.Tensor
@@ -58,25 +108,30 @@ def unrolled_rar(
     generator: torch.Generator | None = None,
 ) -> RarOutcome:
     """Run `settings.steps` RAR iterations from `start` and score them against `target`."""
-    batch, slots, dim = start.shape
+    batch, slots, _ = start.shape
     states = start
     delta = torch.zeros(batch, slots, device=start.device, dtype=start.dtype)
     deltas = []
     for iteration in range(1, settings.steps + 1):
         progress = iteration / settings.steps
-        times = torch.full((batch * slots,), progress, device=start.device, dtype=start.dtype)
-        drift = vfn(states.reshape(-1, dim), times).reshape(batch, slots, dim)
-        messages = attention(states, active)
-        sigma = controller(states, progress, delta)
         noise = torch.randn(
             states.shape, generator=generator, device=start.device, dtype=start.dtype
         )
-        updated = states + settings.dt * (drift + settings.beta * messages)
-        updated = F.normalize(updated + sigma[:, :, None] * noise, dim=-1)
-        updated = torch.where(active[:, :, None], updated, states)
-        delta = (updated - states).norm(dim=-1)
+        step = rar_iteration(
+            RarModels(vfn, attention, controller),
+            states,
+            active,
+            active,
+            time=progress,
+            progress=progress,
+            last_delta=delta,
+            noise=noise,
+            dt=settings.dt,
+            beta=settings.beta,
+        )
+        delta = step.delta
         deltas.append(delta)
-        states = updated
+        states = step.states
     weight = active.to(start.dtype)
     count = weight.sum().clamp_min(1.0)
     cosine = F.cosine_similarity(states, target, dim=-1)

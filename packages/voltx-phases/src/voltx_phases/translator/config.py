@@ -125,6 +125,10 @@ class DecoderPhaseConfig:
     # False is the original: cross-entropy and accuracy over every position, padding included,
     # and cross-attention over padded context. True ignores padding in all three.
     mask_padding: bool = False
+    # What the decoder reads while it trains (docs/phases.md, 1.2): "slots", the 16 slot vectors
+    # of the code's frame, which is what it reads at inference; "tokens", the encoder's
+    # per-token features, the original's choice, which left training and inference mismatched.
+    context: str = attrs.field(default="slots", validator=attrs.validators.in_(("slots", "tokens")))
 
     # Optimisation (`docs/phases.md`, 1.2): AdamW, warmup then cosine to 1% over the whole run.
     batch_size: int = attrs.field(default=64, validator=positive())

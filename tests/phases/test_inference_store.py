@@ -1,0 +1,146 @@
+"""`voltx.generate` and `voltx generate` on a tiny store that the pipeline itself trained."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import voltx  # noqa: E402
+from voltx.cli import main  # noqa: E402
+from voltx.store import ArtifactStore  # noqa: E402
+from voltx.testing import InProcessBackend  # noqa: E402
+from voltx_phases.generation import VOLT_X_ARTIFACTS  # noqa: E402
+
+PROMPT = "Write a function that returns the sum of a list"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The tiny profile's 1.2 and 2.1 and everything upstream, trained once per test session."""
+    threads = torch.get_num_threads()
+    root = tmp_path_factory.mktemp("generate-store")
+    result = voltx.run(
+        ["1.2", "2.1"],
+        backend=InProcessBackend(root / "jobs"),
+        store=str(root / "store"),
+        profile="tiny",
+    )
+    torch.set_num_threads(threads)  # the tiny phases set one thread, process-wide
+    result.raise_for_status()
+    yield str(root / "store")
+
+
+def test_generate_gives_n_samples_with_confidences(tiny_store: str) -> None:
+    problems = voltx.generate(PROMPT, n=4, store=tiny_store, seed=1, max_tokens=48)
+    assert len(problems) == 1
+    problem = problems[0]
+    assert problem.prompt == PROMPT
+    assert len(problem.samples) == 4
+    assert 1 <= problem.rar_iterations <= 50
+    assert len(problem.converged) == len(problem.final_deltas) == len(problem.slot_gamma) == 16
+    for sample in problem.samples:
+        assert isinstance(sample.code, str)
+        assert len(sample.token_ids) == len(sample.token_logprobs) >= 1
+        assert all(logprob <= 0 for logprob in sample.token_logprobs)
+        assert 0.0 <= sample.confidence <= 1.0
+        assert sample.signals.rar_iterations == problem.rar_iterations
+        assert sample.signals.rar_active_slots >= sample.signals.rar_converged_slots
+    again = voltx.generate(PROMPT, n=4, store=tiny_store, seed=1, max_tokens=48)
+    assert again == problems  # seeded: the same samples
+
+
+def test_a_batch_of_prompts_greedy(tiny_store: str) -> None:
+    prompts = [PROMPT, "Return the largest of three numbers", ""]
+    problems = voltx.generate(prompts, n=2, temperature=0.0, store=tiny_store, max_tokens=32)
+    assert [p.prompt for p in problems] == prompts
+    for problem in problems:
+        first, second = problem.samples
+        assert first.token_ids == second.token_ids  # greedy: n samples are one
+        assert 1 <= len(first.token_ids) <= 32
+
+
+def test_voltx_generate_prints_four_samples_in_seconds(tiny_store: str) -> None:
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-m", "voltx", "--store", tiny_store, "generate", PROMPT, "-n", "4"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.count("## sample ") == 4
+    assert completed.stdout.count("confidence ") == 4
+    assert "reasoning: " in completed.stdout
+    assert elapsed < 60  # seconds, not minutes (the interpreter and torch start included)
+
+
+def test_digests_choose_another_version(
+    tiny_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ArtifactStore.open(tiny_store)
+    stage1 = store.resolve("scaled_vfn_stage1").digest
+    problems = voltx.generate(
+        PROMPT, temperature=0.0, store=tiny_store, digests={"scaled_vfn": stage1[:12]}
+    )
+    assert len(problems[0].samples) == 1
+    code = main(["--store", tiny_store, "generate", PROMPT, "--digest", "codebook=abc"])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("voltx: error: generator 'volt_x' does not use codebook")
+
+
+def test_a_missing_artifact_names_the_phase_that_makes_it(
+    tiny_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = ArtifactStore.open(tiny_store)
+    partial = ArtifactStore.open(str(tmp_path / "partial"))
+    for name in VOLT_X_ARTIFACTS:
+        if name != "scaled_vfn":
+            partial.add(name, source.get(name, tmp_path / "out" / name))
+    with pytest.raises(voltx.MissingArtifactError) as caught:
+        voltx.generate(PROMPT, store=partial.url)
+    assert caught.value.name == "scaled_vfn"
+    assert caught.value.producer == "2.1"
+    code = main(["--store", str(tmp_path / "partial"), "generate", PROMPT])
+    assert code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert "'scaled_vfn'" in lines[0] and "phase 2.1 makes it" in lines[0]
+
+
+def test_prompts_from_a_problem_file(
+    tiny_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(
+        '{"id": "a", "query": "Add two numbers", "solution": "", "tests": []}\n\n'
+        '{"id": "b", "query": "Reverse a string", "solution": "", "tests": []}\n'
+    )
+    code = main(
+        [
+            "--store",
+            tiny_store,
+            "generate",
+            "--file",
+            str(problems),
+            "-n",
+            "2",
+            "--max-tokens",
+            "16",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "# Add two numbers" in out and "# Reverse a string" in out
+    assert out.count("## sample ") == 4
+    assert main(["--store", tiny_store, "generate"]) == 1
+    assert "give a prompt or --file" in capsys.readouterr().err
