@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -59,3 +61,20 @@ class CommandLineWatch:
                     continue
                 if self.secret in text:
                     self.seen.append(text.replace(b"\0", b" ").decode(errors="replace"))
+
+
+def voltx_cli(
+    *args: str, cwd: Path, env: dict[str, str], check: bool = True, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """`python -m voltx ARGS` in `cwd`; with `check`, a non-zero exit fails with its stderr."""
+    result = subprocess.run(
+        [sys.executable, "-m", "voltx", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"voltx {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result

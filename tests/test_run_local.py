@@ -12,25 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from _support import TEST_PLUGINS, subprocess_env
+from _support import TEST_PLUGINS, subprocess_env, voltx_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def voltx_cli(
-    *args: str, cwd: Path, env: dict[str, str], check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "voltx", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"voltx {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
-    return result
 
 
 def run_table(stdout: str) -> dict[str, str]:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from _support import TEST_PLUGINS, subprocess_env
-from test_run_local import _wait_for, voltx_cli
+from _support import TEST_PLUGINS, subprocess_env, voltx_cli
+from test_run_local import _wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,31 +8,13 @@ makes its phase run again instead of "up to date"; `voltx run <id> --force` repa
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from _support import statuses, subprocess_env
+from _support import statuses, subprocess_env, voltx_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def voltx_cli(
-    *args: str, cwd: Path, env: dict[str, str], check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "voltx", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"voltx {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
-    return result
 
 
 def blob_of(name: str, project: Path, env: dict[str, str]) -> tuple[str, Path]:
