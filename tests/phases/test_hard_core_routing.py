@@ -7,7 +7,9 @@ import pytest
 
 from voltx_phases.hard_core.certainty import CertaintyReport, propagate
 from voltx_phases.hard_core.frame import SlotFrame
+from voltx_phases.hard_core.pipeline import read_batch, read_frame
 from voltx_phases.hard_core.router import NO_ROUTE, RoutingDecision, route
+from voltx_phases.hard_core.safety import SafetyLevel, default_axioms
 from voltx_phases.hard_core.strands import Strand, default_strands
 from voltx_phases.hard_core.vectors import SLOT_DIM, cosine_matrix, seed_to_vector
 
@@ -126,3 +128,26 @@ def test_frame_shapes_are_checked() -> None:
         SlotFrame.from_arrays(r0=np.zeros((2, SLOT_DIM)), present=[True])
     with pytest.raises(ValueError, match="gamma must be"):
         SlotFrame.from_arrays(r0=np.zeros((2, SLOT_DIM)), present=[True, True], gamma=[1.0])
+
+
+def test_a_batch_reading_gives_each_frame_its_route_gamma_and_verdict() -> None:
+    strands = default_strands()
+    axioms = default_axioms()
+    r0 = np.zeros((2, 3, SLOT_DIM), dtype=np.float32)
+    r0[0, 1] = strands[0].capability
+    r0[1, 0] = axioms[0].vector
+    present = np.array([[False, True, True], [True, False, False]])
+    gamma = np.array([[0.1, 0.9, 0.6], [0.7, 0.0, 0.0]], dtype=np.float32)
+    first, second = read_batch(r0, present, gamma)
+    assert (first.routing.strand_name, first.routing.slot, first.routing.activated) == (
+        "math_engine",
+        1,
+        True,
+    )
+    assert first.certainty == CertaintyReport(global_gamma=pytest.approx(0.6), weakest_slot=2)
+    assert first.safety.level is SafetyLevel.PASS
+    assert second.safety.level is SafetyLevel.HALT
+    assert second.certainty.weakest_slot == 0
+    assert read_frame(SlotFrame.empty()).routing == NO_ROUTE
+    with pytest.raises(ValueError, match="a batch is"):
+        read_batch(r0[0], present, gamma)
