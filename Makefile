@@ -48,7 +48,7 @@ test-core: .venv-core/.installed
 
 .venv-core/.installed: packages/voltx-core/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv .venv-core
-	.venv-core/bin/pip install $(PIP_QUIET) -e packages/voltx-core pytest==9.2.0 hypothesis==6.170.15
+	.venv-core/bin/pip install $(PIP_QUIET) -e 'packages/voltx-core[live]' pytest==9.2.0 hypothesis==6.170.15
 	touch $@
 
 clean:
