@@ -14,7 +14,7 @@ import importlib.metadata
 import importlib.util
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -163,12 +163,7 @@ class PluginHost:
         def register_phase(spec: PhaseSpec, origin: str) -> None:
             if not isinstance(spec, PhaseSpec):
                 raise PluginError(f"{origin!r} registered {spec!r}, not a PhaseSpec", origin)
-            if spec.id in registry.phases:
-                raise PluginError(
-                    f"duplicate phase id {spec.id!r}: registered by "
-                    f"{registry.phase_origin[spec.id]!r} and by {origin!r}",
-                    origin,
-                )
+            _refuse_duplicate("phase id", spec.id, registry.phase_origin, origin)
             registry.phases[spec.id] = spec
             registry.phase_origin[spec.id] = origin
             warn_unchecked_fields(spec.id, spec.config_class, origin)
@@ -176,12 +171,7 @@ class PluginHost:
         def register_backend(
             name: str, factory: BackendFactory, settings: type | None = None, *, origin: str
         ) -> None:
-            if name in registry.backends:
-                raise PluginError(
-                    f"duplicate backend {name!r}: registered by "
-                    f"{registry.backend_origin[name]!r} and by {origin!r}",
-                    origin,
-                )
+            _refuse_duplicate("backend", name, registry.backend_origin, origin)
             if settings is not None and not attrs.has(settings):
                 raise PluginError(
                     f"{origin!r} registered backend {name!r} with settings {settings!r}, "
@@ -199,12 +189,7 @@ class PluginHost:
         def register_generator(spec: GeneratorSpec, origin: str) -> None:
             if not isinstance(spec, GeneratorSpec):
                 raise PluginError(f"{origin!r} registered {spec!r}, not a GeneratorSpec", origin)
-            if spec.name in registry.generators:
-                raise PluginError(
-                    f"duplicate generator {spec.name!r}: registered by "
-                    f"{registry.generator_origin[spec.name]!r} and by {origin!r}",
-                    origin,
-                )
+            _refuse_duplicate("generator", spec.name, registry.generator_origin, origin)
             registry.generators[spec.name] = spec
             registry.generator_origin[spec.name] = origin
 
@@ -279,3 +264,12 @@ def registered(plugin: ModuleType | object, origin: str = "test") -> Iterator[No
                 os.environ.pop("VOLTX_PLUGINS", None)
             else:
                 os.environ["VOLTX_PLUGINS"] = previous
+
+
+def _refuse_duplicate(kind: str, key: str, origins: Mapping[str, str], origin: str) -> None:
+    """PluginError naming both plugins when `key` was registered already (`origins`: key ->
+    the plugin that registered it)."""
+    if key in origins:
+        raise PluginError(
+            f"duplicate {kind} {key!r}: registered by {origins[key]!r} and by {origin!r}", origin
+        )
