@@ -20,7 +20,8 @@ from typing import Any
 
 import attrs
 
-from voltx.errors import BackendError, did_you_mean
+from voltx.errors import BackendError
+from voltx_backends._settings import settings_from_options
 from voltx_backends.ssh.bootstrap import DEFAULT_PACKAGES
 from voltx_backends.ssh.target import (
     DEFAULT_CONNECT_TIMEOUT_S,
@@ -93,15 +94,4 @@ class SSHSettings:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SSHSettings:
         """Settings from a program's keywords; an unknown one is an error that says so."""
-        known = {field.name for field in attrs.fields(cls)}
-        unknown = [key for key in options if key not in known]
-        if unknown:
-            raise BackendError(
-                "unknown ssh setting(s): "
-                + ", ".join(f"{key!r}{did_you_mean(key, known)}" for key in sorted(unknown)),
-                "ssh",
-            )
-        try:
-            return cls(**options)
-        except (TypeError, ValueError) as exc:
-            raise BackendError(f"bad ssh settings: {exc}", "ssh") from exc
+        return settings_from_options(cls, options, "ssh")

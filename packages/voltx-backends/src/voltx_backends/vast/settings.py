@@ -22,7 +22,8 @@ from typing import Any
 
 import attrs
 
-from voltx.errors import BackendError, did_you_mean
+from voltx.errors import BackendError
+from voltx_backends._settings import settings_from_options
 from voltx_backends.ssh.bootstrap import DEFAULT_PACKAGES
 from voltx_backends.vast.offers import OfferFilters, names
 
@@ -102,18 +103,7 @@ class VastSettings(OfferFilters):
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> VastSettings:
         """Settings from the project file's table; an unknown key is an error that says so."""
-        known = {field.name for field in attrs.fields(cls)}
-        unknown = [key for key in options if key not in known]
-        if unknown:
-            raise BackendError(
-                "unknown vast setting(s): "
-                + ", ".join(f"{key!r}{did_you_mean(key, known)}" for key in sorted(unknown)),
-                "vast",
-            )
-        try:
-            return cls(**options)
-        except (TypeError, ValueError) as exc:
-            raise BackendError(f"bad vast settings: {exc}", "vast") from exc
+        return settings_from_options(cls, options, "vast")
 
     def offer_filters(self) -> OfferFilters:
         """The user's conditions on the machine (the settings are those filters, and more)."""
