@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from _support import TEST_PLUGINS, subprocess_env, voltx_cli
+from _support import TEST_PLUGINS, subprocess_env, voltx_cli, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -108,15 +107,6 @@ def _alive(pgid: int) -> bool:
     return False
 
 
-def _wait_for(predicate: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def test_sigkill_orchestrator_then_rerun(project: Path) -> None:
     env = subprocess_env(TEST_PLUGINS, VOLTX_PLUGINS="slow_pipeline")
     args = ["run", "slow.c", "--set", "slow.b.seconds=3", "--set", "slow.a.seconds=0.1"]
@@ -129,7 +119,7 @@ def test_sigkill_orchestrator_then_rerun(project: Path) -> None:
     )
     store = project / ".voltx"
     # Kill as soon as phase b's job is running (its first output file exists).
-    _wait_for(lambda: any(store.glob("work/jobs/*slow.b*/outputs/slow_b/part-1.txt")))
+    wait_for(lambda: any(store.glob("work/jobs/*slow.b*/outputs/slow_b/part-1.txt")))
     orchestrator.send_signal(signal.SIGKILL)
     orchestrator.wait()
 
@@ -170,13 +160,13 @@ def test_ctrl_c_cancels_every_job(project: Path) -> None:
         text=True,
     )
     store = project / ".voltx"
-    _wait_for(lambda: any(store.glob("work/jobs/*slow.b*/outputs/slow_b/part-1.txt")))
+    wait_for(lambda: any(store.glob("work/jobs/*slow.b*/outputs/slow_b/part-1.txt")))
     orchestrator.send_signal(signal.SIGINT)
     _stdout, stderr = orchestrator.communicate(timeout=30)
     assert orchestrator.returncode == 130, stderr
     pids = _job_pids(store)
     assert pids
-    _wait_for(lambda: not [pid for pid in pids if _alive(pid)], timeout=30)
+    wait_for(lambda: not [pid for pid in pids if _alive(pid)], timeout=30)
     status = voltx_cli("status", "--json", cwd=project, env=env)
     snapshot = json.loads(status.stdout)
     assert snapshot["status"] == "cancelled"
@@ -219,7 +209,7 @@ def test_lost_job_is_resubmitted(project: Path) -> None:
         text=True,
     )
     store = project / ".voltx"
-    _wait_for(lambda: any(store.glob("work/jobs/*slow.b-1/outputs/slow_b/part-1.txt")))
+    wait_for(lambda: any(store.glob("work/jobs/*slow.b-1/outputs/slow_b/part-1.txt")))
     (first_pid,) = [int(p.read_text()) for p in store.glob("work/jobs/*slow.b-1/pid")]
     # The machine "vanishes": the whole job dies at once, wrapper included, with no exit code.
     os.killpg(first_pid, signal.SIGKILL)

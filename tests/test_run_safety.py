@@ -14,24 +14,15 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from _support import TEST_PLUGINS, subprocess_env, voltx_cli
+from _support import TEST_PLUGINS, subprocess_env, voltx_cli, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 LEASE = Path(".voltx/records/runs/lease.json")
-
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 def _status(project: Path, env: dict[str, str]) -> dict[str, object]:
@@ -69,7 +60,7 @@ def test_a_second_run_in_the_same_store_is_refused_naming_the_first(project: Pat
         text=True,
     )
     try:
-        _wait_for(lambda: (project / LEASE).exists())
+        wait_for(lambda: (project / LEASE).exists())
         second = voltx_cli(
             "run", "slow.a", "--set", "slow.a.seconds=4", cwd=project, env=env, check=False
         )
@@ -209,7 +200,7 @@ def test_a_worker_killed_by_sigkill_is_retried_and_resumes(project: Path) -> Non
     )
     store = project / ".voltx"
     try:
-        _wait_for(lambda: any(store.glob("checkpoints/ckpt.steps/*/step-000000003")))
+        wait_for(lambda: any(store.glob("checkpoints/ckpt.steps/*/step-000000003")))
         (wrapper,) = [int(p.read_text()) for p in store.glob("work/jobs/*ckpt.steps-1/pid")]
         worker = _worker_of(wrapper)
         # What the kernel's OOM killer does: SIGKILL to the worker; its wrapper lives on to

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from _support import TEST_PLUGINS, subprocess_env, voltx_cli
-from test_run_local import _wait_for
+from _support import TEST_PLUGINS, subprocess_env, voltx_cli, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -85,7 +84,7 @@ def test_status_during_a_run_and_after_its_orchestrator_was_killed(
         "slow.b.seconds=3",
     )
     store = project / ".voltx"
-    _wait_for(lambda: any(store.glob("work/jobs/*slow.b*/outputs/slow_b/part-1.txt")))
+    wait_for(lambda: any(store.glob("work/jobs/*slow.b*/outputs/slow_b/part-1.txt")))
 
     during = _status(project, env)
     assert during["status"] == "running"
@@ -133,7 +132,7 @@ def test_logs_follow_waits_for_the_phase_and_ends_with_its_job(
     )
     store = project / ".voltx"
     # Follow as soon as the run exists, before slow.b has a job: logs -f waits for it.
-    _wait_for(lambda: (store / "records" / "runs" / "latest.json").exists())
+    wait_for(lambda: (store / "records" / "runs" / "latest.json").exists())
     followed = voltx_cli("logs", "slow.b", "-f", cwd=project, env=env)
     result_files = list(store.glob("work/jobs/*slow.b*/result.json"))
     assert result_files, "logs -f ended before the job did"
@@ -156,7 +155,7 @@ def test_logs_follow_gives_up_when_the_orchestrator_is_gone(
 ) -> None:
     orchestrator = _start(project, env, orchestrators, "slow.b", "--set", "slow.a.seconds=30")
     store = project / ".voltx"
-    _wait_for(lambda: any(store.glob("work/jobs/*slow.a*/outputs/slow_a/part-1.txt")))
+    wait_for(lambda: any(store.glob("work/jobs/*slow.a*/outputs/slow_a/part-1.txt")))
     orchestrator.send_signal(signal.SIGKILL)
     orchestrator.communicate(timeout=30)
     try:
