@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 import attrs
+import numpy as np
 import torch
 from tokenizers import Tokenizer
 
@@ -148,6 +149,16 @@ def reason(models: RarModels, frames: SlotFrames, settings: ReasoningSettings) -
     return ReasoningTrace(states, present, iterations, converged, delta)
 
 
+@attrs.frozen
+class HardCoreInputs:
+    """What the hard core reads for a batch of texts (numpy, so `hard_core.pipeline.read_batch`
+    and the calibration phases 3.1-3.3 take it as is)."""
+
+    r0: np.ndarray  # [B, 16, 256] float32: the RAR's reasoned slot vectors
+    present: np.ndarray  # [B, 16] bool: slots the encoder filled
+    gamma: np.ndarray  # [B, 16] float32: the encoder's certainty per slot
+
+
 class VoltModel:
     """The trained system end to end; `generate` is the whole path, the other methods its steps
     (with tensors, for phases that train through them)."""
@@ -208,6 +219,28 @@ class VoltModel:
 
     def reason(self, frames: SlotFrames, settings: ReasoningSettings) -> ReasoningTrace:
         return reason(self.rar, frames, settings)
+
+    def hard_core_inputs(
+        self, texts: Sequence[str], settings: ReasoningSettings | None = None, batch: int = 64
+    ) -> HardCoreInputs:
+        """The frames the hard core reads for `texts`: encoded, then reasoned by the RAR loop,
+        `batch` texts at a time (docs/phases.md, "Hard core"). The calibration phases and the
+        model at inference read the hard core over the same frames."""
+        settings = settings or ReasoningSettings()
+        r0, present, gamma = [], [], []
+        for start in range(0, len(texts), batch):
+            frames = self.encode(texts[start : start + batch])
+            trace = self.reason(frames, settings)
+            r0.append(trace.states.float().cpu().numpy())
+            present.append(trace.present.cpu().numpy())
+            gamma.append(frames.gamma.float().cpu().numpy())
+        if not r0:
+            return HardCoreInputs(
+                np.zeros((0, 16, 256), np.float32),
+                np.zeros((0, 16), bool),
+                np.zeros((0, 16), np.float32),
+            )
+        return HardCoreInputs(np.concatenate(r0), np.concatenate(present), np.concatenate(gamma))
 
     def decode(
         self, trace: ReasoningTrace, n: int, sampling: SamplingSettings
