@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -15,27 +15,16 @@ torch = pytest.importorskip("torch")
 import voltx  # noqa: E402
 from voltx.cli import main  # noqa: E402
 from voltx.store import ArtifactStore  # noqa: E402
-from voltx.testing import InProcessBackend  # noqa: E402
 from voltx_phases.generation import VOLT_X_ARTIFACTS  # noqa: E402
 
 PROMPT = "Write a function that returns the sum of a list"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The tiny profile's 1.2 and 2.1 and everything upstream, trained once per test session."""
-    threads = torch.get_num_threads()
-    root = tmp_path_factory.mktemp("generate-store")
-    result = voltx.run(
-        ["1.2", "2.1"],
-        backend=InProcessBackend(root / "jobs"),
-        store=str(root / "store"),
-        profile="tiny",
-    )
-    torch.set_num_threads(threads)  # the tiny phases set one thread, process-wide
-    result.raise_for_status()
-    yield str(root / "store")
+@pytest.fixture
+def tiny_store(tiny_model_store: str) -> str:
+    """The session's tiny trained store (tests/phases/conftest.py)."""
+    return tiny_model_store
 
 
 def test_generate_gives_n_samples_with_confidences(tiny_store: str) -> None:
@@ -144,3 +133,26 @@ def test_prompts_from_a_problem_file(
     assert out.count("## sample ") == 4
     assert main(["--store", tiny_store, "generate"]) == 1
     assert "give a prompt or --file" in capsys.readouterr().err
+
+
+def test_hard_core_inputs_are_the_reasoned_frames(tiny_store: str, tmp_path: Path) -> None:
+    from voltx_phases.hard_core.pipeline import read_batch
+    from voltx_phases.models.inference import ReasoningSettings, VoltModel
+
+    store = ArtifactStore.open(tiny_store)
+    paths = {name: store.get(name, tmp_path / name) for name in VOLT_X_ARTIFACTS}
+    model = VoltModel.from_artifacts(paths, "cpu")
+    texts = [PROMPT, "def f(x):\n    return x + 1\n", "explain this code"]
+    inputs = model.hard_core_inputs(texts, batch=2)  # two batches: the split must not show
+    assert inputs.r0.shape == (3, 16, 256) and inputs.r0.dtype == np.float32
+    assert inputs.present.shape == inputs.gamma.shape == (3, 16)
+    assert inputs.present.any(axis=1).all()
+    whole = model.hard_core_inputs(texts, batch=8)
+    np.testing.assert_allclose(inputs.r0, whole.r0, atol=1e-5)
+    np.testing.assert_array_equal(inputs.present, whole.present)
+    frames = model.encode(texts)
+    trace = model.reason(frames, ReasoningSettings(noise=False))
+    np.testing.assert_allclose(whole.r0, trace.states.numpy(), atol=1e-6)
+    readings = read_batch(inputs.r0, inputs.present, inputs.gamma)
+    assert len(readings) == 3
+    assert model.hard_core_inputs([]).r0.shape == (0, 16, 256)

@@ -225,8 +225,13 @@ class VoltModel:
     ) -> HardCoreInputs:
         """The frames the hard core reads for `texts`: encoded, then reasoned by the RAR loop,
         `batch` texts at a time (docs/phases.md, "Hard core"). The calibration phases and the
-        model at inference read the hard core over the same frames."""
-        settings = settings or ReasoningSettings()
+        model at inference read the hard core over the same frames.
+
+        By default the RAR runs without its noise: the seeded draws are per batch, so with noise
+        a text's frame would depend on which texts share its batch, and a calibration fitted on
+        one batching would not hold at another.
+        """
+        settings = settings or ReasoningSettings(noise=False)
         r0, present, gamma = [], [], []
         for start in range(0, len(texts), batch):
             frames = self.encode(texts[start : start + batch])

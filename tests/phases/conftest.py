@@ -1,0 +1,34 @@
+"""Fixtures shared by the phase tests: one tiny trained model store per test session.
+
+Training the tiny profile's upstream (0.2 through 2.1) takes the better part of a minute on two
+cores; the phases downstream of it (inference, 3.x, 4.x, 5.x) all read the same artifacts, so
+they share one store, trained once, and never write to it (each test runs its own phase into a
+store of its own or copies what it needs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A store holding the tiny profile's 1.2 and 2.1 and everything upstream of them."""
+    torch = pytest.importorskip("torch")
+    import voltx
+    from voltx.testing import InProcessBackend
+
+    threads = torch.get_num_threads()
+    root: Path = tmp_path_factory.mktemp("tiny-model-store")
+    result = voltx.run(
+        ["1.2", "2.1"],
+        backend=InProcessBackend(root / "jobs"),
+        store=str(root / "store"),
+        profile="tiny",
+    )
+    torch.set_num_threads(threads)  # the tiny phases set one thread, process-wide
+    result.raise_for_status()
+    yield str(root / "store")
