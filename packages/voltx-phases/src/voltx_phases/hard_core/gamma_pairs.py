@@ -61,8 +61,13 @@ def load_problems(ctx: PhaseContext, config: GammaCalibrationConfig) -> list[Pro
             f"no problems with tests in {names} ({len(problems)} problem(s) read, none has a "
             "test to run its samples against)",
         )
-    if len(with_tests) < 2:
-        raise PhaseError(ctx.phase_id, "one problem with tests: a held-out split needs two")
+    if len(with_tests) < 3:
+        # One held-out problem and two fitting ones, so the methods can be compared out of fold.
+        raise PhaseError(
+            ctx.phase_id,
+            f"{len(with_tests)} problem(s) with tests in "
+            f"{', '.join(quota.name for quota in config.datasets)}; calibration needs at least 3",
+        )
     return with_tests
 
 
