@@ -24,7 +24,11 @@ GAMMA_CALIBRATION = PhaseSpec(
     # Sampling is the GPU's; running ~20K samples' tests in the sandbox is the CPUs'.
     resources=Resources(gpus=1, gpu_memory_gb=16, cpu_cores=16, ram_gb=32, disk_gb=20),
     profile_resources={"tiny": Resources(cpu_cores=1, ram_gb=2, disk_gb=1)},
-    reference_hours=0.05,
+    # Full: ~21K samples; sampling is minutes on the GPU, and running their tests (one sandboxed
+    # process each, APPS problems carry ten or more) is ~250K processes over 16 cores.
+    reference_hours=0.5,
+    reference_hours_high=1.0,
+    profile_hours={"tiny": 0.01},  # 16 problems x 3 samples: under a minute on one core
     description=(
         "Certainty calibration: model samples run against their tests; raw confidence fitted to "
         "pass rate (isotonic, temperature or Platt), ECE before and after"
