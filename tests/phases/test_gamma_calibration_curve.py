@@ -55,3 +55,16 @@ def test_a_bad_file_is_rejected_naming_the_file(
     with pytest.raises(ArtifactFormatError, match=message) as caught:
         GammaCurve.load(path)
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_adding_a_foreign_file_as_gamma_calibration_is_refused(tmp_path: Path) -> None:
+    from voltx.imports import check_artifact
+
+    good = tmp_path / "good" / GAMMA_CURVE_FILE
+    good.parent.mkdir()
+    GammaCurve.identity().write(good)
+    check_artifact("gamma_calibration", good.parent)
+    bad = tmp_path / GAMMA_CURVE_FILE
+    save_file({"raw": np.zeros(2, np.float32)}, str(bad), {"format": "voltx-gamma-curve"})
+    with pytest.raises(ArtifactFormatError, match="cannot be gamma_calibration"):
+        check_artifact("gamma_calibration", bad)

@@ -7,7 +7,8 @@ from voltx import PhaseSpec, Resources
 from voltx_phases.generation import VOLT_X_ARTIFACTS
 from voltx_phases.hard_core.gamma_config import GAMMA_PROFILES, GammaCalibrationConfig
 
-# A curve brought from elsewhere is checked when added (the reader imports numpy only).
+# A curve brought from elsewhere is checked when added; the check is named, so it is imported
+# (with `_common.weights`, which imports torch) only then.
 ARTIFACT_CHECKS = {"gamma_calibration": "voltx_phases.hard_core.gamma_curve:check_gamma_curve_file"}
 
 GAMMA_CALIBRATION = PhaseSpec(
