@@ -104,3 +104,15 @@ def test_split_holds_problems_out_whole_and_deals_folds() -> None:
     assert set(split.fold[split.held_out].tolist()) == {-1}
     assert sorted(set(split.fold[~split.held_out].tolist())) == [0, 1, 2]
     assert int(split_problems(6, held_out=500, folds=5, seed=1).held_out.sum()) == 3
+
+
+@pytest.mark.parametrize(
+    ("count", "ten_bins", "fifteen_bins"), [(164, 0.079, 0.095), (1000, 0.032, 0.039)]
+)
+def test_noise_floor_matches_the_published_simulation(
+    count: int, ten_bins: float, fifteen_bins: float
+) -> None:
+    # A perfectly calibrated predictor, p ~ Beta(1.2, 1.2): docs/phases.md, 3.2 quotes these.
+    pool = np.random.default_rng(0).beta(1.2, 1.2, count)
+    assert ece_noise_floor(pool, 10, 300, seed=1)[0] == pytest.approx(ten_bins, rel=0.1)
+    assert ece_noise_floor(pool, 15, 300, seed=1)[0] == pytest.approx(fifteen_bins, rel=0.1)

@@ -106,8 +106,9 @@ def ece_noise_floor(
     (with replacement) and each outcome as a coin that lands heads with that confidence.
 
     An ECE below this mean is indistinguishable from perfect calibration at this sample size.
-    Coins are 0/1, so for pass rates over several tests (less noisy outcomes) the floor is a
-    conservative one.
+    Coins are 0/1, noisier than pass rates over several tests (the floor is too high), and every
+    pair is drawn independently where the samples of one problem are correlated (too low);
+    docs/phases.md, 3.2.
     """
     pool = np.clip(np.asarray(confidences, dtype=np.float64), 0.0, 1.0)
     if pool.size == 0:
