@@ -72,7 +72,13 @@ def _panel(axis: Any, table: Reliability, title: str, bins: int) -> None:
         alpha=0.7,
         label="mean pass rate",
     )
-    axis.plot(table.mean_confidence[filled], table.mean_outcome[filled], "o", color="C3")
+    axis.plot(
+        table.mean_confidence[filled],
+        table.mean_outcome[filled],
+        "o",
+        color="C3",
+        label="bin's mean gamma",
+    )
     for centre, count, height in zip(
         centres[filled], table.counts[filled], table.mean_outcome[filled], strict=True
     ):
