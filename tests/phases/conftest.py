@@ -8,7 +8,8 @@ store of its own or copies what it needs).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,18 @@ def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     torch.set_num_threads(threads)  # the tiny phases set one thread, process-wide
     result.raise_for_status()
     yield str(root / "store")
+
+
+@pytest.fixture(scope="session")
+def copy_tiny_model_store(
+    tiny_model_store: str, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], str]:
+    """A function that copies the tiny trained store to a new folder and returns its URL: a
+    phase run there finds everything upstream fresh (lineage included) and runs alone."""
+
+    def copy(label: str) -> str:
+        target = tmp_path_factory.mktemp(label) / "store"
+        shutil.copytree(tiny_model_store, target, symlinks=True)
+        return str(target)
+
+    return copy

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +30,19 @@ INPUTS = (*VOLT_X_ARTIFACTS, "humaneval", "mbpp")
 
 
 @pytest.fixture(scope="session")
-def calibrated_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """The tiny profile's 3.2 and everything upstream, run once per test session."""
+def calibrated_store(
+    copy_tiny_model_store: Callable[[str], str],
+) -> Iterator[tuple[str, Path]]:
+    """The tiny profile's 3.2, run once per test session on a copy of the tiny model store."""
     threads = torch.get_num_threads()
-    root = tmp_path_factory.mktemp("gamma-store")
-    result = voltx.run(
-        "3.2", backend=InProcessBackend(root / "jobs"), store=str(root / "store"), profile="tiny"
-    )
+    url = copy_tiny_model_store("gamma-store")
+    root = Path(url).parent
+    result = voltx.run("3.2", backend=InProcessBackend(root / "jobs"), store=url, profile="tiny")
     torch.set_num_threads(threads)  # the tiny phases set one thread, process-wide
     result.raise_for_status()
-    yield str(root / "store"), root
+    ran = [phase for phase, outcome in result.phases.items() if outcome.status != "skipped"]
+    assert ran == ["3.2"]  # upstream was fresh: only 3.2 ran
+    yield url, root
 
 
 def _copy_inputs(source: str, target: str, scratch: Path, **replaced: Path) -> None:
