@@ -52,8 +52,10 @@ def _canonical_bytes(path: Path) -> None:
     staging.replace(path)
 
 
-def write_axioms(path: Path, axioms: Sequence[Axiom]) -> None:
+def write_axioms(path: Path, axioms: Sequence[Axiom], frames: str | None = None) -> None:
     """Write `axioms` (K1..K5 in order) to `path`; rows are L2-normalised on the way out.
+    `frames`, when given, records which frame of a program they were refined on ("reasoned"
+    or "encoded") in the metadata key `frames`, which readers may ignore.
 
     Raises ValueError when the axioms are not the five K1..K5 of `hard_core/safety.py`, or a
     vector is not [256] with a non-zero norm: the file must read back with `load_axioms`."""
@@ -76,6 +78,8 @@ def write_axioms(path: Path, axioms: Sequence[Axiom]) -> None:
         "names": ",".join(names),
         "severities": ",".join(axiom.severity.value for axiom in axioms),
     }
+    if frames is not None:
+        metadata["frames"] = frames
     path = Path(path)
     save_file(tensors, str(path), metadata=metadata)
     _canonical_bytes(path)
