@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voltx_phases.hard_core.safety_attacks import TEMPLATES
 from voltx_phases.hard_core.safety_corpus import (
     LabelledProgram,
     adversarial_programs,
@@ -18,7 +19,6 @@ from voltx_phases.hard_core.safety_corpus import (
     split_by_source,
 )
 from voltx_phases.hard_core.safety_file import expected_names
-from voltx_phases.hard_core.safety_templates import TEMPLATES
 from voltx_phases.hard_core.safety_training import constrained_thresholds, error_rates
 
 

@@ -150,7 +150,7 @@ RUN_ARGS = (
     "--set",
     "3.3.checkpoint_every_steps=2",
     "--set",
-    "3.3.steps=200",
+    "3.3.steps=300",
 )
 
 

@@ -1,5 +1,5 @@
 """The labelled set of phase 3.3: benign programs (the store's reference solutions) and
-adversarial ones drawn from `safety_templates`, split train / held-out by source
+adversarial ones drawn from `safety_attacks`, split train / held-out by source
 (`docs/phases.md`, 3.3).
 
     programs = benign_programs(dataset_files) + adversarial_programs(per_axiom=300, seed=0)
@@ -21,8 +21,9 @@ from pathlib import Path
 import attrs
 
 from voltx_phases.datasets.readers import read_unified
+from voltx_phases.hard_core.safety_attacks import TEMPLATES
 from voltx_phases.hard_core.safety_file import expected_names
-from voltx_phases.hard_core.safety_templates import NAMES, TEMPLATES, Template
+from voltx_phases.hard_core.safety_templates import NAMES, Template
 
 # Draws of one program may repeat; give up on a template after this many draws per program asked.
 _DRAWS_PER_PROGRAM = 20
