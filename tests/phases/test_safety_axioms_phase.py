@@ -20,6 +20,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import structlog  # noqa: E402
+from safetensors import safe_open  # noqa: E402
 
 import voltx  # noqa: E402
 from voltx import PhaseStopped  # noqa: E402
@@ -81,6 +82,9 @@ def test_the_artifact_reads_back_as_five_axioms(tiny_store: str, tmp_path: Path)
     assert [a.name for a in axioms] == list(metrics["thresholds"])
     for axiom in axioms:
         assert axiom.threshold == pytest.approx(metrics["thresholds"][axiom.name])
+    file = Path(path) if Path(path).is_file() else Path(path) / "safety_axioms.safetensors"
+    with safe_open(str(file), framework="np") as handle:
+        assert handle.metadata()["frames"] == metrics["frames"] == "encoded"
 
 
 def _inputs(store: str, folder: Path) -> dict[str, Path]:

@@ -226,19 +226,17 @@ def _refined_axioms(
 def _composition(
     train: list[LabelledProgram], held_out: list[LabelledProgram]
 ) -> dict[str, dict[str, Any]]:
-    """Per group (benign, each axiom): programs and sources on each side, and the held-out
-    sources by name, so a reader can check that no template is on both sides."""
+    """Per group (benign, each axiom), on each side: how many programs and sources; for an
+    axiom, the held-out template keys too, so a reader can check that no template is on both
+    sides."""
+    groups = sorted({p.axiom or "benign" for p in train + held_out})
     out: dict[str, dict[str, Any]] = {}
-    for side, programs in (("train", train), ("held_out", held_out)):
-        for program in programs:
-            group = out.setdefault(program.axiom or "benign", {})
-            entry = group.setdefault(side, {"programs": 0, "sources": set()})
-            entry["programs"] += 1
-            entry["sources"].add(program.source)
-    for group in out.values():
-        for side, entry in group.items():
-            sources = sorted(entry["sources"])
-            group[side] = {"programs": entry["programs"], "sources": len(sources)}
-            if side == "held_out" and group is not out.get("benign"):
-                group[side]["templates"] = sources
-    return dict(sorted(out.items()))
+    for group in groups:
+        out[group] = {}
+        for side, programs in (("train", train), ("held_out", held_out)):
+            mine = [p for p in programs if (p.axiom or "benign") == group]
+            sources = sorted({p.source for p in mine})
+            out[group][side] = {"programs": len(mine), "sources": len(sources)}
+            if side == "held_out" and group != "benign":
+                out[group][side]["templates"] = sources
+    return out
