@@ -48,3 +48,26 @@ def copy_tiny_model_store(
         return str(target)
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def run_on_tiny_model_store(
+    copy_tiny_model_store: Callable[[str], str],
+) -> Callable[[str | list[str], str], str]:
+    """A function that runs phases (tiny profile) on a fresh copy of the tiny trained store and
+    returns the copy's URL; only the phases not already in the store run."""
+    torch = pytest.importorskip("torch")
+    import voltx
+    from voltx.testing import InProcessBackend
+
+    def run(phases: str | list[str], label: str) -> str:
+        threads = torch.get_num_threads()
+        url = copy_tiny_model_store(label)
+        result = voltx.run(
+            phases, backend=InProcessBackend(Path(url).parent / "jobs"), store=url, profile="tiny"
+        )
+        torch.set_num_threads(threads)  # the tiny phases set one thread, process-wide
+        result.raise_for_status()
+        return url
+
+    return run

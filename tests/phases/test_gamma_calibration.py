@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +30,10 @@ INPUTS = (*VOLT_X_ARTIFACTS, "humaneval", "mbpp")
 
 
 @pytest.fixture(scope="session")
-def calibrated_store(
-    copy_tiny_model_store: Callable[[str], str],
-) -> Iterator[tuple[str, Path]]:
+def calibrated_store(run_on_tiny_model_store: Callable[[str, str], str]) -> tuple[str, Path]:
     """The tiny profile's 3.2, run once per test session on a copy of the tiny model store."""
-    threads = torch.get_num_threads()
-    url = copy_tiny_model_store("gamma-store")
-    root = Path(url).parent
-    result = voltx.run("3.2", backend=InProcessBackend(root / "jobs"), store=url, profile="tiny")
-    torch.set_num_threads(threads)  # the tiny phases set one thread, process-wide
-    result.raise_for_status()
-    ran = [phase for phase, outcome in result.phases.items() if outcome.status != "skipped"]
-    assert ran == ["3.2"]  # upstream was fresh: only 3.2 ran
-    yield url, root
+    url = run_on_tiny_model_store("3.2", "gamma-store")
+    return url, Path(url).parent
 
 
 def _copy_inputs(source: str, target: str, scratch: Path, **replaced: Path) -> None:
