@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 from voltx import PhaseContext, PhaseError, PhaseStopped
@@ -98,8 +99,6 @@ def _frames(
     digest = hashlib.sha256(repr((settings, texts)).encode()).hexdigest()
     cache = ctx.checkpoints.root / _FRAMES_FILE
     if cache.is_file():
-        from safetensors import safe_open
-
         with safe_open(str(cache), framework="np") as handle:
             cached = (handle.metadata() or {}).get("texts")
         if cached == digest:

@@ -107,9 +107,9 @@ def router_loss(
     threshold_term = F.binary_cross_entropy_with_logits(margins, targets, pos_weight=balance)
     loss = contrastive + config.threshold_weight * threshold_term
     return loss, {
-        "loss": float(loss),
+        "loss": float(loss.detach()),
         "contrastive": float(contrastive.detach()),
-        "threshold": float(threshold_term),
+        "threshold": float(threshold_term.detach()),
     }
 
 
