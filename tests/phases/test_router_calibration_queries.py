@@ -22,6 +22,7 @@ from voltx_phases.hard_core.router_queries import (
     problem_queries,
     strand_counts,
 )
+from voltx_phases.hard_core.specs import PHASES
 from voltx_phases.hard_core.strands_file import STRAND_NAMES
 from voltx_phases.soft_core.config import PROBLEM_DATASETS
 
@@ -157,3 +158,24 @@ def test_config_needs_five_counts_of_at_least_two(caps: tuple[int, ...]) -> None
 
     with pytest.raises(ValueError, match="five counts of at least 2"):
         RouterCalibrationConfig(queries_per_strand=caps)
+
+
+def test_the_spec_declares_the_inputs_it_reads() -> None:
+    spec = next(s for s in PHASES if s.id == "3.1")  # 3.2 and 3.3 share the tuple
+    assert set(spec.requires) == {
+        "code_tokenizer",
+        "code_encoder",
+        "code_decoder",
+        "scaled_vfn",
+        "slot_attention",
+        "diffusion_controller",
+        "code_attention_bias",
+        "humaneval",
+        "mbpp",
+        "code_training_combined",
+        "apps_introductory_train",
+        "apps_interview_train",
+        "apps_competition_train",
+        "stack_python",
+    }
+    assert spec.produces == ("router_calibration", "router_calibration_report")
