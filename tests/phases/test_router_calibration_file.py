@@ -147,3 +147,13 @@ def test_the_documented_table_is_what_write_strands_writes(tmp_path: Path) -> No
             for name in handle.keys()  # noqa: SIM118 (safe_open has no __iter__)
         }
     assert written == documented
+
+
+def test_voltx_artifacts_add_runs_the_check(tmp_path: Path) -> None:
+    from voltx.imports import check_artifact
+
+    write_strands(tmp_path / FILE_NAME, *_arrays())
+    check_artifact("router_calibration", tmp_path)  # the registered check accepts it
+    (tmp_path / FILE_NAME).write_bytes(b"garbage")
+    with pytest.raises(ArtifactFormatError, match="cannot be router_calibration"):
+        check_artifact("router_calibration", tmp_path / FILE_NAME)

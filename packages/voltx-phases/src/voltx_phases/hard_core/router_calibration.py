@@ -134,6 +134,12 @@ def run(ctx: PhaseContext) -> None:
         torch.from_numpy(labels[:split][usable]),
     ).to(device)
     held = (r0[split:], present[split:], labels[split:])
+    if len(training) == 0:
+        raise PhaseError(
+            ctx.phase_id,
+            f"none of the {split} training queries' frames has a present slot; the encoder "
+            "(code_encoder) fills no slot for them",
+        )
 
     torch.manual_seed(config.seed)
     vectors = StrandVectors.initial().to(device)
@@ -160,10 +166,14 @@ def run(ctx: PhaseContext) -> None:
         batch = training.take(order[position * batch_size : (position + 1) * batch_size])
         optimizer.zero_grad(set_to_none=True)
         loss, parts = router_loss(vectors, batch, config)
+        if not np.isfinite(parts["loss"]):
+            raise PhaseError(
+                ctx.phase_id,
+                f"loss is {parts['loss']} at step {step}; the last good checkpoint is kept; "
+                "try a lower lr",
+            )
         torch.autograd.backward(loss)
         optimizer.step()
-        if not np.isfinite(parts["loss"]):
-            raise PhaseError(ctx.phase_id, f"loss is {parts['loss']} at step {step}; lower lr")
         if step % config.eval_every_steps == 0 or step == config.steps:
             _log_row(ctx, history, step, **parts)
             _log_evaluation(ctx, history, step, evaluate(vectors.strands(), *held))

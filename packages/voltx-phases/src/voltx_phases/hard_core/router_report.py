@@ -87,7 +87,7 @@ def write_report(
         twin.plot(*zip(*losses, strict=True), color="tab:red", linewidth=1, label="training loss")
         twin.set_ylabel("training loss")
         twin.legend(loc="upper right")
-    axis.legend(loc="lower right")
+    axis.legend(loc="upper left")
     axis.set_title(f"Phase {phase_id}: router calibration")
     figure.tight_layout()
     figure.savefig(folder / "accuracy_curve.png", metadata={"Software": None})
