@@ -102,8 +102,8 @@ _MUTATIONS = (
     (re.compile(r"\[0\]"), "[1]"),
     (re.compile(r"\[-1\]"), "[0]"),
 )
-# Corpus functions looked at per MemoryRetrieval query kept: enough to sample from without
-# parsing a full-size corpus.
+# MemoryRetrieval queries generated per one kept: enough to draw from without parsing a
+# full-size corpus.
 _CORPUS_OVERDRAW = 3
 
 
