@@ -1,26 +1,51 @@
 """Phase specs of the hard core family: the calibration phases 3.1-3.3, independent of each
-other (three lanes after 2.1). Torch-free: planning imports only this."""
+other: each reads the trained model and the datasets, not the others' outputs, so the graph runs
+them side by side after 2.1. Torch-free: planning imports only this."""
 
 from __future__ import annotations
 
 from voltx import PhaseSpec, Resources
 from voltx_phases.generation import VOLT_X_ARTIFACTS
 from voltx_phases.hard_core.gamma_config import GAMMA_PROFILES, GammaCalibrationConfig
+from voltx_phases.hard_core.router_config import ROUTER_PROFILES, RouterCalibrationConfig
 from voltx_phases.hard_core.safety_config import (
     BENIGN_SOURCES,
     SAFETY_PROFILES,
     SafetyRefinementConfig,
 )
+from voltx_phases.soft_core.config import PROBLEM_DATASETS
 
 # Files brought from elsewhere are checked when added; the checks are named, so they are
 # imported (with `_common.weights`, which imports torch) only then.
 ARTIFACT_CHECKS = {
+    "router_calibration": "voltx_phases.hard_core.strands_file:check_strands_file",
     "gamma_calibration": "voltx_phases.hard_core.gamma_curve:check_gamma_curve_file",
     "safety_axioms": "voltx_phases.hard_core.safety_file:load_axioms",
 }
 
 # A curve brought from elsewhere is checked when added; the check is named, so it is imported
 # (with `_common.weights`, which imports torch) only then.
+
+ROUTER_CALIBRATION = PhaseSpec(
+    id="3.1",
+    name="intent router calibration",
+    family="hard_core",
+    entry="voltx_phases.hard_core.router_calibration:run",
+    # The model (the frames the router reads at inference), the problem datasets (queries
+    # for four strands) and the corpus (MemoryRetrieval's queries).
+    requires=(*VOLT_X_ARTIFACTS, *PROBLEM_DATASETS, "stack_python"),
+    produces=("router_calibration", "router_calibration_report"),
+    config_class=RouterCalibrationConfig,
+    profiles=ROUTER_PROFILES,
+    resources=Resources(gpus=1, gpu_memory_gb=8, cpu_cores=4, ram_gb=16, disk_gb=10),
+    profile_resources={"tiny": Resources(cpu_cores=1, ram_gb=2, disk_gb=1)},
+    # 10K queries through the model's RAR loop, then 10K steps on 1,280 parameters.
+    reference_hours=0.2,
+    description=(
+        "The five code strands' capability vectors and thresholds, learnt contrastively on "
+        "labelled queries encoded and reasoned by the trained model"
+    ),
+)
 
 GAMMA_CALIBRATION = PhaseSpec(
     id="3.2",
@@ -68,4 +93,4 @@ SAFETY_REFINEMENT = PhaseSpec(
     ),
 )
 
-PHASES = (GAMMA_CALIBRATION, SAFETY_REFINEMENT)
+PHASES = (ROUTER_CALIBRATION, GAMMA_CALIBRATION, SAFETY_REFINEMENT)
