@@ -87,7 +87,7 @@ def test_the_tiny_report_has_every_file_and_flags_combined_benchmarks(
     by_name = {b["name"]: b for b in report["benchmarks"]}
     assert {"HumanEval", "MBPP", "APPS introductory"} <= set(by_name)
     for bench in by_name.values():
-        assert 1 <= bench["problems"] <= 6  # the tiny profile's cap
+        assert 1 <= bench["problems"] <= 4  # the tiny profile's cap
         assert bench["ground_truth"]["broken"] == []  # generated problems are validated
         assert set(bench["pass_at_k"]) == {"pass@1"}  # 4 samples: pass@10 and @100 left out
         assert all(row["n"] == 4 and 0 <= row["c"] <= 4 for row in bench["per_problem"])

@@ -45,7 +45,7 @@ REPORT_PROFILES = {
         samples_per_problem=4,
         max_tokens=48,
         max_iterations=10,
-        max_problems=6,
+        max_problems=4,
         test_timeout_s=5.0,
         threads=1,
     ),

@@ -159,10 +159,11 @@ def _warnings(report: Mapping[str, Any]) -> list[str]:
     if not found["lineage_read"]:
         return ["CONTAMINATION UNKNOWN: the store's lineage could not be read."]
     return [
-        f"CONTAMINATED: {len(ids)} {label} problem(s) were in the model's training data "
+        f"CONTAMINATED: {len(ids)} {b['name']} problem(s) were in the model's training data "
         f"({', '.join(sorted({s for sets in ids.values() for s in sets}))}); "
         "see the uncontaminated columns."
-        for label, ids in found["contaminated"].items()
+        for b in report["benchmarks"]
+        if (ids := found["contaminated"].get(b["name"]))
     ]
 
 
@@ -251,30 +252,41 @@ def _save(figure: Any, path: Path) -> None:
 
 
 def _plot_pass_at_k(path: Path, benchmarks: list[dict[str, Any]], ks: Sequence[int]) -> None:
+    """Two bars per benchmark and k (all kept problems; hatched: uncontaminated only), each
+    labelled with its value, so a zero reads as 0.00 and a missing one as n/a."""
     plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(max(6.0, 1.6 * len(benchmarks)), 4.5), dpi=100)
-    width = 0.8 / (2 * len(ks))
+    shown = [k for k in ks if any(f"pass@{k}" in b["pass_at_k"] for b in benchmarks)]
+    figure, axis = plt.subplots(figsize=(max(7.5, 1.8 * len(benchmarks) + 2.5), 4.5), dpi=100)
     positions = np.arange(len(benchmarks))
-    for index, k in enumerate(ks):
+    width = 0.8 / max(2 * len(shown), 1)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, k in enumerate(shown):
         key = f"pass@{k}"
-        shift = (2 * index - len(ks)) * width
-        all_values = [b["pass_at_k"].get(key, np.nan) for b in benchmarks]
-        clean = [b["pass_at_k_uncontaminated"].get(key, np.nan) for b in benchmarks]
-        bars = axis.bar(positions + shift, all_values, width, label=key)
-        axis.bar(
-            positions + shift + width,
-            clean,
-            width,
-            color=bars.patches[0].get_facecolor() if bars.patches else None,
-            hatch="//",
-            alpha=0.6,
-            label=f"{key} uncontaminated",
-        )
+        for half, (field, hatch, label) in enumerate(
+            (("pass_at_k", "", key), ("pass_at_k_uncontaminated", "//", f"{key} uncontaminated"))
+        ):
+            offset = (2 * index + half - (2 * len(shown) - 1) / 2) * width
+            values = [b[field].get(key) for b in benchmarks]
+            heights = [np.nan if v is None else v for v in values]
+            axis.bar(
+                positions + offset,
+                heights,
+                width,
+                color=colors[index % len(colors)],
+                hatch=hatch,
+                alpha=0.55 if hatch else 1.0,
+                label=label,
+            )
+            for x, value in zip(positions + offset, values, strict=True):
+                text = "n/a" if value is None else f"{value:.2f}"
+                height = 0.0 if value is None else value
+                axis.text(x, height + 0.01, text, ha="center", va="bottom", fontsize=7, rotation=90)
     axis.set_xticks(positions, [b["name"] for b in benchmarks], rotation=20, ha="right")
-    axis.set_ylim(0, 1)
+    axis.set_ylim(0, 1.15)
     axis.set_ylabel("pass@k")
-    axis.set_title("pass@k per benchmark (hatched: without contaminated problems)")
-    axis.legend(fontsize=8)
+    axis.set_title("pass@k per benchmark (hatched: uncontaminated problems only)")
+    if shown:
+        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     _save(figure, path)
 
 
@@ -324,6 +336,14 @@ def _plot_reliability(
     axis.plot(
         [b["mean_gamma"] for b in bins], [b["pass_rate"] for b in bins], "o-", label="samples"
     )
+    for b in bins:
+        axis.annotate(
+            f"n={b['count']}",
+            (b["mean_gamma"], b["pass_rate"]),
+            fontsize=7,
+            textcoords="offset points",
+            xytext=(4, 4),
+        )
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1)
     axis.set_xlabel(f"calibrated gamma ({curve.method or 'method?'} on {curve.signal})")
