@@ -9,19 +9,35 @@ does after a real run without training anything.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
 import attrs
+import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
 import voltx
+from voltx.errors import ArtifactFormatError
 from voltx.store import ArtifactStore
 from voltx.testing import InProcessBackend
 from voltx_phases.datasets.schema import Problem, read_problems
 from voltx_phases.execution.limits import SandboxLimits
-from voltx_phases.scale.contamination import find_contamination, training_sets
-from voltx_phases.scale.ground_truth import candidate_program, check_references
+from voltx_phases.scale.contamination import (
+    Contamination,
+    find_contamination,
+    training_sets,
+    unknown,
+)
+from voltx_phases.scale.ground_truth import (
+    BrokenProblem,
+    GroundTruth,
+    candidate_program,
+    check_references,
+)
+from voltx_phases.scale.report_config import BenchmarkReportConfig
+from voltx_phases.scale.report_render import GammaCurve, ProblemOutcome, write_report
 from voltx_phases.soft_core.config import PROBLEM_DATASETS, VFN_PROFILES
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
@@ -163,3 +179,84 @@ def test_contamination_reports_none_when_benchmarks_are_left_out(tmp_path: Path)
     # APPS problems are read from the training splits 2.1 trains on: always contaminated.
     assert found.problems_in("APPS introductory") == {p.id for p in benchmarks["APPS introductory"]}
     assert "HumanEval" not in found.to_json()["contaminated"]
+
+
+def _outcomes() -> dict[str, list[ProblemOutcome]]:
+    solved = ProblemOutcome("HumanEval/0", 10, 4, 7, (True,) * 4 + (False,) * 6, (0.9,) * 10)
+    unsolved = ProblemOutcome("HumanEval/1", 10, 0, 50, (False,) * 10, (0.1,) * 10)
+    other = ProblemOutcome("MBPP/1", 10, 10, 3, (True,) * 10, (0.8,) * 10)
+    return {"HumanEval": [solved, unsolved], "MBPP": [other]}
+
+
+def _curve(folder: Path, **metadata: str) -> Path:
+    folder.mkdir()
+    raw = np.linspace(0, 1, 5, dtype=np.float32)
+    meta = {"format": "voltx-gamma-curve", "version": "1", "method": "isotonic"} | metadata
+    tensors = {"raw": raw, "calibrated": (raw * 0.5).astype(np.float32)}
+    save_file(tensors, str(folder / "gamma_calibration.safetensors"), metadata=meta)
+    return folder
+
+
+def test_the_report_says_both_scores_and_draws_its_figures(tmp_path: Path) -> None:
+    truths = {
+        "HumanEval": GroundTruth((), (BrokenProblem("HumanEval/9", "AssertionError"),), ()),
+        "MBPP": GroundTruth((), (), ()),
+    }
+    dirty = Contamination((), {"HumanEval": {"HumanEval/0": ("code_training_combined",)}})
+    out = tmp_path / "report"
+    out.mkdir()
+    report = write_report(
+        out,
+        config=BenchmarkReportConfig(samples_per_problem=10),
+        outcomes=_outcomes(),
+        sources={"HumanEval": "raw_humaneval", "MBPP": "embedded"},
+        truths=truths,
+        contamination=dirty,
+        gamma_curve=_curve(tmp_path / "gamma"),
+    )
+    humaneval, mbpp = report["benchmarks"]
+    assert humaneval["pass_at_k"]["pass@1"] == pytest.approx(0.2)  # (0.4 + 0) / 2
+    assert humaneval["pass_at_k"]["pass@10"] == pytest.approx(0.5)
+    assert "pass@100" not in humaneval["pass_at_k"]  # n = 10
+    assert humaneval["pass_at_k_uncontaminated"] == {"pass@1": 0.0, "pass@10": 0.0}
+    assert humaneval["rar_iterations_solved"] == 7 and humaneval["rar_iterations_unsolved"] == 50
+    assert mbpp["contaminated"] == [] and mbpp["pass_at_k"]["pass@1"] == 1.0
+    assert report["pass_at_1_all"] == pytest.approx((0.4 + 0 + 1) / 3)
+    # Calibrated 0.9 -> 0.45 and 0.8 -> 0.4 share the bin [0.4, 0.5): mean 0.425, 14 of 20
+    # passed; 0.1 -> 0.05 is alone in [0, 0.1), none passed.
+    assert report["calibration"]["ece"] == pytest.approx(
+        (20 * abs(0.425 - 0.7) + 10 * abs(0.05 - 0)) / 30, abs=1e-6
+    )
+    assert json.loads((out / "report.json").read_text()) == report
+    markdown = (out / "report.md").read_text()
+    assert markdown.count("CONTAMINATED: 1 HumanEval problem(s)") == 1
+    assert "HumanEval HumanEval/9: AssertionError" in markdown
+    assert "CONTAMINATED: 1 HumanEval" in (out / "report.html").read_text()
+    for png in ("pass_at_k.png", "rar_iterations.png", "reliability.png"):
+        assert (out / png).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_unknown_lineage_is_said_loudly(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    out.mkdir()
+    write_report(
+        out,
+        config=BenchmarkReportConfig(samples_per_problem=10),
+        outcomes=_outcomes(),
+        sources={},
+        truths={label: GroundTruth((), (), ()) for label in _outcomes()},
+        contamination=unknown({label: [] for label in _outcomes()}),
+    )
+    assert "CONTAMINATION UNKNOWN" in (out / "report.md").read_text()
+    assert not (out / "reliability.png").exists()
+
+
+def test_a_bad_gamma_curve_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    folder = _curve(tmp_path / "gamma", format="something-else")
+    with pytest.raises(ArtifactFormatError, match=r"gamma_calibration\.safetensors cannot be"):
+        GammaCurve.load(folder)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "gamma_calibration.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ArtifactFormatError, match="not a safetensors file"):
+        GammaCurve.load(broken)

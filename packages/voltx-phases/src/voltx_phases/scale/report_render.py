@@ -25,6 +25,7 @@ import attrs
 import numpy as np
 from safetensors import safe_open
 
+from voltx.errors import ArtifactFormatError
 from voltx_phases._common.weights import locate
 from voltx_phases.scale.contamination import Contamination
 from voltx_phases.scale.ground_truth import GroundTruth
@@ -64,19 +65,32 @@ class GammaCurve:
 
     @classmethod
     def load(cls, path: Path) -> GammaCurve:
+        """Read and check the file; `ArtifactFormatError` (one line, naming it) when it is not
+        a tabulated curve."""
         file = locate(path, GAMMA_FILE)
-        with safe_open(str(file), framework="numpy") as handle:
-            meta = handle.metadata() or {}
-            if meta.get("format") != "voltx-gamma-curve" or meta.get("version") != "1":
-                raise ValueError(f"{file}: not a voltx-gamma-curve version 1 file")
-            raw = handle.get_tensor("raw").astype(np.float64)
-            calibrated = handle.get_tensor("calibrated").astype(np.float64)
+
+        def refuse(reason: str) -> ArtifactFormatError:
+            return ArtifactFormatError("gamma_calibration", str(file), reason)
+
+        try:
+            with safe_open(str(file), framework="numpy") as handle:
+                meta = handle.metadata() or {}
+                # safe_open has no __iter__: keys() is the way to list its tensors.
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+        except Exception as exc:  # safetensors raises its own error types for a damaged file
+            raise refuse(f"not a safetensors file ({exc})") from None
+        if meta.get("format") != "voltx-gamma-curve" or meta.get("version") != "1":
+            raise refuse("metadata format must be voltx-gamma-curve, version 1")
+        if "raw" not in tensors or "calibrated" not in tensors:
+            raise refuse("needs the tensors 'raw' and 'calibrated'")
+        raw = tensors["raw"].astype(np.float64)
+        calibrated = tensors["calibrated"].astype(np.float64)
         if raw.ndim != 1 or raw.shape != calibrated.shape or raw.size < 2:
-            raise ValueError(f"{file}: 'raw' and 'calibrated' must be two equal 1-D grids")
+            raise refuse("'raw' and 'calibrated' must be two 1-D grids of one length >= 2")
         if np.any(np.diff(raw) <= 0) or np.any(np.diff(calibrated) < 0):
-            raise ValueError(f"{file}: 'raw' must increase and 'calibrated' must not decrease")
+            raise refuse("'raw' must increase strictly and 'calibrated' must not decrease")
         if calibrated.min() < 0 or calibrated.max() > 1:
-            raise ValueError(f"{file}: 'calibrated' must lie in [0, 1]")
+            raise refuse("'calibrated' must lie in [0, 1]")
         return cls(raw, calibrated, meta.get("method", ""), meta.get("signal", "confidence"))
 
     def apply(self, values: np.ndarray) -> np.ndarray:
