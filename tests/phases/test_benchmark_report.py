@@ -19,11 +19,13 @@ import pytest
 from safetensors.numpy import save_file
 
 import voltx
+from voltx.checkpoints import CheckpointManager
 from voltx.errors import ArtifactFormatError
 from voltx.store import ArtifactStore
 from voltx.testing import InProcessBackend
 from voltx_phases.datasets.schema import Problem, read_problems
 from voltx_phases.execution.limits import SandboxLimits
+from voltx_phases.scale.benchmark_report import load_outcomes, save_outcomes
 from voltx_phases.scale.contamination import (
     Contamination,
     find_contamination,
@@ -260,3 +262,13 @@ def test_a_bad_gamma_curve_is_one_line_naming_the_file(tmp_path: Path) -> None:
     (broken / "gamma_calibration.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ArtifactFormatError, match="not a safetensors file"):
         GammaCurve.load(broken)
+
+
+def test_outcomes_survive_a_checkpoint_exactly(tmp_path: Path) -> None:
+    manager = CheckpointManager(tmp_path / "checkpoints")
+    assert load_outcomes(manager) == {}
+    first = {"HumanEval": _outcomes()["HumanEval"][:1]}
+    save_outcomes(manager, 1, first)
+    assert load_outcomes(manager) == first
+    save_outcomes(manager, 3, _outcomes())
+    assert load_outcomes(manager) == _outcomes()  # floats and tuples round-trip exactly

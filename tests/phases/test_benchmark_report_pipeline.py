@@ -1,13 +1,18 @@
 """Phase 5.3 through the pipeline: the report a tiny store gets, and HumanEval's ground truth.
 
-Slow: the first trains the tiny model (1.1, 1.2, 2.0, 2.1) once for the file's tests; the
-second runs HumanEval's 164 reference solutions in the sandbox.
+Slow: the tiny model (1.1, 1.2, 2.0, 2.1) and 5.3 are trained and run once for the file's
+tests (one of which kills 5.3 mid-way and resumes it); another runs HumanEval's 164 reference
+solutions in the sandbox.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +24,7 @@ torch = pytest.importorskip("torch")
 from safetensors.numpy import save_file  # noqa: E402
 
 import voltx  # noqa: E402
-from _support import REPO  # noqa: E402
+from _support import REPO, wait_for  # noqa: E402
 from voltx.store import ArtifactStore  # noqa: E402
 from voltx.testing import InProcessBackend  # noqa: E402
 from voltx_phases.datasets.schema import read_problems  # noqa: E402
@@ -135,3 +140,46 @@ def test_humaneval_references_all_pass_the_ground_truth_check(tmp_path: Path) ->
     truth = check_references(problems, SandboxLimits())
     assert truth.broken == ()
     assert len(truth.kept) == 164
+
+
+def test_a_sigkill_mid_evaluation_resumes_to_the_same_report(
+    report_store: str, tmp_path: Path
+) -> None:
+    """Kill the worker after its first checkpoint; the rerun resumes and writes the report the
+    uninterrupted run wrote, byte for byte."""
+    source = ArtifactStore.open(report_store)
+    expected = source.resolve("benchmark_report")
+    fingerprint = str(expected.lineage["fingerprint"])
+    project = tmp_path / "project"
+    project.mkdir()
+    local = Path(report_store.removeprefix("file://"))
+    shutil.copytree(local, project / ".voltx")
+    # Forget that 5.3 ran (and any checkpoint it left), so its fingerprint runs again here.
+    (project / ".voltx" / "refs" / "benchmark_report.json").unlink()
+    (project / ".voltx" / "records" / "fingerprints" / f"{fingerprint}.json").unlink()
+    checkpoints = project / ".voltx" / "checkpoints" / "5.3"
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    jobs = project / ".voltx" / "work" / "jobs"
+    command = [sys.executable, "-m", "voltx", "run", "5.3", "--profile", "tiny"]
+    process = subprocess.Popen(command, cwd=project, text=True, stderr=subprocess.PIPE)
+    try:
+        wait_for(
+            lambda: (
+                (list(checkpoints.glob("*/step-*")) and list(jobs.glob("*/pid")))
+                or process.poll() is not None
+            ),
+            300,
+        )
+    except AssertionError:
+        process.kill()
+        raise
+    assert process.poll() is None, "5.3 finished before its first checkpoint"
+    pid = int(sorted(jobs.glob("*/pid"))[-1].read_text())
+    os.killpg(pid, signal.SIGKILL)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    assert "job lost; resubmitting" in err
+    logs = [p for p in jobs.rglob("*") if p.is_file()]
+    assert any("resuming from a checkpoint" in p.read_text(errors="replace") for p in logs)
+    store = ArtifactStore.open(str(project / ".voltx"))
+    assert store.resolve("benchmark_report").digest == expected.digest

@@ -33,9 +33,11 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import attrs
 import torch
 
-from voltx import PhaseContext, PhaseError
+from voltx import PhaseContext, PhaseError, PhaseStopped
+from voltx.checkpoints import CheckpointManager
 from voltx.errors import VoltxError
 from voltx.job_document import JOB_FILE, JobDocument
 from voltx.store import ArtifactStore
@@ -101,22 +103,27 @@ def run(ctx: PhaseContext) -> None:
     model = VoltModel.from_artifacts(
         {name: ctx.inputs[name] for name in ARTIFACTS}, resolve_device(config.device, ctx)
     )
-    outcomes: dict[str, list[ProblemOutcome]] = {}
+    # Resumed from the latest checkpoint: batches are seeded by their first problem's index,
+    # so a resumed run draws what an uninterrupted one would have.
+    outcomes = load_outcomes(ctx.checkpoints)
     total = sum(len(t.kept) for t in truths.values())
-    done = 0
+    done = sum(len(rows) for rows in outcomes.values())
+    if done:
+        ctx.log.info("resuming from a checkpoint", problems_done=done)
     for label, truth in truths.items():
-        outcomes[label] = []
-        for start in range(0, len(truth.kept), config.batch_problems):
+        rows = outcomes.setdefault(label, [])
+        for start in range(len(rows), len(truth.kept), config.batch_problems):
             batch = truth.kept[start : start + config.batch_problems]
-            outcomes[label].extend(_sample_and_run(model, batch, config, limits, start))
+            rows.extend(_sample_and_run(model, batch, config, limits, start))
             done += len(batch)
+            save_outcomes(ctx.checkpoints, done, outcomes)
             ctx.progress(done, total)
             if ctx.stop_requested():
-                raise PhaseError(ctx.phase_id, "stopped on request before the report was written")
+                raise PhaseStopped(ctx.phase_id, f"{done} of {total} problems evaluated")
     write_report(
         ctx.outputs["benchmark_report"],
         config=config,
-        outcomes=outcomes,
+        outcomes={label: outcomes[label] for label in truths},  # input order, resumed or not
         sources=sources,
         truths=truths,
         contamination=contamination,
@@ -233,3 +240,37 @@ def _lineage_access(ctx: PhaseContext) -> tuple[ArtifactStore | None, dict[str, 
         ctx.log.warning("the job's store cannot be opened", error=str(exc))
         return None, {}
     return store, {name: job.inputs[name] for name in ARTIFACTS if name in job.inputs}
+
+
+OUTCOMES_FILE = "outcomes.json"
+
+
+def save_outcomes(
+    checkpoints: CheckpointManager, done: int, outcomes: Mapping[str, Sequence[ProblemOutcome]]
+) -> None:
+    """The problems evaluated so far, as JSON (a checkpoint is never pickled)."""
+    data = {label: [attrs.asdict(o) for o in rows] for label, rows in outcomes.items()}
+    with checkpoints.save(done) as folder:
+        (folder / OUTCOMES_FILE).write_text(json.dumps(data), encoding="utf-8")
+
+
+def load_outcomes(checkpoints: CheckpointManager) -> dict[str, list[ProblemOutcome]]:
+    """The outcomes of the latest checkpoint, or none."""
+    latest = checkpoints.latest()
+    if latest is None:
+        return {}
+    data = json.loads((latest.path / OUTCOMES_FILE).read_text(encoding="utf-8"))
+    return {
+        label: [
+            ProblemOutcome(
+                problem_id=row["problem_id"],
+                n=row["n"],
+                c=row["c"],
+                rar_iterations=row["rar_iterations"],
+                passed=tuple(row["passed"]),
+                confidences=tuple(row["confidences"]),
+            )
+            for row in rows
+        ]
+        for label, rows in data.items()
+    }
