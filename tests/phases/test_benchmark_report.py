@@ -20,7 +20,6 @@ from safetensors.numpy import save_file
 
 import voltx
 from voltx.checkpoints import CheckpointManager
-from voltx.errors import ArtifactFormatError
 from voltx.store import ArtifactStore
 from voltx.testing import InProcessBackend
 from voltx_phases.datasets.schema import Problem, read_problems
@@ -39,7 +38,7 @@ from voltx_phases.scale.ground_truth import (
     check_references,
 )
 from voltx_phases.scale.report_config import BenchmarkReportConfig
-from voltx_phases.scale.report_render import GammaCurve, ProblemOutcome, write_report
+from voltx_phases.scale.report_render import ProblemOutcome, write_report
 from voltx_phases.soft_core.config import PROBLEM_DATASETS, VFN_PROFILES
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
@@ -251,17 +250,6 @@ def test_unknown_lineage_is_said_loudly(tmp_path: Path) -> None:
     )
     assert "CONTAMINATION UNKNOWN" in (out / "report.md").read_text()
     assert not (out / "reliability.png").exists()
-
-
-def test_a_bad_gamma_curve_is_one_line_naming_the_file(tmp_path: Path) -> None:
-    folder = _curve(tmp_path / "gamma", format="something-else")
-    with pytest.raises(ArtifactFormatError, match=r"gamma_calibration\.safetensors cannot be"):
-        GammaCurve.load(folder)
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "gamma_calibration.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(ArtifactFormatError, match="not a safetensors file"):
-        GammaCurve.load(broken)
 
 
 def test_outcomes_survive_a_checkpoint_exactly(tmp_path: Path) -> None:

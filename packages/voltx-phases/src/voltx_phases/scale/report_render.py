@@ -23,10 +23,8 @@ from typing import Any
 
 import attrs
 import numpy as np
-from safetensors import safe_open
 
-from voltx.errors import ArtifactFormatError
-from voltx_phases._common.weights import locate
+from voltx_phases.hard_core.gamma_curve import GammaCurve
 from voltx_phases.scale.contamination import Contamination
 from voltx_phases.scale.ground_truth import GroundTruth
 from voltx_phases.scale.pass_at_k import SampleCounts, pass_at_ks
@@ -34,7 +32,6 @@ from voltx_phases.scale.report_config import BenchmarkReportConfig
 
 REPORT_FORMAT = "voltx-benchmark-report"
 REPORT_VERSION = 1
-GAMMA_FILE = "gamma_calibration.safetensors"
 _BINS = 10
 # Durations live in lineage, never in an artifact's content (the report depends only on its
 # inputs and config), so the per-hour figure is computed when the report is shown.
@@ -51,52 +48,6 @@ class ProblemOutcome:
     rar_iterations: int
     passed: tuple[bool, ...]  # per sample
     confidences: tuple[float, ...]  # per sample: the raw confidence (`voltx.generation`)
-
-
-@attrs.frozen
-class GammaCurve:
-    """A tabulated calibration of the raw confidence (the `gamma_calibration` contract):
-    `raw` strictly increasing, `calibrated` non-decreasing in [0, 1]."""
-
-    raw: np.ndarray
-    calibrated: np.ndarray
-    method: str
-    signal: str
-
-    @classmethod
-    def load(cls, path: Path) -> GammaCurve:
-        """Read and check the file; `ArtifactFormatError` (one line, naming it) when it is not
-        a tabulated curve."""
-        file = locate(path, GAMMA_FILE)
-
-        def refuse(reason: str) -> ArtifactFormatError:
-            return ArtifactFormatError("gamma_calibration", str(file), reason)
-
-        try:
-            with safe_open(str(file), framework="numpy") as handle:
-                meta = handle.metadata() or {}
-                # safe_open has no __iter__: keys() is the way to list its tensors.
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-        except Exception as exc:  # safetensors raises its own error types for a damaged file
-            raise refuse(f"not a safetensors file ({exc})") from None
-        if meta.get("format") != "voltx-gamma-curve" or meta.get("version") != "1":
-            raise refuse("metadata format must be voltx-gamma-curve, version 1")
-        if "raw" not in tensors or "calibrated" not in tensors:
-            raise refuse("needs the tensors 'raw' and 'calibrated'")
-        raw = tensors["raw"].astype(np.float64)
-        calibrated = tensors["calibrated"].astype(np.float64)
-        if raw.ndim != 1 or raw.shape != calibrated.shape or raw.size < 2:
-            raise refuse("'raw' and 'calibrated' must be two 1-D grids of one length >= 2")
-        if np.any(np.diff(raw) <= 0) or np.any(np.diff(calibrated) < 0):
-            raise refuse("'raw' must increase strictly and 'calibrated' must not decrease")
-        if calibrated.min() < 0 or calibrated.max() > 1:
-            raise refuse("'calibrated' must lie in [0, 1]")
-        return cls(raw, calibrated, meta.get("method", ""), meta.get("signal", "confidence"))
-
-    def apply(self, values: np.ndarray) -> np.ndarray:
-        """Linear interpolation on the grid, clamped at its ends."""
-        calibrated: np.ndarray = np.interp(values, self.raw, self.calibrated)
-        return calibrated
 
 
 def write_report(
