@@ -78,7 +78,7 @@ def _common_run_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from voltx import __version__
-    from voltx.cli import artifacts, commands, generate
+    from voltx.cli import artifacts, commands, generate, report
 
     parser = argparse.ArgumentParser(
         prog="voltx", description="Run the Volt X training pipeline as a graph of phases."
@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     artifacts.add_parser(sub)
     generate.add_parser(sub)
+    report.add_parser(sub)
 
     for name, (module_name, distribution, help_text) in PLUGIN_COMMANDS.items():
         plugin = sub.add_parser(name, help=f"{help_text} (from {distribution})", add_help=False)
