@@ -12,11 +12,12 @@ from voltx.hookspecs import RegisterArtifactCheck, RegisterGenerator, RegisterPh
 from voltx_phases import generation
 from voltx_phases.codebook import specs as codebook
 from voltx_phases.datasets import specs as datasets
+from voltx_phases.scale import specs as scale
 from voltx_phases.soft_core import specs as soft_core
 from voltx_phases.translator import specs as translator
 
 # In pipeline order, so `voltx phases` lists them as they run.
-_FAMILIES = (datasets, translator, codebook, soft_core)
+_FAMILIES = (datasets, translator, codebook, soft_core, scale)
 
 PHASES = tuple(spec for family in _FAMILIES for spec in family.PHASES)
 

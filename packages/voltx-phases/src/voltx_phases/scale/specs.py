@@ -1,0 +1,38 @@
+"""Phase specs of the scale family: 5.1 (and 5.3, on its own branch). Torch-free: planning
+imports only this."""
+
+from __future__ import annotations
+
+from voltx import PhaseSpec, Resources
+from voltx_phases.scale.scaling_config import SCALING_PROFILES, ScalingConfig
+
+# The grown VFNs have 2.1's file layout; the ScaledVFN check reads any width.
+ARTIFACT_CHECKS: dict[str, str] = {
+    name: "voltx_phases.models.loading:check_scaled_vfn_file" for name in ("vfn_200m", "vfn_500m")
+}
+
+PHASES = (
+    PhaseSpec(
+        id="5.1",
+        name="VFN scaling",
+        family="scale",
+        entry="voltx_phases.scale.vfn_scaling:run",
+        requires=("vfn_sleep", "problem_frames"),
+        produces=("vfn_200m", "vfn_500m", "vfn_scaling_report"),
+        config_class=ScalingConfig,
+        profiles=SCALING_PROFILES,
+        # Data parallel: one rank per GPU (torchrun, NCCL). The 457M student with AdamW holds
+        # about 7.3 GB of weights and moments per GPU.
+        resources=Resources(
+            gpus=4, gpu_memory_gb=40, cpu_cores=16, ram_gb=64, disk_gb=50, processes=4
+        ),
+        # Two CPU ranks (gloo) on the tiny profile, so the demo exercises the same path; the
+        # scheduler runs one where the backend has one core.
+        profile_resources={"tiny": Resources(cpu_cores=2, ram_gb=2, disk_gb=1, processes=2)},
+        reference_hours=300.0,
+        description=(
+            "ScaledVFN grown 51M -> 204M -> 457M (function-preserving widening), each student "
+            "trained on flow matching + distillation of its teacher, data parallel (torchrun)"
+        ),
+    ),
+)
