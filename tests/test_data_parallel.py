@@ -22,6 +22,7 @@ torch = pytest.importorskip("torch")
 
 from safetensors.torch import load_file  # noqa: E402
 
+import voltx  # noqa: E402
 from _support import wait_for  # noqa: E402
 from phases._scaling import add_inputs, long_tiny, start_worker, tiny, write_job  # noqa: E402
 from voltx import Resources  # noqa: E402
@@ -29,6 +30,7 @@ from voltx.checkpoint_sync import store_prefix  # noqa: E402
 from voltx.data_parallel import FollowerCheckpoints  # noqa: E402
 from voltx.job_document import JobDocument  # noqa: E402
 from voltx.store import ArtifactStore  # noqa: E402
+from voltx.testing import InProcessBackend, memory_store_url  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -207,3 +209,20 @@ def test_a_stop_request_reaches_every_rank_and_the_rerun_finishes(
     )
     assert _run(rerun)["status"] == "succeeded"
     assert (rerun / "log").read_text().count(f'"checkpoint": {at}') == 2
+
+
+def test_the_scheduler_runs_one_rank_per_core_and_mirrors_rank_0s_checkpoints(
+    tmp_path: Path,
+) -> None:
+    url = memory_store_url()
+    store = ArtifactStore.open(url)
+    add_inputs(store, tmp_path / "inputs")
+    backend = InProcessBackend(work_dir=tmp_path / "work", cpu_cores=2)
+    result = voltx.run("5.1", backend=backend, store=url)
+    assert result.ok, result.phases["5.1"].reason
+    (job,) = (tmp_path / "work" / "jobs").iterdir()
+    assert JobDocument.read(job / "job.json").processes == 2
+    assert (job / "ranks.json").is_file()
+    # The store is not on this machine's disk: the worker mirrored what rank 0 committed.
+    mirrored = [p for p in store.list_files("checkpoints/5.1") if "/step-" in p]
+    assert mirrored

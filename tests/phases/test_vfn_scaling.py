@@ -17,6 +17,7 @@ from _frames import write_problem_frames  # noqa: E402
 from _scaling import TEACHER, add_inputs, write_vfn_sleep  # noqa: E402
 
 import voltx  # noqa: E402
+from voltx.job_document import JobDocument  # noqa: E402
 from voltx.store import ArtifactStore  # noqa: E402
 from voltx.testing import InProcessBackend, memory_store_url  # noqa: E402
 from voltx_phases.models.loading import load_scaled_vfn  # noqa: E402
@@ -113,3 +114,11 @@ def test_a_batch_that_does_not_split_into_micro_batches_is_refused(
     result = _run(url, tmp_path / "work", stages=stages)
     assert not result.ok
     assert "stages[0].batch_size 3" in result.phases["5.1"].reason
+
+
+def test_one_core_runs_the_phase_as_one_process(trained: tuple[ArtifactStore, Path]) -> None:
+    _store, folder = trained
+    (job,) = (folder / "work" / "jobs").iterdir()
+    # The spec asks for 2 ranks; the scheduler clamps to the backend's one core, no torchrun.
+    assert JobDocument.read(job / "job.json").processes == 1
+    assert not (job / "ranks.json").exists()

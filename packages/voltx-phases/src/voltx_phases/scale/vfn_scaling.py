@@ -190,6 +190,8 @@ class _StageRun:
         start: int,
     ) -> None:
         ctx, config, stage, ranks = self.ctx, self.config, self.stage, self.ranks
+        # On the device before the optimizer exists, so a resumed AdamW's moments land there too.
+        student.to(ranks.device)
         optimizer = torch.optim.AdamW(
             student.parameters(), lr=stage.lr, weight_decay=config.weight_decay
         )
@@ -206,7 +208,6 @@ class _StageRun:
         if resume is not None and start > 0:
             modules = {**finished, "student": student}
             read_training_state(Path(resume.path), modules, optimizer, scheduler=schedule)
-        student.to(ranks.device)
         teacher.to(ranks.device).eval()
         if start == 0:
             self._log_growth(student, teacher, source, valid_rows)
