@@ -122,22 +122,22 @@ def test_two_gloo_ranks_equal_one_process_and_only_rank_0_commits(
     assert _checkpoint_steps(opened, "ranks-2") == _checkpoint_steps(opened, "ranks-1")
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def _rank_pids(worker: int) -> list[int]:
     """The ranks: grandchildren of the worker (worker -> torchrun -> ranks)."""
-
-    def children(pid: int) -> list[int]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == pid:
-                    found.append(int(entry.name))
-        return found
-
-    return [rank for agent in children(worker) for rank in children(agent)]
+    return [rank for agent in _children(worker) for rank in _children(agent)]
 
 
 def _latest_step(store: ArtifactStore, fingerprint: str) -> int:
@@ -226,3 +226,30 @@ def test_the_scheduler_runs_one_rank_per_core_and_mirrors_rank_0s_checkpoints(
     # The store is not on this machine's disk: the worker mirrored what rank 0 committed.
     mirrored = [p for p in store.list_files("checkpoints/5.1") if "/step-" in p]
     assert mirrored
+
+
+def test_no_rank_outlives_a_worker_killed_outright(
+    tmp_path: Path, store: tuple[ArtifactStore, dict[str, str]]
+) -> None:
+    opened, inputs = store
+    job = write_job(
+        tmp_path / "a1", opened, inputs, long_tiny(steps=150), processes=2, fingerprint="orphans"
+    )
+    worker = start_worker(job)
+    wait_for(lambda: len(_rank_pids(worker.pid)) == 2, timeout=120)
+    agent_and_ranks = [*_children(worker.pid), *_rank_pids(worker.pid)]
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+
+    def all_gone() -> bool:
+        return not any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in agent_and_ranks)
+
+    wait_for(all_gone, timeout=90)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -1,9 +1,18 @@
-"""One data-parallel rank: ``python -m voltx._rank JOB_DIR``, started by torchrun for the worker
-(`voltx.data_parallel`). Kept apart from the launcher so the worker imports no rank code."""
+"""The processes of a data-parallel job (`voltx.data_parallel`), kept apart from the worker's
+launcher so the worker imports none of it:
+
+- ``python -m voltx._rank --launch WORKER_PID TORCHRUN_ARGS...``: torchrun's own process. It asks
+  the kernel to send it SIGTERM when the worker dies (even by SIGKILL), then replaces itself by
+  ``python -m torch.distributed.run TORCHRUN_ARGS...``; torchrun passes the SIGTERM to the ranks.
+- ``python -m voltx._rank JOB_DIR``: one rank, started by torchrun.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
 import sys
 import threading
 import time
@@ -25,8 +34,23 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def launch(worker_pid: int, torchrun_args: list[str]) -> int:
+    """Become torchrun, set to receive SIGTERM when the worker dies (the setting survives
+    exec). Without it, a worker killed outright would leave torchrun and its ranks running."""
+    # Not Linux (no prctl): the kill of the worker's process group still reaches torchrun.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != worker_pid:
+        return 1  # the worker died before the request was made
+    os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", *torchrun_args])
+
+
 def main(argv: list[str]) -> int:
-    """One rank: ``python -m voltx._rank JOB_DIR``, under torchrun."""
+    if argv[:1] == ["--launch"]:
+        return launch(int(argv[1]), argv[2:])
     _watch_parent()
     return run_rank(Path(argv[0]), rank=int(os.environ["RANK"]))
 

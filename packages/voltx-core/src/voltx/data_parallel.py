@@ -5,9 +5,12 @@ A phase asks for it with ``Resources(processes=N)``; the scheduler clamps N to t
 does for one process (fetch the inputs, open the checkpoints, commit the outputs) and, in place
 of calling the entry, `run_ranks` launches::
 
-    python -m torch.distributed.run --nnodes 1 --nproc-per-node N \\
+    python -m voltx._rank --launch <worker pid>  --nnodes 1 --nproc-per-node N \\
         --master-addr 127.0.0.1 --master-port <free port> --max-restarts 0 \\
         -m voltx._rank <job folder>
+
+(``voltx._rank --launch`` asks the kernel for SIGTERM when the worker dies, then becomes
+``python -m torch.distributed.run`` with the rest of the arguments.)
 
 torchrun gives each rank its environment (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
 ``MASTER_ADDR``, ``MASTER_PORT``); the phase creates the process group (gloo on CPU, NCCL on
@@ -28,7 +31,6 @@ This module never imports torch: torchrun runs as a subprocess of the worker.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -36,6 +38,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +53,6 @@ RANKS_FOLDER = "ranks"  # ranks/<rank>/: each rank's error text, and scratch for
 ERROR_FILE = "error.txt"
 # How often the worker looks for a new checkpoint to mirror and for a stop request.
 POLL_S = 0.2
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @attrs.frozen
@@ -99,11 +101,14 @@ def free_port() -> int:
 
 
 def torchrun_command(processes: int, job_dir: Path, port: int) -> list[str]:
-    """The command that runs `processes` ranks of the job in `job_dir` on this host."""
+    """The command that runs `processes` ranks of the job in `job_dir` on this host: torchrun,
+    started through `voltx._rank`'s launcher so it dies with this process."""
     return [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "voltx._rank",
+        "--launch",
+        str(os.getpid()),
         "--nnodes",
         "1",
         "--nproc-per-node",
@@ -124,23 +129,13 @@ def torchrun_command(processes: int, job_dir: Path, port: int) -> list[str]:
     ]
 
 
-def _die_with_parent() -> None:
-    """In the torchrun child: receive SIGTERM when the worker dies, even by SIGKILL, so no rank
-    outlives its job (torchrun forwards the SIGTERM to the ranks)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the process group's kill still reaches it
-        pass
-
-
 def run_ranks(
     phase_id: str,
     job_dir: Path,
     plan: RankPlan,
     stop: threading.Event,
     checkpoints: CheckpointManager,
-    on_checkpoint: Any = None,
+    on_checkpoint: Callable[[Checkpoint], None] | None = None,
     log: Any = None,
 ) -> None:
     """Run the job's entry as `plan.processes` ranks and wait for them.
@@ -162,7 +157,7 @@ def run_ranks(
         # gloo otherwise binds the interface the host name resolves to: keep the ranks'
         # traffic on loopback, as the rendezvous is.
         env.setdefault("GLOO_SOCKET_IFNAME", loopback)
-    process = subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
+    process = subprocess.Popen(command, env=env)
     forwarded = False
     seen = _step(checkpoints.latest())
     while True:
