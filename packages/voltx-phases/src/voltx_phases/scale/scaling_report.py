@@ -67,7 +67,7 @@ def write_report(
         twin.set_ylim(0, 1.05)
         twin.set_ylabel("alpha (flow-matching share)")
         axis.set_title(f"{stage.output}: x{stage.width_factor} width")
-        axis.legend(loc="upper right")
+        axis.legend(loc="best")
     figure.suptitle(f"Phase {phase_id}: VFN growth and distillation")
     figure.tight_layout()
     figure.savefig(folder / "loss_curves.png")
