@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _frames import write_problem_frames  # noqa: E402
+from _frames import write_bias, write_problem_frames  # noqa: E402
 from _scaling import TEACHER, add_inputs, write_vfn_sleep  # noqa: E402
 
 import voltx  # noqa: E402
@@ -122,3 +122,26 @@ def test_one_core_runs_the_phase_as_one_process(trained: tuple[ArtifactStore, Pa
     # The spec asks for 2 ranks; the scheduler clamps to the backend's one core, no torchrun.
     assert JobDocument.read(job / "job.json").processes == 1
     assert not (job / "ranks.json").exists()
+
+
+@pytest.mark.slow
+def test_grows_the_vfn_that_2_1_trained(tmp_path: Path) -> None:
+    """Until 4.3 writes `vfn_sleep`, the folder is made of 2.1's tiny outputs (the same layout)."""
+    url = memory_store_url()
+    store = ArtifactStore.open(url)
+    store.add("problem_frames", write_problem_frames(tmp_path / "frames", problems=24))
+    store.add("code_attention_bias", write_bias(tmp_path / "bias"))
+    backend = InProcessBackend(work_dir=tmp_path / "work", cpu_cores=1)
+    assert voltx.run("2.1", backend=backend, store=url).ok
+    sleep = tmp_path / "vfn_sleep"
+    sleep.mkdir()
+    for name in ("scaled_vfn", "slot_attention", "diffusion_controller"):
+        folder = store.get(name, tmp_path / "from_2_1" / name)
+        (sleep / f"{name}.safetensors").write_bytes((folder / f"{name}.safetensors").read_bytes())
+    store.add("vfn_sleep", sleep)
+    result = voltx.run("5.1", backend=backend, store=url)
+    assert result.ok, result.phases["5.1"].reason
+    report = store.get("vfn_scaling_report", tmp_path / "report")
+    stages = json.loads((report / "metrics.json").read_text())["stages"]
+    assert all(stage["growth_max_velocity_gap"] < 1e-5 for stage in stages)
+    assert load_scaled_vfn(store.get("vfn_500m", tmp_path / "500m")).shape.hidden_dim == 192
