@@ -29,7 +29,11 @@ PHASES = (
         # Two CPU ranks (gloo) on the tiny profile, so the demo exercises the same path; the
         # scheduler runs one where the backend has one core.
         profile_resources={"tiny": Resources(cpu_cores=2, ram_gb=2, disk_gb=1, processes=2)},
-        reference_hours=300.0,
+        # Latency-bound, not arithmetic-bound: 800K small steps (16 problems, about 256 slot
+        # rows) whose FLOP are seconds of a GPU, each paying the all-reduce of up to 1.8 GB of
+        # gradients (457M x 4 bytes) over NVLink, about 20-50 ms a step on 4 GPUs.
+        reference_hours=10.0,
+        reference_hours_high=25.0,
         description=(
             "ScaledVFN grown 51M -> 204M -> 457M (function-preserving widening), each student "
             "trained on flow matching + distillation of its teacher, data parallel (torchrun)"
