@@ -65,6 +65,10 @@ class PhaseContext:
     device: str = "cpu"
     profile: str | None = None
     stop: threading.Event = attrs.field(factory=threading.Event)
+    # Data parallel (`voltx.data_parallel`): this process's rank among `world_size` ranks. Only
+    # rank 0's outputs are committed and only rank 0 may commit checkpoints.
+    rank: int = 0
+    world_size: int = 1
 
     def input_file(self, name: str, pattern: str = "*") -> Path:
         """The one file of input `name` (a file artifact, or a folder holding one match)."""

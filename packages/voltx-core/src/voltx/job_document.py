@@ -44,7 +44,8 @@ class JobDocument:
     CPU). `fresh` (``voltx run --force``, first attempt) tells the worker to start the phase from
     scratch: the checkpoints an earlier run left for the same fingerprint, here and in the store,
     are removed rather than resumed from. `voltx_version` is the version of the voltx that wrote
-    the document, for messages.
+    the document, for messages. `processes` > 1 runs the phase data-parallel: the worker launches
+    that many ranks under ``torchrun`` (`voltx.data_parallel`).
     """
 
     run_id: str
@@ -57,6 +58,7 @@ class JobDocument:
     inputs: dict[str, str] = attrs.field(factory=dict)
     devices: tuple[int, ...] = ()
     fresh: bool = False
+    processes: int = 1
     format: str = JOB_FORMAT
     version: int = JOB_VERSION
     voltx_version: str = __version__

@@ -221,10 +221,14 @@ class Scheduler:
                 f"{self.capacity.gpus}; use a GPU backend or the tiny profile"
             )
         # A phase asking for more cores or memory than the machine has still runs, alone.
+        # Data-parallel ranks get one GPU each, or one core each on a CPU run: a phase's result
+        # does not depend on its process count (docs/concepts.md, "Data parallel"), only its speed.
+        ranks_fit = wanted.gpus if wanted.gpus else self.capacity.cpu_cores
         return attrs.evolve(
             wanted,
             cpu_cores=min(wanted.cpu_cores, self.capacity.cpu_cores),
             ram_gb=min(wanted.ram_gb, self.capacity.ram_gb),
+            processes=max(1, min(wanted.processes, ranks_fit)),
         )
 
     def _submit(
@@ -246,6 +250,7 @@ class Scheduler:
             fingerprint=fp,
             devices=devices,
             fresh=self.force and attempt == 1,  # later attempts resume from the first's
+            processes=needed.processes,
         )
         request = job_request(
             document, self.configs[phase_id], python=self.backend.python, resources=needed

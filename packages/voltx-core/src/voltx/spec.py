@@ -23,15 +23,27 @@ if TYPE_CHECKING:
 PHASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def _at_least_one(_instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be at least 1, got {value!r}")
+
+
 @attrs.frozen
 class Resources:
-    """What one run of a phase needs from its host."""
+    """What one run of a phase needs from its host.
+
+    `processes` > 1 asks for data parallelism on one host: the worker launches the phase's entry
+    that many times under ``torchrun``, one process per GPU (or per CPU core for a CPU run); see
+    `voltx.data_parallel`. The scheduler clamps it to what the backend has (GPUs given, or cores),
+    so a phase written for N processes must give the same result with fewer.
+    """
 
     gpus: int = 0
     gpu_memory_gb: float = 0.0
     cpu_cores: int = 1
     ram_gb: float = 1.0
     disk_gb: float = 1.0
+    processes: int = attrs.field(default=1, validator=_at_least_one)
 
 
 @attrs.frozen

@@ -28,6 +28,7 @@ from voltx.checkpoint_sync import CheckpointSync, discard_checkpoints, store_pre
 from voltx.checkpoints import CheckpointManager
 from voltx.config import merge, structure
 from voltx.context import MetricsReporter, PhaseContext
+from voltx.data_parallel import ERROR_FILE, RANKS_FOLDER, FollowerCheckpoints, RankPlan, run_ranks
 from voltx.errors import PhaseError, PhaseStopped, VoltxError
 from voltx.fingerprint import record_success
 from voltx.job_document import JOB_FILE, RESULT_FILE, JobDocument
@@ -209,7 +210,20 @@ def _run_phase(
     entry = resolve_entry(spec)
     started_at = utc_now()
     try:
-        entry(context)
+        if job.processes > 1:
+            # The ranks stop themselves (each has its own StopRequest): this process only
+            # forwards the request and waits for rank 0's checkpoint.
+            stop.disarm()
+            plan = RankPlan(
+                inputs={name: str(path) for name, path in inputs.items()},
+                outputs={name: str(path) for name, path in outputs.items()},
+                checkpoints=str(checkpoints.root),
+                processes=job.processes,
+            )
+            on_checkpoint = None if sync is None else sync.submit
+            run_ranks(spec.id, job_dir, plan, stop.event, checkpoints, on_checkpoint, log)
+        else:
+            entry(context)
     except VoltxError:
         raise
     except Exception as exc:
@@ -252,6 +266,61 @@ def _run_phase(
         run_id=job.run_id,
     )
     return committed
+
+
+def run_rank(job_dir: Path, rank: int) -> int:
+    """One data-parallel rank of the job in `job_dir` (`voltx._rank`): run the entry
+    with the folders the worker prepared; returns the exit code. Commits nothing."""
+    register_environment_secrets()
+    stop = StopRequest()
+    stop.install()
+    job = JobDocument.read(job_dir / JOB_FILE)
+    plan = RankPlan.read(job_dir)
+    secrets = json.loads(os.environ.get(SECRETS_ENV, "{}"))
+    _register_secret_values(secrets)
+    log = _make_logger(sys.stderr, job).bind(rank=rank)
+    spec = host().registry().phase(job.phase_id)
+    config = structure(spec.config_class, merge(job.config, secrets), path=spec.id)
+    scratch = job_dir / RANKS_FOLDER / str(rank)
+    scratch.mkdir(parents=True, exist_ok=True)
+    root = Path(plan.checkpoints)
+    if rank == 0:
+        work_dir, outputs = job_dir, {name: Path(path) for name, path in plan.outputs.items()}
+        checkpoints = CheckpointManager(root)
+    else:
+        # The other ranks' outputs land in scratch that nothing commits.
+        work_dir, outputs = scratch, {name: scratch / "outputs" / name for name in plan.outputs}
+        for folder in outputs.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        checkpoints = FollowerCheckpoints(root, rank)
+    metrics = MetricsReporter(work_dir, log)
+    context = PhaseContext(
+        run_id=job.run_id,
+        phase_id=spec.id,
+        config=config,
+        inputs={name: Path(path) for name, path in plan.inputs.items()},
+        outputs=outputs,
+        work_dir=work_dir,
+        log=log,
+        metrics=metrics,
+        checkpoints=checkpoints,
+        device="cuda" if job.devices else "cpu",
+        profile=job.profile,
+        stop=stop.event,
+        rank=rank,
+        world_size=plan.processes,
+    )
+    try:
+        resolve_entry(spec)(context)
+    except BaseException as exc:
+        message = redact_text(f"{type(exc).__name__}: {exc}")
+        (scratch / ERROR_FILE).write_text(message + "\n")
+        log.error("rank failed", error=message)
+        return exc.exit_code if isinstance(exc, VoltxError) else 1
+    finally:
+        stop.disarm()
+        metrics.close()
+    return 0
 
 
 def main(argv: list[str]) -> int:

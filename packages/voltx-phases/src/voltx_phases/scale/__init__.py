@@ -1,1 +1,2 @@
-"""Phases 5.1 and 5.3: the VFN scaled up, and the benchmark report (docs/phases.md)."""
+"""The scale family: 5.1 (VFN growth and distillation, data parallel) and 5.3 (the benchmark
+report); docs/phases.md."""
