@@ -152,3 +152,18 @@ def test_scoring_pool_keys_results_by_batch() -> None:
         first = pool.result(1)
     assert [s.outcome for s in first] == ["passed", "compile_error"]
     assert [s.outcome for s in second] == ["runtime_error"]
+
+
+def test_code_that_does_not_compile_runs_one_test_not_all() -> None:
+    from voltx_phases.alignment.rewards import run_tests
+
+    tests = ["assert f() == 1", "assert f() + 1 == 2", "assert f() == 2"]
+    reports = run_tests(
+        [("def f(:", tests), ("def f(): return 1", tests)], SandboxLimits(timeout_s=2.0), 2
+    )
+    broken, partial = reports
+    assert [o.failure for o in broken.outcomes] == ["compile_error"] * 3
+    assert [o.index for o in broken.outcomes] == [0, 1, 2]
+    assert [o.passed for o in partial.outcomes] == [True, True, False]
+    assert [o.index for o in partial.outcomes] == [0, 1, 2]
+    assert score_report(partial, RewardShaping()).reward == pytest.approx(2 / 3)

@@ -71,15 +71,46 @@ def score_report(report: TestReport, shaping: RewardShaping) -> ScoredSample:
     return ScoredSample(shaping.compile_error, "compile_error", 0.0, compiled)
 
 
+def run_tests(
+    jobs: Sequence[tuple[str, Sequence[str]]], limits: SandboxLimits, workers: int = 0
+) -> list[TestReport]:
+    """`evaluate_many` for each (code, tests), in order, without running the tests of code
+    that does not compile: every sample runs its first test, and only those that got past
+    the compile stage run the others. A sample that fails to compile fails every test the
+    same way, so its report repeats that outcome for each test, as running them would.
+    Early in training most samples do not compile; this runs one process for each of them
+    instead of one per test."""
+    firsts = evaluate_many(
+        [(code, tests[:1]) for code, tests in jobs], limits=limits, workers=workers
+    )
+    rest = [
+        index
+        for index, (report, (_, tests)) in enumerate(zip(firsts, jobs, strict=True))
+        if len(tests) > 1 and "compile_error" not in report.failures
+    ]
+    later = evaluate_many(
+        [(jobs[i][0], jobs[i][1][1:]) for i in rest], limits=limits, workers=workers
+    )
+    later_of = dict(zip(rest, later, strict=True))
+    reports = []
+    for index, (first, (_, tests)) in enumerate(zip(firsts, jobs, strict=True)):
+        outcomes = list(first.outcomes)
+        if index in later_of:
+            outcomes += [attrs.evolve(o, index=o.index + 1) for o in later_of[index].outcomes]
+        elif outcomes and len(tests) > 1:
+            outcomes += [attrs.evolve(outcomes[0], index=i) for i in range(1, len(tests))]
+        reports.append(attrs.evolve(first, outcomes=tuple(outcomes)))
+    return reports
+
+
 def score_samples(
     jobs: Sequence[tuple[str, Sequence[str]]],
     shaping: RewardShaping,
     limits: SandboxLimits,
     workers: int = 0,
 ) -> list[ScoredSample]:
-    """Run each (code, tests) in the sandbox, one process per test, and score it; in order."""
-    reports = evaluate_many(jobs, limits=limits, workers=workers)
-    return [score_report(report, shaping) for report in reports]
+    """Run each (code, tests) in the sandbox (`run_tests`) and score it; in order."""
+    return [score_report(report, shaping) for report in run_tests(jobs, limits, workers)]
 
 
 class ScoringPool:
