@@ -118,9 +118,7 @@ class _Phase:
             seed = step_seed(self.config.seed, step, ROLLOUT_NOISE)
             states = reasoned_states(self.rar(), query, present, settings, seed)
         seed = step_seed(self.config.seed, step, SAMPLING)
-        return draw(decoder=self.decoder, states=states, present=present,
-                    samples_per_problem=self.config.samples_per_problem,
-                    settings=settings, seed=seed)  # fmt: skip
+        return draw(self.decoder, states, present, self.config.samples_per_problem, settings, seed)
 
     def jobs(self, step: int, rollout: Rollout) -> list[tuple[str, tuple[str, ...]]]:
         data, chosen = self.batch(step)
