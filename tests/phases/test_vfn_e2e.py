@@ -198,6 +198,13 @@ def test_a_problem_without_frames_is_refused(tmp_path: Path) -> None:
     assert "rerun phase 2.0" in reason and "\n" not in reason
 
 
+def test_unknown_dataset_in_a_stage_is_refused(inputs: tuple[str, Path]) -> None:
+    url, work = inputs
+    stages = [{"name": "s", "datasets": ["humaneval", "leetcode"], "steps": 2}]
+    reason = _run(url, work, stages=stages).phases["4.1"].reason
+    assert "stage s lists unknown dataset 'leetcode'" in reason and "\n" not in reason
+
+
 def test_too_few_problems_for_a_batch_is_refused(inputs: tuple[str, Path]) -> None:
     url, work = inputs
     result = _run(url, work, problems_per_step=500)
