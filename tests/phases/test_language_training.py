@@ -163,7 +163,7 @@ def test_no_problem_in_the_language_is_a_one_line_error(
     )
     phase = result.phases["5.2b"]
     assert phase.status == "failed"
-    assert "raw_language_problems (problems.jsonl) has no java problem" in phase.reason
+    assert "raw_language_problems has no java problem" in phase.reason
     assert "3 javascript" in phase.reason and "\n" not in phase.reason
 
 

@@ -14,7 +14,7 @@ from collections import Counter
 
 from voltx import PhaseContext, PhaseError
 from voltx_phases.datasets.multipl_e import sandbox_language
-from voltx_phases.datasets.readers import read_unified, source_files
+from voltx_phases.datasets.readers import read_unified
 from voltx_phases.datasets.schema import DatasetLineError, Problem
 from voltx_phases.execution.sandbox import SandboxLimits
 from voltx_phases.scale.language_config import LanguageDecoderConfig
@@ -73,10 +73,9 @@ def _given(
         if not grouped.get(language):
             held = Counter({name: len(items) for name, items in grouped.items()})
             holds = ", ".join(f"{n} {name}" for name, n in sorted(held.items())) or "nothing usable"
-            files = ", ".join(file.name for file in source_files(path))
             raise PhaseError(
                 ctx.phase_id,
-                f"{RAW} ({files}) has no {language} problem with a solution and a test "
+                f"{RAW} has no {language} problem with a solution and a test "
                 f"(it holds {holds}); add some, or remove the artifact to generate them",
             )
     return {language: (grouped[language], RAW) for language in config.languages}
