@@ -37,7 +37,15 @@ PHASES = {
     "5.2b": ("code_decoder_java", ("java",)),
     "5.2c": ("code_decoder_rust_go", ("rust", "go")),
 }
-UPSTREAM = ("code_tokenizer", "code_encoder", "code_decoder")
+UPSTREAM = (
+    "code_tokenizer",
+    "code_encoder",
+    "code_decoder",
+    "scaled_vfn",
+    "slot_attention",
+    "diffusion_controller",
+    "code_attention_bias",
+)
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +128,10 @@ def test_each_report_has_sandbox_figures_and_learning(
             failed = held_out - facts["passed"]
             assert sum(facts["failures"].values()) == failed
             assert all(row["tests"] == 1 for row in facts["executions"])
+            # And the whole model, from each held-out problem's text through the VFN.
+            whole = facts["end_to_end"]
+            assert whole["sandbox_runs"] == held_out == len(whole["executions"])
+            assert sum(whole["failures"].values()) == held_out - whole["passed"]
             # The learning signal: the held-out code of the language is predicted better than
             # by the Python decoder the phase starts from.
             before, after = facts["valid_token_accuracy_initial"], facts["valid_token_accuracy"]

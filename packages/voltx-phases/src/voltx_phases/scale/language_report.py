@@ -66,16 +66,28 @@ def _plot(
     accuracy.set_title("held-out token accuracy")
     accuracy.legend(fontsize=8)
     names = list(summary)
-    rates = [summary[name]["pass_rate"] for name in names]
-    bars = passes.bar(names, rates, color="tab:green")
-    for bar, name in zip(bars, names, strict=True):
-        facts = summary[name]
-        passes.annotate(
-            f"{facts['passed']}/{facts['sandbox_runs']}",
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center",
-            va="bottom",
+    places = range(len(names))
+    kinds: tuple[tuple[float, str, str | None], ...] = (
+        (-0.2, "from the solution's frame", None),
+        (0.2, "end to end", "end_to_end"),
+    )
+    for offset, label, part in kinds:
+        figures = [summary[name] if part is None else summary[name][part] for name in names]
+        bars = passes.bar(
+            [place + offset for place in places],
+            [facts["pass_rate"] for facts in figures],
+            width=0.4,
+            label=label,
         )
+        for bar, facts in zip(bars, figures, strict=True):
+            passes.annotate(
+                f"{facts['passed']}/{facts['sandbox_runs']}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+            )
+    passes.set_xticks(list(places), names)
+    passes.legend(fontsize=8)
     passes.set_ylim(0, 1)
     passes.set_ylabel("pass rate")
     passes.set_title("held-out problems passing in the sandbox")

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +51,30 @@ from voltx_phases._common.training_state import (
 from voltx_phases._common.weights import save_weights
 from voltx_phases.datasets.schema import DatasetLineError, Problem
 from voltx_phases.datasets.stack_languages import read_stack_languages
-from voltx_phases.execution.sandbox import SandboxLimits, evaluate_many
 from voltx_phases.models.decoder import CodeDecoder
 from voltx_phases.models.encoder import CodeEncoder
-from voltx_phases.models.loading import DECODER_FILE, check_decoder_file, load_decoder, load_encoder
+from voltx_phases.models.inference import VoltModel
+from voltx_phases.models.loading import (
+    DECODER_FILE,
+    check_decoder_file,
+    load_decoder,
+    load_encoder,
+)
 from voltx_phases.scale.language_config import LanguageDecoderConfig
+from voltx_phases.scale.language_evaluation import (
+    rar_models,
+    run_end_to_end,
+    run_held_out,
+    verdicts,
+)
 from voltx_phases.scale.language_inputs import load_problems
 from voltx_phases.scale.language_report import write_report
 from voltx_phases.translator.checks import check_tokenizer_file
 from voltx_phases.translator.decoder_training import (
     CodeSamples,
-    decoder_context,
     make_samples,
     step_outputs,
 )
-from voltx_phases.translator.pairs import encode_texts
 
 REPORT_SUFFIX = "_report"
 
@@ -197,14 +205,20 @@ def run(ctx: PhaseContext) -> None:
     # --- 4. pass rate in the sandbox, then the outputs ----------------------------------------
     decoder.eval()
     executions = {
-        item.language: _run_held_out(decoder, encoder, tokenizer, item, max_len, config, device)
+        item.language: run_held_out(
+            decoder, encoder, tokenizer, item.language, item.held_out, max_len, config, device
+        )
         for item in data
+    }
+    model = VoltModel(tokenizer, encoder, decoder, rar_models(ctx, device), device)
+    end_to_end = {
+        item.language: run_end_to_end(model, item.language, item.held_out, config) for item in data
     }
     weights = ctx.outputs[output] / DECODER_FILE
     metadata = {"format": "pt", "max_len": str(max_len), "languages": ",".join(config.languages)}
     save_weights(decoder, weights, metadata=metadata)
     check_decoder_file(weights)
-    summary = _summary(data, history, executions)
+    summary = _summary(data, history, executions, end_to_end)
     write_report(ctx.outputs[output + REPORT_SUFFIX], ctx.phase_id, output, summary, history)
     ctx.log.info(
         "language decoder trained",
@@ -296,64 +310,16 @@ def _validate(
     return values
 
 
-@torch.no_grad()
-def _run_held_out(
-    decoder: CodeDecoder,
-    encoder: CodeEncoder,
-    tokenizer: Tokenizer,
-    item: LanguageData,
-    max_len: int,
-    config: LanguageDecoderConfig,
-    device: torch.device,
-) -> list[dict[str, Any]]:
-    """Decode each held-out solution from its frame and run the code against the problem's
-    tests in the sandbox; one row per problem (id, passed, why not)."""
-    chosen = item.held_out[: config.max_pass_rate_problems or None]
-    # A solution with no token (an empty text) has no frame to decode from: left out.
-    encoded = encode_texts(tokenizer, [p.solution for p in chosen], max_len)
-    kept = [problem for problem, ids in zip(chosen, encoded, strict=True) if ids]
-    samples = make_samples([p.solution for p in kept], tokenizer, max_len, append_eos=False)
-    codes: list[str] = []
-    for start in range(0, len(samples), config.batch_size):
-        indices = range(start, min(start + config.batch_size, len(samples)))
-        target, _, lengths = samples.batch(indices, device)
-        context, mask = decoder_context(encoder, target, lengths, "slots")
-        codes += [
-            tokenizer.decode(ids) for ids in decoder.generate(context, max_len, context_mask=mask)
-        ]
-    limits = SandboxLimits(timeout_s=config.sandbox_timeout_s)
-    reports = evaluate_many(
-        [(code, problem.tests) for code, problem in zip(codes, kept, strict=True)],
-        language_name=item.language,
-        limits=limits,
-        workers=config.sandbox_workers,
-    )
-    rows = []
-    for problem, report in zip(kept, reports, strict=True):
-        failures = Counter(o.failure for o in report.outcomes if o.failure is not None)
-        rows.append(
-            {
-                "id": problem.id,
-                "passed": report.all_passed,
-                "tests_passed": report.passed_count,
-                "tests": report.total,
-                "failure": failures.most_common(1)[0][0] if failures else None,
-            }
-        )
-    return rows
-
-
 def _summary(
     data: list[LanguageData],
     history: list[dict[str, Any]],
     executions: dict[str, list[dict[str, Any]]],
+    end_to_end: dict[str, list[dict[str, Any]]],
 ) -> dict[str, dict[str, Any]]:
     first = next(row for row in history if row.get("epoch") == 0)
     last = [row for row in history if "epoch" in row][-1]
     summary = {}
     for item in data:
-        rows = executions[item.language]
-        passed = sum(row["passed"] for row in rows)
         summary[item.language] = {
             "problem_source": item.source,
             "train_problems": len(item.train),
@@ -363,11 +329,10 @@ def _summary(
             "valid_loss": last.get(f"valid_loss_{item.language}"),
             "valid_token_accuracy_initial": first.get(f"token_accuracy_{item.language}"),
             "valid_token_accuracy": last.get(f"token_accuracy_{item.language}"),
-            "sandbox_runs": len(rows),
-            "passed": passed,
-            "pass_rate": passed / len(rows) if rows else 0.0,
-            "failures": dict(sorted(Counter(r["failure"] for r in rows if r["failure"]).items())),
-            "executions": rows,
+            # The decoder alone: the code decoded from each held-out solution's own frame.
+            **verdicts(executions[item.language]),
+            # The whole model: from the problem's text through the VFN to the new decoder.
+            "end_to_end": verdicts(end_to_end[item.language]),
         }
     return summary
 

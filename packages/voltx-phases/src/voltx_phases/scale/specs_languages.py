@@ -18,7 +18,13 @@ from voltx_phases.scale.language_config import (
     RustGoDecoderConfig,
 )
 
-_UPSTREAM = ("code_tokenizer", "code_encoder", "code_decoder")
+# The shared VFN (5.1's largest, a folder holding the ScaledVFN, slot attention and diffusion
+# controller files) and the 0.4 bias: the end-to-end pass rate runs the whole model through
+# them. `VFN_PARTS` are 2.1's artifacts of the same three files, which a declaration may name
+# instead (the tests do, for a store without 5.1).
+VFN_ARTIFACT = "vfn_500m"
+VFN_PARTS = ("scaled_vfn", "slot_attention", "diffusion_controller")
+_UPSTREAM = ("code_tokenizer", "code_encoder", "code_decoder", VFN_ARTIFACT, "code_attention_bias")
 _GPU = Resources(gpus=1, gpu_memory_gb=8, cpu_cores=4, ram_gb=16, disk_gb=40)
 _TINY = Resources(cpu_cores=1, ram_gb=1, disk_gb=1)
 
