@@ -1,9 +1,10 @@
 """Phases 5.2a/b/c: three language decoders side by side, their sandbox figures, resume, bad input.
 
-One session store is trained through the pipeline itself (0.2, 1.1, 1.2 once, then the three
-language phases in one local run). Until `voltx_phases.plugin` declares the scale family, the
-language phases come from the test plugin `tests/plugins/language_phases.py`, which reaches the
-worker subprocesses through ``VOLTX_PLUGINS``.
+One session store is trained through the pipeline itself (0.2, 1.x, 0.4, 2.0 and 2.1 once, then
+the three language phases in one local run). Until `voltx_phases.plugin` declares the scale
+family, the language phases come from the test plugin `tests/plugins/language_phases.py`, which
+reaches the worker subprocesses through ``VOLTX_PLUGINS`` and, while no phase produces 5.1's
+`vfn_500m`, declares them with 2.1's VFN artifacts instead.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@
     python -c 'import voltx; voltx.run(["5.2a", "5.2b", "5.2c"], profile="tiny")'
 
 Inputs: ``code_tokenizer`` and ``code_encoder`` (1.1, frozen), ``code_decoder`` (1.2, the
-starting weights) and, when present, ``raw_stack`` (The Stack; its files of the phase's
+starting weights), ``vfn_500m`` (5.1's VFN folder) and ``code_attention_bias`` (0.4) for the
+end-to-end pass rate, and, when present, ``raw_stack`` (The Stack; its files of the phase's
 languages are read) and ``raw_language_problems`` (unified problem JSONL; `docs/formats.md`).
 Outputs: ``code_decoder_<javascript|java|rust_go>/code_decoder.safetensors`` (1.2's format,
 its own `max_len`) and ``<output>_report/`` (``metrics.json``, ``language_decoder.png``).
@@ -21,7 +22,9 @@ its own `max_len`) and ``<output>_report/`` (``metrics.json``, ``language_decode
    teacher-forced cross-entropy over the 16 slot vectors of the frozen encoder's frame.
 4. After every epoch, per language: loss and token accuracy on the held-out solutions. At the
    end, each held-out solution's frame is decoded greedily and the code is run against the
-   problem's tests in the sandbox's runner for the language: the pass rate.
+   problem's tests in the sandbox's runner for the language: the pass rate; and the whole model
+   (text, frame, the VFN's RAR, the new decoder) writes code for each held-out problem's text,
+   run the same way: the end-to-end pass rate (`language_evaluation.py`).
 
 The report holds no wall-clock figure and its rows survive a resume (they are checkpointed),
 so a run killed at any step and rerun gives byte-identical outputs.
