@@ -111,7 +111,7 @@ def _tiny(config_class: type[LanguageDecoderConfig], per_language: int) -> Langu
         max_corpus_files=50,
         max_len=0,
         batch_size=2,
-        epochs=3,
+        epochs=4,
         # A few steps from a Python decoder: a big step so the language shows in them.
         lr=5e-3,
         warmup_steps=1,
