@@ -180,6 +180,39 @@ def test_no_problem_in_the_language_is_a_one_line_error(
     assert "3 javascript" in phase.reason and "\n" not in phase.reason
 
 
+def test_given_problems_replace_the_generated_ones(
+    language_run: tuple[str, Any], tmp_path: Path
+) -> None:
+    """`raw_language_problems` in MultiPL-E's language code ("js"): read, split, trained on."""
+    store, _ = language_run
+    url = memory_store_url()
+    _copy_inputs(store, url, tmp_path / "inputs", UPSTREAM)
+    given = tmp_path / "problems.jsonl"
+    rows = [
+        {
+            "id": f"given/{i}",
+            "query": f"Return {i}.",
+            "solution": f"function answer_{i}() {{\n  return {i};\n}}\n",
+            "tests": [
+                f"const assert = require('node:assert');\nassert.deepEqual(answer_{i}(), {i});"
+            ],
+            "language": "js",
+        }
+        for i in range(6)
+    ]
+    given.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    ArtifactStore.open(url).add("raw_language_problems", given)
+    result = voltx.run(
+        "5.2a", backend=InProcessBackend(tmp_path / "work"), store=url, profile="tiny"
+    )
+    assert result.phases["5.2a"].status == "succeeded", result.phases["5.2a"].reason
+    document = _report(url, "code_decoder_javascript", tmp_path / "report")
+    facts = document["languages"]["javascript"]
+    assert facts["problem_source"] == "raw_language_problems"
+    assert (facts["train_problems"], facts["held_out_problems"]) == (4, 2)
+    assert [row["id"] for row in facts["executions"]] == ["given/2", "given/5"]
+
+
 # -- bit-exact resume after SIGKILL ------------------------------------------------------------
 
 RUN_ARGS = (
