@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import attrs
 
 from voltx_phases.datasets.apps_tests import call_test, stdio_test, with_apps_imports
+from voltx_phases.datasets.multipl_e import MultiplERow, MultiplERowError
 from voltx_phases.datasets.schema import DEFAULT_LANGUAGE, DatasetLineError, Document, Problem
 
 T = TypeVar("T")
@@ -166,6 +167,17 @@ def read_stack(
 # --- lines and records -----------------------------------------------------------------------
 
 
+def read_records(
+    source: Path,
+    parse: Callable[[dict[str, Any], ReadStats], T | None],
+    skip_bad_lines: bool = False,
+    stats: ReadStats | None = None,
+) -> Iterator[T]:
+    """Records `parse` makes of each JSON object of `source`, with this module's handling of
+    files, folders, gzip, arrays and bad lines; for readers of other modules (`multipl_e`)."""
+    return _read(source, parse, skip_bad_lines, stats)
+
+
 def source_files(source: Path) -> list[Path]:
     """`source` itself, or the dataset files under the folder `source` in sorted order."""
     if not source.is_dir():
@@ -192,7 +204,9 @@ def _read(
                 raise data
             record = parse(data, stats)
         except (_BadRecord, KeyError, TypeError, ValueError, RecursionError) as exc:
-            reason = str(exc) if isinstance(exc, _BadRecord) else f"{type(exc).__name__}: {exc}"
+            # Reasons written for people (a record parser's, or a MultiPL-E row's) stay as they are.
+            described = isinstance(exc, _BadRecord | MultiplERowError)
+            reason = str(exc) if described else f"{type(exc).__name__}: {exc}"
             error = DatasetLineError(path, line, reason)
             if not skip_bad_lines:
                 raise error from None
@@ -356,17 +370,8 @@ def _mbpp(data: dict[str, Any]) -> Problem:
 def _multipl_e(data: dict[str, Any]) -> Problem:
     if _is_unified(data):
         return _unified(data)
-    language = _language(_str(data, "language"))
-    prompt = _str(data, "prompt")
-    stop_tokens = _strings(data, "stop_tokens") if data.get("stop_tokens") is not None else []
-    return Problem(
-        id=f"MultiPL-E/{language}/{_str(data, 'name')}",
-        query=prompt,
-        solution=prompt,
-        tests=(_str(data, "tests"),),
-        language=language,
-        stop_tokens=tuple(stop_tokens),
-    )
+    # `MultiplERowError` names the field; `_read` turns it into the file:line error.
+    return MultiplERow.from_json(data).to_problem()
 
 
 def _apps(data: dict[str, Any], stats: ReadStats) -> Problem | None:

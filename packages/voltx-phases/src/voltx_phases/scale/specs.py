@@ -1,5 +1,6 @@
-"""Phase specs of the scale family: 5.1 (the VFN grown and distilled, data parallel) and 5.3
-(the benchmark report). Torch-free: planning imports only this."""
+"""Phase specs of the scale family: 5.1 (the VFN grown and distilled, data parallel), 5.2a/b/c
+(a decoder per language, `specs_languages.py`) and 5.3 (the benchmark report). Torch-free:
+planning imports only this."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from voltx import PhaseSpec, Resources
 from voltx_phases.generation import VOLT_X_ARTIFACTS
 from voltx_phases.scale.report_config import REPORT_PROFILES, BenchmarkReportConfig
 from voltx_phases.scale.scaling_config import SCALING_PROFILES, ScalingConfig
+from voltx_phases.scale.specs_languages import ARTIFACT_CHECKS as LANGUAGE_CHECKS
+from voltx_phases.scale.specs_languages import LANGUAGE_PHASES
 
 BENCHMARK_INPUTS = (
     "humaneval",
@@ -20,7 +23,11 @@ BENCHMARK_INPUTS = (
 # The grown VFNs have 2.1's file layout; the ScaledVFN check reads any width. Reports are read,
 # not loaded as weights: nothing to vet when one is added.
 ARTIFACT_CHECKS: dict[str, str] = {
-    name: "voltx_phases.models.loading:check_scaled_vfn_file" for name in ("vfn_200m", "vfn_500m")
+    **{
+        name: "voltx_phases.models.loading:check_scaled_vfn_file"
+        for name in ("vfn_200m", "vfn_500m")
+    },
+    **LANGUAGE_CHECKS,
 }
 
 VFN_SCALING = PhaseSpec(
@@ -72,4 +79,4 @@ BENCHMARK_REPORT = PhaseSpec(
     ),
 )
 
-PHASES = (VFN_SCALING, BENCHMARK_REPORT)
+PHASES = (VFN_SCALING, *LANGUAGE_PHASES, BENCHMARK_REPORT)
