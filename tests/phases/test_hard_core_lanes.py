@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import voltx  # noqa: E402
+from voltx.ledger import Ledger  # noqa: E402
+from voltx.store import ArtifactStore  # noqa: E402
 from voltx.testing import memory_store_url  # noqa: E402
 from voltx_backends.local import LocalBackend  # noqa: E402
 
@@ -41,16 +42,14 @@ def test_a_local_run_of_the_three_overlaps_them_in_the_ledger(
     backend = LocalBackend(Path(url).parent / "work", cpu_cores=3)
     result = voltx.run(CALIBRATIONS, backend=backend, store=url, profile="tiny")
     result.raise_for_status()
-    spans = {}
-    for phase in CALIBRATIONS:
-        outcome = result.phases[phase]
-        assert outcome.status == "succeeded" and outcome.started_at and outcome.finished_at
-        spans[phase] = (
-            datetime.fromisoformat(outcome.started_at),
-            datetime.fromisoformat(outcome.finished_at),
-        )
     ran = [phase for phase, outcome in result.phases.items() if outcome.status != "skipped"]
     assert sorted(ran) == CALIBRATIONS  # the model upstream was fresh
+    states = Ledger(ArtifactStore.open(url), result.run_id).phase_states()
+    spans = {}
+    for phase in CALIBRATIONS:
+        started, finished = states[phase].started_at, states[phase].finished_at
+        assert states[phase].state == "succeeded" and started and finished, phase
+        spans[phase] = (started, finished)
     latest_start = max(start for start, _ in spans.values())
     earliest_end = min(end for _, end in spans.values())
     assert latest_start < earliest_end, f"the three did not run at once: {spans}"

@@ -22,8 +22,8 @@ Steps (docs/phases.md, 5.3):
    pass@1 per GPU-hour is printed by `voltx report`, from the durations in the lineage: the
    artifact's content depends only on its inputs and config.
 
-The model is phase 2.1's (`scaled_vfn`, `slot_attention`, `diffusion_controller`, with 1.x's
-tokenizer, encoder and decoder): the later VFNs (4.x, 5.1) are not declared as inputs yet.
+The model is the pipeline's last: 1.x's tokenizer, encoder and decoder, the soft core of 5.1's
+`vfn_500m`, and for MultiPL-E rows 5.2's decoder of the row's language (`report_config.py`).
 """
 
 from __future__ import annotations
@@ -42,14 +42,23 @@ from voltx.errors import VoltxError
 from voltx.job_document import JOB_FILE, JobDocument
 from voltx.store import ArtifactStore
 from voltx_phases._common.devices import resolve_device
+from voltx_phases.datasets.multipl_e import sandbox_language
 from voltx_phases.datasets.schema import Problem, read_problems
 from voltx_phases.execution.limits import SandboxLimits
-from voltx_phases.models.inference import ARTIFACTS, ReasoningSettings, VoltModel
+from voltx_phases.models.inference import ReasoningSettings, VoltModel
+from voltx_phases.models.loading import load_decoder
 from voltx_phases.models.sampling import SamplingSettings
 from voltx_phases.scale import contamination as lineage_check
 from voltx_phases.scale.ground_truth import candidate_program, check_references, run_programs
 from voltx_phases.scale.pass_at_k import SampleCounts, pass_at_ks
-from voltx_phases.scale.report_config import BenchmarkReportConfig
+from voltx_phases.scale.report_config import (
+    LANGUAGE_DECODERS,
+    MODEL_INPUTS,
+    SOFT_CORE,
+    SOFT_CORE_PARTS,
+    TRANSLATOR,
+    BenchmarkReportConfig,
+)
 from voltx_phases.scale.report_render import ProblemOutcome, write_report
 
 # Benchmark artifacts (phase 0.2's outputs) and how the report names them.
@@ -100,9 +109,7 @@ def run(ctx: PhaseContext) -> None:
                 problems=len(ids),
             )
 
-    model = VoltModel.from_artifacts(
-        {name: ctx.inputs[name] for name in ARTIFACTS}, resolve_device(config.device, ctx)
-    )
+    models = _Models(ctx.inputs, resolve_device(config.device, ctx))
     # Resumed from the latest checkpoint: batches are seeded by their first problem's index,
     # so a resumed run draws what an uninterrupted one would have.
     outcomes = load_outcomes(ctx.checkpoints)
@@ -114,7 +121,7 @@ def run(ctx: PhaseContext) -> None:
         rows = outcomes.setdefault(label, [])
         for start in range(len(rows), len(truth.kept), config.batch_problems):
             batch = truth.kept[start : start + config.batch_problems]
-            rows.extend(_sample_and_run(model, batch, config, limits, start))
+            rows.extend(_sample_and_run(models.for_benchmark(label), batch, config, limits, start))
             done += len(batch)
             save_outcomes(ctx.checkpoints, done, outcomes)
             ctx.progress(done, total)
@@ -136,6 +143,36 @@ def run(ctx: PhaseContext) -> None:
     ctx.log.info("evaluation finished", hours=round((time.monotonic() - started) / 3600, 4))
 
 
+class _Models:
+    """The evaluated model, with the decoder of each MultiPL-E language swapped in on demand."""
+
+    def __init__(self, inputs: Mapping[str, Path], device: torch.device) -> None:
+        paths: dict[str, Path] = {name: inputs[name] for name in TRANSLATOR}
+        paths.update({part: inputs[SOFT_CORE] for part in SOFT_CORE_PARTS})
+        self._inputs = inputs
+        self._base = VoltModel.from_artifacts(paths, device)
+        self._by_decoder: dict[str, VoltModel] = {}
+
+    def for_benchmark(self, label: str) -> VoltModel:
+        """The Python model, or for "MultiPL-E <code>" the one with that language's decoder."""
+        if not label.startswith(MULTIPL_E_LABEL):
+            return self._base
+        language = sandbox_language(label.removeprefix(MULTIPL_E_LABEL))
+        artifact = LANGUAGE_DECODERS.get(language or "")
+        if artifact is None:
+            return self._base
+        if artifact not in self._by_decoder:
+            base = self._base
+            decoder = load_decoder(self._inputs[artifact], base.device)
+            self._by_decoder[artifact] = VoltModel(
+                base.tokenizer, base.encoder, decoder, base.rar, base.device
+            )
+        return self._by_decoder[artifact]
+
+
+MULTIPL_E_LABEL = "MultiPL-E "
+
+
 def read_benchmarks(
     inputs: Mapping[str, Path], max_problems: int
 ) -> tuple[dict[str, list[Problem]], dict[str, str]]:
@@ -155,7 +192,7 @@ def read_benchmarks(
         source = _source(folder)
         if name == MULTILINGUAL:
             for language in sorted({p.language for p in problems}):
-                label = f"MultiPL-E {language}"
+                label = f"{MULTIPL_E_LABEL}{language}"
                 benchmarks[label] = _first(
                     [p for p in problems if p.language == language], max_problems
                 )
@@ -239,7 +276,7 @@ def _lineage_access(ctx: PhaseContext) -> tuple[ArtifactStore | None, dict[str, 
     except VoltxError as exc:
         ctx.log.warning("the job's store cannot be opened", error=str(exc))
         return None, {}
-    return store, {name: job.inputs[name] for name in ARTIFACTS if name in job.inputs}
+    return store, {name: job.inputs[name] for name in MODEL_INPUTS if name in job.inputs}
 
 
 OUTCOMES_FILE = "outcomes.json"

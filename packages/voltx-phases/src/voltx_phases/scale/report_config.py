@@ -6,6 +6,21 @@ import attrs
 
 from voltx_phases._common.bounds import between, non_negative, positive, seed
 
+# The model 5.3 evaluates: 1.x's tokenizer, encoder and decoder with the 0.4 bias, the soft core
+# of 5.1's largest student (`vfn_500m`, a folder of the ScaledVFN, slot attention and controller
+# files), and for the MultiPL-E rows of a language, 5.2's decoder of that language
+# (docs/phases.md, 5.3).
+SOFT_CORE = "vfn_500m"
+SOFT_CORE_PARTS = ("scaled_vfn", "slot_attention", "diffusion_controller")
+TRANSLATOR = ("code_tokenizer", "code_encoder", "code_decoder", "code_attention_bias")
+LANGUAGE_DECODERS = {
+    "javascript": "code_decoder_javascript",
+    "java": "code_decoder_java",
+    "rust": "code_decoder_rust_go",
+    "go": "code_decoder_rust_go",
+}
+MODEL_INPUTS = (*TRANSLATOR, SOFT_CORE, *sorted(set(LANGUAGE_DECODERS.values())))
+
 
 def _ks(_instance: object, _attribute: attrs.Attribute[tuple[int, ...]], value: object) -> None:
     if (

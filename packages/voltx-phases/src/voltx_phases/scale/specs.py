@@ -5,8 +5,11 @@ planning imports only this."""
 from __future__ import annotations
 
 from voltx import PhaseSpec, Resources
-from voltx_phases.generation import VOLT_X_ARTIFACTS
-from voltx_phases.scale.report_config import REPORT_PROFILES, BenchmarkReportConfig
+from voltx_phases.scale.report_config import (
+    MODEL_INPUTS,
+    REPORT_PROFILES,
+    BenchmarkReportConfig,
+)
 from voltx_phases.scale.scaling_config import SCALING_PROFILES, ScalingConfig
 from voltx_phases.scale.specs_languages import ARTIFACT_CHECKS as LANGUAGE_CHECKS
 from voltx_phases.scale.specs_languages import LANGUAGE_PHASES
@@ -61,10 +64,9 @@ BENCHMARK_REPORT = PhaseSpec(
     name="benchmark report",
     family="scale",
     entry="voltx_phases.scale.benchmark_report:run",
-    requires=(*VOLT_X_ARTIFACTS, *BENCHMARK_INPUTS),
-    # Used when the store holds it as the phase starts: the planner does not order a phase
-    # after the producers of its optional inputs (docs/phases.md, 5.3).
-    optional=("gamma_calibration",),
+    # The final model (5.1's VFN, 5.2's decoders), the calibrated certainty (3.2) for the
+    # reliability diagram, and the benchmarks.
+    requires=(*MODEL_INPUTS, "gamma_calibration", *BENCHMARK_INPUTS),
     produces=("benchmark_report",),
     config_class=BenchmarkReportConfig,
     profiles=REPORT_PROFILES,
