@@ -10,13 +10,14 @@ from __future__ import annotations
 import voltx
 from voltx.hookspecs import RegisterArtifactCheck, RegisterGenerator, RegisterPhase
 from voltx_phases import generation
+from voltx_phases.alignment import specs as alignment
 from voltx_phases.codebook import specs as codebook
 from voltx_phases.datasets import specs as datasets
 from voltx_phases.soft_core import specs as soft_core
 from voltx_phases.translator import specs as translator
 
 # In pipeline order, so `voltx phases` lists them as they run.
-_FAMILIES = (datasets, translator, codebook, soft_core)
+_FAMILIES = (datasets, translator, codebook, soft_core, alignment)
 
 PHASES = tuple(spec for family in _FAMILIES for spec in family.PHASES)
 

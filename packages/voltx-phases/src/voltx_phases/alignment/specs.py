@@ -1,0 +1,68 @@
+"""Phase specs of the alignment family. Torch-free: planning imports only this."""
+
+from __future__ import annotations
+
+from voltx import PhaseSpec, Resources
+from voltx_phases.alignment.rlvf_config import RLVF_PROFILES, RlvfConfig
+from voltx_phases.alignment.sleep_config import OLD_DATASETS, SLEEP_PROFILES, SleepConfig
+
+# What every alignment phase loads besides the soft core it starts from: the frozen translator
+# and the slot-attention bias of record.
+_TRANSLATOR = ("code_tokenizer", "code_encoder", "code_decoder", "code_attention_bias")
+
+# The soft-core folders of 4.1-4.3 hold 2.1's three weights files; `models/loading.py` checks
+# each file's layout when the folder is added.
+ARTIFACT_CHECKS: dict[str, str] = {}
+
+PHASES = (
+    PhaseSpec(
+        id="4.2",
+        name="RLVF alignment",
+        family="alignment",
+        entry="voltx_phases.alignment.vfn_rlvf:run",
+        requires=(
+            *_TRANSLATOR,
+            "vfn_e2e",
+            "gamma_calibration",
+            "safety_axioms",
+            "apps_interview_train",
+            "apps_competition_train",
+        ),
+        produces=("vfn_rlvf", "vfn_rlvf_report"),
+        config_class=RlvfConfig,
+        profiles=RLVF_PROFILES,
+        resources=Resources(gpus=1, gpu_memory_gb=24, cpu_cores=8, ram_gb=32, disk_gb=20),
+        profile_resources={"tiny": Resources(cpu_cores=1, ram_gb=2, disk_gb=1)},
+        # Sandbox execution, not the GPU, bounds the full profile: 100K steps x 8 samples x
+        # their tests, at 60-100 sandboxed programs per second per core.
+        reference_hours=30.0,
+        description=(
+            "REINFORCE on the RLVF reward table (tests passed x calibrated certainty, safety "
+            "veto); ECE and overconfident errors before and after"
+        ),
+    ),
+    PhaseSpec(
+        id="4.3",
+        name="sleep consolidation",
+        family="alignment",
+        entry="voltx_phases.alignment.vfn_sleep:run",
+        requires=(
+            *_TRANSLATOR,
+            "vfn_rlvf",
+            "problem_frames",
+            *OLD_DATASETS,
+            "apps_interview_train",
+            "apps_competition_train",
+        ),
+        produces=("vfn_sleep", "vfn_sleep_report"),
+        config_class=SleepConfig,
+        profiles=SLEEP_PROFILES,
+        resources=Resources(gpus=1, gpu_memory_gb=24, cpu_cores=8, ram_gb=32, disk_gb=20),
+        profile_resources={"tiny": Resources(cpu_cores=1, ram_gb=2, disk_gb=1)},
+        reference_hours=4.0,
+        description=(
+            "Replay on new problems, flow-matching consolidation of the verified samples with "
+            "rehearsal; fails (commits nothing) if HumanEval + MBPP drop beyond the limit"
+        ),
+    ),
+)
