@@ -77,16 +77,17 @@ def test_report_has_calibration_before_and_after(rlvf_run: dict[str, Any]) -> No
 
 
 def test_updates_move_probability_towards_rewarded_samples(rlvf_run: dict[str, Any]) -> None:
-    """The learning signal: each REINFORCE step raises sum A log pi on its own samples, and the
-    rewards differ between samples (the gamma curve spreads them over the table)."""
-    rows = [
-        json.loads(line) for line in (rlvf_run["report"] / "metrics.jsonl").read_text().splitlines()
-    ]
+    """The learning signal: the REINFORCE steps raise sum A log pi on their own samples, and the
+    mean reward of the last steps exceeds that of the first (the tiny model passes no test, so
+    what it learns is humility: lower certainty on the code it gets wrong)."""
+    text = (rlvf_run["report"] / "metrics.jsonl").read_text()
+    rows = [json.loads(line) for line in text.splitlines()]
     assert len(rows) == 6
     gains = [row["objective_gain"] for row in rows]
-    assert sum(gains) > 0, gains
-    assert sum(gain > 0 for gain in gains) >= 4, gains
-    assert all(-5.0 <= row["reward"] <= 1.0 for row in rows)
+    assert sum(gains) > 0 and sum(gain > 0 for gain in gains) >= 3, gains
+    rewards = [row["reward"] for row in rows]
+    assert sum(rewards[3:]) > sum(rewards[:3]), rewards
+    assert all(-5.0 <= reward <= 1.0 for reward in rewards)
 
 
 def test_the_refined_axioms_veto_programs(rlvf_store: str, tmp_path: Path) -> None:
@@ -192,20 +193,21 @@ def test_stop_request_checkpoints_and_stops(rlvf_store: str, tmp_path: Path) -> 
     shutil.copytree(rlvf_store, store_path)
     calls = {"n": 0}
 
-    def stop_after_two(self: Any) -> bool:
+    def stop_at_the_second_step(self: Any) -> bool:
         calls["n"] += 1
-        return calls["n"] >= 2
+        return calls["n"] == 2
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(voltx.PhaseContext, "stop_requested", stop_after_two)
-        result = voltx.run(
+        patch.setattr(voltx.PhaseContext, "stop_requested", stop_at_the_second_step)
+        voltx.run(
             "4.2",
             backend=InProcessBackend(tmp_path / "jobs"),
             store=str(store_path),
             profile="tiny",
+            overrides={"4.2.checkpoint_every_steps": 100},
         )
-    assert result.phases["4.2"].status != "succeeded"
-    assert not ArtifactStore.open(str(store_path)).has("vfn_rlvf")
     folders = (store_path / "checkpoints" / "4.2").glob("*/step-*")
-    # Asked to stop after its second step (of 6), it checkpointed there, not at the end.
-    assert sorted(int(f.name.removeprefix("step-")) for f in folders) == [2]
+    steps = {int(f.name.removeprefix("step-")) for f in folders}
+    # No periodic checkpoint before the end: the stop made the one at step 2 (a resumed attempt
+    # may then finish and make the last one).
+    assert 2 in steps and steps <= {2, 6}, steps

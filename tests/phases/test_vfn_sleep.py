@@ -153,3 +153,27 @@ def test_sigkill_mid_phase_resumes_byte_identical(sleep_store: str, tmp_path: Pa
     assert process.returncode == 0, err
     assert len(kills) == 2, f"only killed at {kills}"
     assert _digests(interrupted) == _digests(baseline)
+
+
+def test_stop_request_checkpoints_and_stops(sleep_store: str, tmp_path: Path) -> None:
+    store_path = _copy(sleep_store, tmp_path)
+    calls = {"n": 0}
+
+    def stop_at_the_third_step(self: Any) -> bool:
+        calls["n"] += 1
+        return calls["n"] == 3
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(voltx.PhaseContext, "stop_requested", stop_at_the_third_step)
+        voltx.run(
+            "4.3",
+            backend=InProcessBackend(tmp_path / "jobs"),
+            store=str(store_path),
+            profile="tiny",
+            overrides={"4.3.checkpoint_every_steps": 100},
+        )
+    folders = (store_path / "checkpoints" / "4.3").glob("*/step-*")
+    steps = {int(f.name.removeprefix("step-")) for f in folders}
+    # The replay's checkpoint (step 0) and the one the stop made at step 3 (a resumed attempt
+    # may then finish and make the last one).
+    assert {0, 3} <= steps <= {0, 3, 6}, steps
