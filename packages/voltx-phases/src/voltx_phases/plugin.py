@@ -13,11 +13,12 @@ from voltx_phases import generation
 from voltx_phases.alignment import specs as alignment
 from voltx_phases.codebook import specs as codebook
 from voltx_phases.datasets import specs as datasets
+from voltx_phases.hard_core import specs as hard_core
 from voltx_phases.soft_core import specs as soft_core
 from voltx_phases.translator import specs as translator
 
 # In pipeline order, so `voltx phases` lists them as they run.
-_FAMILIES = (datasets, translator, codebook, soft_core, alignment)
+_FAMILIES = (datasets, translator, codebook, soft_core, hard_core, alignment)
 
 PHASES = tuple(spec for family in _FAMILIES for spec in family.PHASES)
 
