@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,3 +146,76 @@ def test_prompts_from_a_problem_file(
     assert out.count("## sample ") == 4
     assert main(["--store", tiny_store, "generate"]) == 1
     assert "give a prompt or --file" in capsys.readouterr().err
+
+
+# -- the hard core's reading of each problem's frame ----------------------------------------------
+
+
+def _model(tiny_store: str, folder: Path) -> Any:
+    from voltx_phases.models.inference import VoltModel
+
+    store = ArtifactStore.open(tiny_store)
+    return VoltModel.from_artifacts(
+        {name: store.get(name, folder / name) for name in VOLT_X_ARTIFACTS}, "cpu"
+    )
+
+
+def test_each_problem_reports_the_hard_core_reading_of_its_reasoned_frame(
+    tiny_store: str, tmp_path: Path
+) -> None:
+    from voltx_phases.hard_core.pipeline import read_batch
+    from voltx_phases.hard_core.safety import default_axioms
+    from voltx_phases.models.inference import hard_core_report
+
+    model = _model(tiny_store, tmp_path)
+    (problem,) = model.generate([PROMPT], n=2)
+    # The frames the calibration phases read (same RAR seed): the same reading.
+    inputs = model.hard_core_inputs([PROMPT])
+    (reading,) = read_batch(inputs.r0, inputs.present, inputs.gamma)
+    assert problem.hard_core == hard_core_report(reading, default_axioms())
+    assert problem.hard_core.global_gamma == problem.samples[0].signals.min_slot_gamma
+    assert problem.hard_core.safety_level in ("pass", "warning", "halt")
+
+
+def test_calibrated_strands_and_axioms_change_the_reading(tiny_store: str, tmp_path: Path) -> None:
+    import numpy as np
+
+    from voltx_phases.hard_core.safety import Axiom, Severity
+    from voltx_phases.hard_core.strands import Strand
+
+    model = _model(tiny_store, tmp_path)
+    inputs = model.hard_core_inputs([PROMPT])
+    slot = int(np.flatnonzero(inputs.present[0])[0])
+    # A strand and an axiom pointing at one of the frame's own slots: routed, and a halt.
+    vector = inputs.r0[0, slot] / np.linalg.norm(inputs.r0[0, slot])
+    model.strands = (Strand("code_runner", vector.astype(np.float32), 0.9),)
+    model.axioms = (
+        Axiom("K1_harm", vector.astype(np.float32), 0.9, Severity.HALT),
+        Axiom("K4_autonomy", -vector.astype(np.float32), 0.9, Severity.WARNING),
+    )
+    (problem,) = model.generate([PROMPT], n=1)
+    assert problem.hard_core == voltx.HardCoreReport(
+        strand="code_runner",
+        global_gamma=problem.hard_core.global_gamma,
+        safety_level="halt",
+        violated_axioms=("K1_harm",),
+    )
+    assert len(problem.samples) == 1  # reported, not acted on
+
+
+def test_voltx_generate_prints_and_serialises_the_hard_core(
+    tiny_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--store", tiny_store, "generate", PROMPT, "--max-tokens", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (line,) = [line for line in lines if line.startswith("# hard core: ")]
+    assert line.startswith("# hard core: strand ") and ", global gamma " in line
+    assert ", safety " in line
+    assert main(["--store", tiny_store, "generate", PROMPT, "--max-tokens", "8", "--json"]) == 0
+    (problem,) = json.loads(capsys.readouterr().out)
+    assert set(problem["hard_core"]) == {
+        "strand",
+        "global_gamma",
+        "safety_level",
+        "violated_axioms",
+    }

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         GeneratedSample,
         GenerationRequest,
         GeneratorSpec,
+        HardCoreReport,
         ProblemSamples,
     )
     from voltx.session import SessionOptions
@@ -52,6 +53,7 @@ _GENERATION_NAMES = (
     "GeneratedSample",
     "GenerationRequest",
     "GeneratorSpec",
+    "HardCoreReport",
     "ProblemSamples",
 )
 
@@ -98,6 +100,7 @@ __all__ = [
     "GenerationRequest",
     "GeneratorSpec",
     "GraphError",
+    "HardCoreReport",
     "InvalidArtifactNameError",
     "JobHandle",
     "JobRequest",

@@ -63,8 +63,26 @@ class GeneratedSample:
 
 
 @attrs.frozen
+class HardCoreReport:
+    """What the hard core read in a prompt's reasoned frame (docs/phases.md, "Inference").
+
+    - `strand`: the strand the router activated, None when no strand reached its threshold
+      (or the frame has no filled slot);
+    - `global_gamma`: the certainty engine's gamma, the least gamma of the filled slots;
+    - `safety_level`: "pass", "warning" or "halt";
+    - `violated_axioms`: the names of the axioms some slot violates, in axiom order.
+    """
+
+    strand: str | None
+    global_gamma: float
+    safety_level: str
+    violated_axioms: tuple[str, ...] = ()
+
+
+@attrs.frozen
 class ProblemSamples:
-    """A prompt's samples, with what reasoning did on its frame (per slot, 16 each)."""
+    """A prompt's samples, with what reasoning did on its frame (per slot, 16 each) and what the
+    hard core read in it (None from a generator without one)."""
 
     prompt: str
     samples: tuple[GeneratedSample, ...]
@@ -72,6 +90,7 @@ class ProblemSamples:
     converged: tuple[bool, ...]
     final_deltas: tuple[float, ...]
     slot_gamma: tuple[float, ...]
+    hard_core: HardCoreReport | None = None
 
 
 def _at_least(minimum: float) -> Callable[[Any, Any, float], None]:

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from voltx.errors import GenerationError, SourceFileError
+from voltx.generation import HardCoreReport
 
 
 def add_parser(sub: Any) -> None:
@@ -84,6 +85,16 @@ def _digests(pairs: list[str]) -> dict[str, str]:
     return digests
 
 
+def _hard_core_line(report: HardCoreReport) -> str:
+    """Routing, global gamma and safety verdict in one line (docs/cli.md, generate)."""
+    strand = report.strand or "none"
+    violated = f" ({', '.join(report.violated_axioms)} violated)" if report.violated_axioms else ""
+    return (
+        f"strand {strand}, global gamma {report.global_gamma:.3f}, "
+        f"safety {report.safety_level}{violated}"
+    )
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from voltx.generate_code import generate
 
@@ -115,6 +126,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 f"{signals.rar_converged_slots} of {signals.rar_active_slots} filled slots "
                 "converged"
             )
+        if problem.hard_core is not None:
+            print(f"# hard core: {_hard_core_line(problem.hard_core)}")
         for index, sample in enumerate(problem.samples, start=1):
             ending = "" if sample.stopped else ", no <eos> within the token limit"
             print(

@@ -19,7 +19,9 @@ Batched over problems (and over the `n` samples of each), on CPU or GPU. The ste
 
 Each sample carries raw confidence signals (`voltx.ConfidenceSignals`): the minimum slot gamma,
 the RAR's iterations, converged slots and largest final step, the mean token log-probability.
-They are uncalibrated; phase 3.2 fits them to the pass rate of the code's tests.
+They are uncalibrated; phase 3.2 fits them to the pass rate of the code's tests. Each problem
+also carries the hard core's reading of its reasoned frame (`voltx.HardCoreReport`: the strand
+routed to, the global gamma, the safety verdict), read from the trace decoding used.
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from voltx.generation import ConfidenceSignals, GeneratedSample, ProblemSamples
+from voltx.generation import ConfidenceSignals, GeneratedSample, HardCoreReport, ProblemSamples
 from voltx_phases._common.devices import resolve_device
 from voltx_phases._common.weights import locate
 from voltx_phases.generation import VOLT_X_ARTIFACTS
+from voltx_phases.hard_core.pipeline import HardCoreReading, read_batch
+from voltx_phases.hard_core.safety import Axiom, default_axioms
+from voltx_phases.hard_core.strands import Strand
 from voltx_phases.models.decoder import CodeDecoder
 from voltx_phases.models.encoder import (
     CodeEncoder,
@@ -170,12 +175,18 @@ class VoltModel:
         decoder: CodeDecoder,
         rar: RarModels,
         device: torch.device,
+        strands: tuple[Strand, ...] | None = None,
+        axioms: tuple[Axiom, ...] | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.encoder = encoder.eval()
         self.decoder = decoder.eval()
         self.rar = RarModels(rar.vfn.eval(), rar.attention.eval(), rar.controller.eval())
         self.device = device
+        # The hard core `generate` reads each frame with; None: the constant strands and axioms
+        # (calibrated ones, phases 3.1 and 3.3, are passed the same way).
+        self.strands = strands
+        self.axioms = axioms
 
     @classmethod
     def from_artifacts(
@@ -263,6 +274,15 @@ class VoltModel:
         frames = self.encode(prompts)
         trace = self.reason(frames, reasoning or ReasoningSettings())
         decoded, _, _ = self.decode(trace, n, sampling or SamplingSettings())
+        # The hard core reads the frames the decoder read: the same trace, not a second RAR run.
+        axioms = default_axioms() if self.axioms is None else self.axioms
+        readings = read_batch(
+            trace.states.float().cpu().numpy(),
+            trace.present.cpu().numpy(),
+            frames.gamma.float().cpu().numpy(),
+            self.strands,
+            axioms,
+        )
         results = []
         for index, prompt in enumerate(prompts):
             present = trace.present[index]
@@ -297,6 +317,20 @@ class VoltModel:
                     converged=tuple(bool(c) for c in trace.converged[index].tolist()),
                     final_deltas=tuple(float(d) for d in trace.final_deltas[index].tolist()),
                     slot_gamma=tuple(float(g) for g in gammas.tolist()),
+                    hard_core=hard_core_report(readings[index], axioms),
                 )
             )
         return results
+
+
+def hard_core_report(reading: HardCoreReading, axioms: tuple[Axiom, ...]) -> HardCoreReport:
+    """A hard core reading as `voltx.generation` reports it (plain values), its violated axioms
+    in the order of `axioms`."""
+    routing = reading.routing
+    violated = {violation.axiom for violation in reading.safety.violations}
+    return HardCoreReport(
+        strand=routing.strand_name if routing.activated else None,
+        global_gamma=float(reading.certainty.global_gamma),
+        safety_level=reading.safety.level.value,
+        violated_axioms=tuple(axiom.name for axiom in axioms if axiom.name in violated),
+    )
