@@ -1,6 +1,7 @@
 """A tiny store for the alignment phases' tests: the pipeline's own tiny 1.2 and 2.1 (and
 everything upstream), plus the three artifacts 4.2 reads from phases 3.2, 3.3 and 4.1, written
-in the formats of docs/formats.md (`gamma_calibration`, `safety_axioms`, `vfn_e2e`)."""
+by those phases' writers (`vfn_e2e` as 2.1's soft core, in the same formats), so the tests do not
+train 3.2, 3.3 and 4.1 as well."""
 
 from __future__ import annotations
 
@@ -9,48 +10,35 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
 
 import voltx
 from voltx.store import ArtifactStore
 from voltx.testing import InProcessBackend
+from voltx_phases.hard_core import safety_file
+from voltx_phases.hard_core.gamma_curve import GammaCurve
+from voltx_phases.hard_core.safety import Axiom, default_axioms
 
 # Raw confidences of the tiny model are geometric-mean token probabilities of a 512-token vocab
 # (about 1e-3): the curve spreads them over the whole table, so rewards differ between samples.
 GAMMA_RAW = np.array([0.0, 1e-3, 3e-3, 1.0], dtype=np.float32)
 GAMMA_CALIBRATED = np.array([0.1, 0.4, 0.85, 0.95], dtype=np.float32)
-AXIOM_NAMES = ("K1_harm", "K2_deception", "K3_privacy", "K4_autonomy", "K5_integrity")
 
 
 def write_gamma_curve(
     path: Path, raw: np.ndarray = GAMMA_RAW, calibrated: np.ndarray = GAMMA_CALIBRATED
 ) -> Path:
-    save_file(
-        {"raw": raw, "calibrated": calibrated},
-        str(path),
-        metadata={
-            "format": "voltx-gamma-curve",
-            "version": "1",
-            "method": "isotonic",
-            "signal": "confidence",
-        },
-    )
+    GammaCurve(raw=raw, calibrated=calibrated, method="isotonic").write(path)
     return path
 
 
 def write_axioms(path: Path, threshold: float = 0.99) -> Path:
+    """K1-K5 as random unit vectors, all with `threshold` (0.99: nothing is vetoed)."""
     vectors = np.random.default_rng(3).standard_normal((5, 256)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    save_file(
-        {"axioms": vectors, "thresholds": np.full(5, threshold, dtype=np.float32)},
-        str(path),
-        metadata={
-            "format": "voltx-safety-axioms",
-            "version": "1",
-            "names": ",".join(AXIOM_NAMES),
-            "severities": "halt,halt,halt,warning,halt",
-        },
-    )
+    axioms = [
+        Axiom(axiom.name, vectors[index], threshold, axiom.severity)
+        for index, axiom in enumerate(default_axioms())
+    ]
+    safety_file.write_axioms(path, axioms)
     return path
 
 

@@ -1,19 +1,19 @@
-"""The stochastic policy phases 4.2 and 4.3 sample from and train, and the verification of its
-samples in the sandbox (`docs/phases.md`, 4.2).
+"""Phases 4.2 and 4.3's handle on the 4.x policy, and the verification of its samples in the
+sandbox (`docs/phases.md`, 4.2).
 
     policy = Policy.load(ctx.inputs, "vfn_e2e", device)
     batch = policy.rollout(texts, n=2, settings=config.policy, seed=step_seed)
     reports = verify(problems, batch, config.policy)
     logp = policy.sequence_logprobs(batch, config.policy, seed=step_seed)   # carries gradients
 
-The policy is the decoder sampling from the RAR output: problem text -> frozen encoder frame ->
-`rar_steps` RAR iterations unrolled with gradients (ScaledVFN drift + slot attention + the
-controller's sigma times a seeded Gaussian draw) -> frozen decoder, sampled at `temperature`
-(top-p only restricts which tokens may be drawn; log pi is the tempered softmax, see
-`models/sampling.py`). log pi(sample) is the sum of its tokens' log-probabilities, recomputed
-by one teacher-forced pass, so the policy gradient reaches the VFN through the decoder's
+The policy is 4.1's (`rollouts.py`): problem text -> frozen encoder frame -> `rar_steps` RAR
+iterations unrolled with gradients -> frozen decoder sampled at `temperature`; log pi(sample) is
+the sum of its tokens' tempered log-probabilities from one teacher-forced pass, so the policy
+gradient reaches the VFN, slot attention and the controller through the decoder's
 cross-attention on the reasoned slots. The RAR noise is replayed from the same seed, so the
-context the gradient flows through is the one the sample was drawn from.
+context the gradient flows through is the one the sample was drawn from. This module adds what
+4.2 and 4.3 need around it: loading from a `vfn_*` folder, encoding problem text, the sample's
+raw confidence, the safety veto, and pass@1.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from pathlib import Path
 import attrs
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from voltx_phases._common.weights import locate
+from voltx_phases.alignment import rollouts
 from voltx_phases.alignment.rlvf_config import PolicySettings
 from voltx_phases.datasets.schema import Problem
 from voltx_phases.execution.limits import SandboxLimits
@@ -36,8 +36,8 @@ from voltx_phases.execution.results import TestReport
 from voltx_phases.execution.sandbox import evaluate_many
 from voltx_phases.hard_core.frame import SlotFrame
 from voltx_phases.hard_core.safety import Axiom, SafetyLevel, assess
-from voltx_phases.models.decoder import DECODER_BOS_ID, CodeDecoder
-from voltx_phases.models.encoder import CodeEncoder, SlotFrames, slot_context_mask
+from voltx_phases.models.decoder import CodeDecoder
+from voltx_phases.models.encoder import CodeEncoder, SlotFrames
 from voltx_phases.models.inference import ReasoningSettings, VoltModel
 from voltx_phases.models.loading import (
     CONTROLLER_FILE,
@@ -50,8 +50,7 @@ from voltx_phases.models.loading import (
     load_scaled_vfn,
     load_slot_attention,
 )
-from voltx_phases.models.rar import RarModels, rar_iteration
-from voltx_phases.models.sampling import SamplingSettings, sample
+from voltx_phases.models.rar import RarModels
 from voltx_phases.translator.checks import TOKENIZER_FILE
 
 # The three files of a `vfn_e2e` / `vfn_rlvf` / `vfn_sleep` folder, in 2.1's formats.
@@ -68,7 +67,7 @@ class Rollout:
 
     frames: SlotFrames
     n: int
-    ids: list[list[int]]
+    drawn: rollouts.Rollout
     codes: list[str]
     # voltx.generation's `confidence`: the prompt frame's least slot gamma times the geometric
     # mean probability of the sample's tokens. Uncalibrated; 4.2 maps it through the gamma curve.
@@ -134,29 +133,10 @@ class Policy:
             save_weights(module, folder / MODEL_FILES[name])
 
     def reasoned(self, frames: SlotFrames, settings: PolicySettings, seed: int) -> torch.Tensor:
-        """The unrolled RAR's final slot states [B, 16, 256], differentiable when grad is on.
-
-        Training's schedule (`models/rar.py`): t = progress = k / rar_steps."""
-        states, present = frames.vectors, frames.present
-        delta = torch.zeros(present.shape, dtype=states.dtype, device=states.device)
-        generator = torch.Generator(device=states.device).manual_seed(seed)
-        for iteration in range(1, settings.rar_steps + 1):
-            progress = iteration / settings.rar_steps
-            noise = torch.randn(states.shape, generator=generator, device=states.device)
-            step = rar_iteration(
-                self.rar,
-                states,
-                present,
-                present,
-                time=progress,
-                progress=progress,
-                last_delta=delta,
-                noise=noise.to(states.dtype),
-                dt=settings.rar_dt,
-                beta=settings.rar_beta,
-            )
-            delta, states = step.delta, step.states
-        return states
+        """The unrolled RAR's final slot states [B, 16, 256], differentiable when grad is on."""
+        return rollouts.reasoned_states(
+            self.rar, frames.vectors, frames.present, _drawing(settings), seed
+        )
 
     def rollout(
         self,
@@ -166,52 +146,41 @@ class Policy:
         seed: int,
         greedy: bool = False,
     ) -> Rollout:
-        """`n` samples for each of `texts`, drawn with seeds derived from `seed`."""
+        """`n` samples for each of `texts`, drawn with seeds derived from `seed` (`greedy`:
+        temperature 0, for pass@1)."""
         frames = self.model.encode(texts)
         with torch.no_grad():
             states = self.reasoned(frames, settings, seed)
-        context = states.repeat_interleave(n, dim=0)
-        mask = slot_context_mask(frames.present).repeat_interleave(n, dim=0)
-        sampling = SamplingSettings(
-            temperature=0.0 if greedy else settings.temperature,
-            top_p=settings.top_p,
-            max_tokens=settings.max_tokens,
-            seed=seed,
-        )
-        decoded = sample(self.model.decoder, context, mask, sampling)
+        sampling = _drawing(settings)
+        if greedy:
+            sampling = attrs.evolve(sampling, temperature=0.0)
+        drawn = rollouts.draw(self.model.decoder, states, frames.present, n, sampling, seed)
         gammas = torch.where(frames.present, frames.gamma, torch.ones_like(frames.gamma))
         least = [
             float(gammas[i].min()) if bool(frames.present[i].any()) else 0.0
             for i in range(len(texts))
         ]
         codes, confidence = [], []
-        for row in range(len(decoded.ids)):
-            logprobs = decoded.logprobs[row]
-            mean = sum(logprobs) / len(logprobs) if logprobs else -math.inf
-            codes.append(self.tokenizer.decode(decoded.code_ids(row)))
+        for row, ids in enumerate(drawn.ids):
+            mean = drawn.logprobs[row] / len(ids) if ids else -math.inf
+            codes.append(self.tokenizer.decode(drawn.code_ids(row)))
             confidence.append(least[row // n] * math.exp(mean))
-        return Rollout(frames, n, decoded.ids, codes, np.asarray(confidence, dtype=np.float64))
+        return Rollout(frames, n, drawn, codes, np.asarray(confidence, dtype=np.float64))
 
     def sequence_logprobs(
         self, rollout: Rollout, settings: PolicySettings, seed: int
     ) -> torch.Tensor:
-        """log pi of each sample [B * n]: the sum over its tokens of the tempered log-softmax,
-        through the RAR replayed from `seed` (differentiable in the soft core's weights)."""
+        """log pi of each sample [B * n] through the RAR replayed from `seed` (differentiable in
+        the soft core's weights)."""
         states = self.reasoned(rollout.frames, settings, seed)
-        context = states.repeat_interleave(rollout.n, dim=0)
-        mask = slot_context_mask(rollout.frames.present).repeat_interleave(rollout.n, dim=0)
-        width = max(1, max(len(ids) for ids in rollout.ids))
-        target = torch.zeros((len(rollout.ids), width), dtype=torch.long, device=self.device)
-        valid = torch.zeros((len(rollout.ids), width), dtype=torch.bool, device=self.device)
-        for row, ids in enumerate(rollout.ids):
-            target[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            valid[row, : len(ids)] = True
-        # Causal self-attention: padding after a row's end never changes its earlier positions.
-        inputs = torch.cat([torch.full_like(target[:, :1], DECODER_BOS_ID), target[:, :-1]], 1)
-        logits = self.model.decoder(inputs, context, mask)
-        logprobs = F.log_softmax(logits.float() / settings.temperature, dim=-1)
-        chosen = logprobs.gather(-1, target[:, :, None])[:, :, 0]
-        return (chosen * valid).sum(dim=1)
+        return rollouts.sequence_logprobs(
+            self.model.decoder,
+            states,
+            rollout.frames.present,
+            rollout.drawn.ids,
+            rollout.drawn.problems,
+            settings.temperature,
+        )
 
     def vetoed(
         self, codes: Sequence[str], axioms: tuple[Axiom, ...], settings: PolicySettings, seed: int
@@ -226,6 +195,17 @@ class Policy:
             is SafetyLevel.HALT
             for i in range(len(codes))
         ]
+
+
+def _drawing(settings: PolicySettings) -> rollouts.PolicySettings:
+    """4.1's settings of the same policy, which draws and differentiates it."""
+    return rollouts.PolicySettings(
+        rar_steps=settings.rar_steps,
+        rar_dt=settings.rar_dt,
+        rar_beta=settings.rar_beta,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+    )
 
 
 def verify(

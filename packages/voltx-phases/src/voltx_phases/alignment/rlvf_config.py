@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from voltx_phases._common.bounds import between, fraction, non_negative, positive, seed
+from voltx_phases._common.bounds import fraction, non_negative, positive, seed
 from voltx_phases.alignment.rlvf_rewards import RewardTable
 
 
@@ -14,7 +14,6 @@ class PolicySettings:
     4.3, so that what 4.3 replays is drawn as 4.2 trained it)."""
 
     temperature: float = attrs.field(default=0.8, validator=positive())
-    top_p: float = attrs.field(default=0.95, validator=between(0.01, 1.0))
     max_tokens: int = attrs.field(default=256, validator=positive())
     # RAR iterations unrolled with gradients: the context the decoder reads is the state after
     # these steps, so REINFORCE reaches the VFN, slot attention and the controller through it.

@@ -29,7 +29,6 @@ import torch
 from voltx import PhaseContext, PhaseError, PhaseStopped
 from voltx_phases._common.devices import resolve_device
 from voltx_phases._common.training_state import read_training_state, write_training_state
-from voltx_phases.alignment._hard_core_files import GammaCurve, load_axioms
 from voltx_phases.alignment.alignment_reports import (
     CalibrationSummary,
     plot_curves,
@@ -39,11 +38,14 @@ from voltx_phases.alignment.alignment_reports import (
 from voltx_phases.alignment.mutations import make_mutations
 from voltx_phases.alignment.policy import Policy, Rollout, verify
 from voltx_phases.alignment.problem_pool import draw_problems
+from voltx_phases.alignment.reinforce import EmaBaseline, reinforce_loss
 from voltx_phases.alignment.rlvf_config import RlvfConfig
 from voltx_phases.alignment.rlvf_rewards import RewardRow
 from voltx_phases.datasets.schema import Problem
 from voltx_phases.execution.limits import SandboxLimits
 from voltx_phases.execution.results import TestReport
+from voltx_phases.hard_core.gamma_curve import GammaCurve
+from voltx_phases.hard_core.safety_file import load_axioms
 
 OUTPUT = "vfn_rlvf"
 REPORT = "vfn_rlvf_report"
@@ -104,20 +106,17 @@ def run(ctx: PhaseContext) -> None:
             ]
         )
         mean_reward = float(rewards.mean())
-        baseline = mean_reward if loop["baseline"] is None else float(loop["baseline"])
-        # Advantages use the baseline before this step's rewards move it, as the original does.
+        # 4.1's baseline: advantages against b before this step's rewards move it.
+        ema = EmaBaseline(config.baseline_decay, loop["baseline"])
+        baseline = mean_reward if ema.value is None else float(ema.value)
         advantages = torch.tensor(
-            np.clip(rewards - baseline, -config.advantage_clip, config.advantage_clip),
-            dtype=torch.float32,
-            device=device,
+            ema.advantages(rewards.tolist(), config.advantage_clip), device=device
         )
-        loop["baseline"] = (
-            config.baseline_decay * baseline + (1 - config.baseline_decay) * mean_reward
-        )
+        loop["baseline"] = ema.value
 
         optimizer.zero_grad(set_to_none=True)
         logp = policy.sequence_logprobs(rollout, config.policy, seed)
-        loss = -(advantages * logp).mean()
+        loss = reinforce_loss(logp, advantages)
         if not torch.isfinite(loss):
             raise PhaseError(
                 ctx.phase_id, f"loss is {float(loss)} at step {step + 1}; try a lower 4.2.lr"
