@@ -66,6 +66,7 @@ PHASES = (
         # Sandbox execution, not the GPU, bounds the full profile: 100K steps x 8 samples x
         # their tests, at 60-100 sandboxed programs per second per core.
         reference_hours=30.0,
+        profile_hours={"tiny": 0.005},  # 6 steps of 4 samples: seconds on one core
         description=(
             "REINFORCE on the RLVF reward table (tests passed x calibrated certainty, safety "
             "veto); ECE and overconfident errors before and after"
@@ -90,6 +91,7 @@ PHASES = (
         resources=Resources(gpus=1, gpu_memory_gb=24, cpu_cores=8, ram_gb=32, disk_gb=20),
         profile_resources={"tiny": Resources(cpu_cores=1, ram_gb=2, disk_gb=1)},
         reference_hours=4.0,
+        profile_hours={"tiny": 0.005},  # 7 problems scored twice, 8 replayed, 6 steps
         description=(
             "Replay on new problems, flow-matching consolidation of the verified samples with "
             "rehearsal; fails (commits nothing) if HumanEval + MBPP drop beyond the limit"
