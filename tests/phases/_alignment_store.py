@@ -9,11 +9,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
+from _pinned import add_soft_core_of_2_1
 
-import voltx
 from voltx.store import ArtifactStore
-from voltx.testing import InProcessBackend
 from voltx_phases.hard_core import safety_file
 from voltx_phases.hard_core.gamma_curve import GammaCurve
 from voltx_phases.hard_core.safety import Axiom, default_axioms
@@ -42,25 +40,13 @@ def write_axioms(path: Path, threshold: float = 0.99) -> Path:
     return path
 
 
-def build_store(root: Path) -> str:
-    """Train the tiny upstream once and add 4.1's, 3.2's and 3.3's artifacts; the store's URL."""
-    threads = torch.get_num_threads()
+def build_store(root: Path, tiny_model_store: str) -> str:
+    """A copy of the session's tiny model store (tests/phases/conftest.py) with 4.1's, 3.2's and
+    3.3's artifacts added; the copy's URL."""
     store_path = root / "store"
-    result = voltx.run(
-        ["1.2", "2.1"],
-        backend=InProcessBackend(root / "jobs"),
-        store=str(store_path),
-        profile="tiny",
-    )
-    torch.set_num_threads(threads)  # the tiny phases set one thread, process-wide
-    result.raise_for_status()
+    shutil.copytree(tiny_model_store, store_path, symlinks=True)
+    add_soft_core_of_2_1(str(store_path), root / "pinned", "vfn_e2e")
     store = ArtifactStore.open(str(store_path))
-    e2e = root / "vfn_e2e"
-    e2e.mkdir()
-    for name in ("scaled_vfn", "slot_attention", "diffusion_controller"):
-        folder = store.get(name, root / "fetched" / name)
-        shutil.copy(folder / f"{name}.safetensors", e2e / f"{name}.safetensors")
-    store.add("vfn_e2e", e2e)
     store.add("gamma_calibration", write_gamma_curve(root / "gamma_calibration.safetensors"))
     store.add("safety_axioms", write_axioms(root / "safety_axioms.safetensors"))
     return str(store_path)

@@ -21,6 +21,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _pinned import add_decoder_copies, add_soft_core_of_2_1  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
 import voltx  # noqa: E402
@@ -30,6 +31,7 @@ from voltx.testing import InProcessBackend  # noqa: E402
 from voltx_phases.datasets.schema import read_problems  # noqa: E402
 from voltx_phases.execution.limits import SandboxLimits  # noqa: E402
 from voltx_phases.scale.ground_truth import check_references  # noqa: E402
+from voltx_phases.scale.report_config import LANGUAGE_DECODERS  # noqa: E402
 
 HUMANEVAL = REPO.parent / "shared" / "data" / "humaneval.jsonl"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -66,6 +68,8 @@ def report_store(copy_tiny_model_store: Callable[[str], str]) -> Iterator[str]:
     url = copy_tiny_model_store("report-store")
     store, root = ArtifactStore.open(url), Path(url).parent
     store.add("gamma_calibration", _gamma_file(root / "gamma"))
+    add_soft_core_of_2_1(url, root / "pinned", "vfn_500m")
+    add_decoder_copies(url, root / "pinned", tuple(sorted(set(LANGUAGE_DECODERS.values()))))
     result = voltx.run(
         "5.3", backend=InProcessBackend(root / "jobs"), store=store.url, profile="tiny"
     )

@@ -21,6 +21,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _pinned import add_soft_core_of_2_1  # noqa: E402
+
 import voltx  # noqa: E402
 from _support import subprocess_env  # noqa: E402
 from voltx.ledger import Ledger  # noqa: E402
@@ -44,17 +46,6 @@ UPSTREAM = (
 )
 
 
-def _with_the_vfn_of_2_1(url: str, folder: Path) -> None:
-    """Add `vfn_500m`, pinned, as a folder of 2.1's ScaledVFN, slot attention and controller."""
-    store = ArtifactStore.open(url)
-    vfn = folder / "vfn_500m"
-    vfn.mkdir(parents=True)
-    for name in ("scaled_vfn", "slot_attention", "diffusion_controller"):
-        got = store.get(name, folder / "from_2_1" / name)
-        (vfn / f"{name}.safetensors").write_bytes((got / f"{name}.safetensors").read_bytes())
-    store.add("vfn_500m", vfn)
-
-
 @pytest.fixture(scope="session")
 def language_run(
     copy_tiny_model_store: Callable[[str], str],
@@ -63,7 +54,7 @@ def language_run(
     threads = torch.get_num_threads()
     store = copy_tiny_model_store("language-store")
     root = Path(store).parent
-    _with_the_vfn_of_2_1(store, root / "vfn")
+    add_soft_core_of_2_1(store, root / "vfn", "vfn_500m")
     result = voltx.run(
         list(PHASES),
         backend=LocalBackend(root / "work", cpu_cores=3),

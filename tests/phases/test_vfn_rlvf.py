@@ -28,8 +28,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def rlvf_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield build_store(tmp_path_factory.mktemp("rlvf-store"))
+def rlvf_store(tmp_path_factory: pytest.TempPathFactory, tiny_model_store: str) -> Iterator[str]:
+    yield build_store(tmp_path_factory.mktemp("rlvf-store"), tiny_model_store)
 
 
 @pytest.fixture(scope="session")

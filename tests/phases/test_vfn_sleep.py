@@ -28,10 +28,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def sleep_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def sleep_store(tmp_path_factory: pytest.TempPathFactory, tiny_model_store: str) -> Iterator[str]:
     """The tiny store, with 4.2's output pinned as a copy of 4.1's (2.1's soft core)."""
     root = tmp_path_factory.mktemp("sleep-store")
-    url = build_store(root)
+    url = build_store(root, tiny_model_store)
     store = ArtifactStore.open(url)
     store.add("vfn_rlvf", store.get("vfn_e2e", root / "vfn_rlvf"))
     yield url
