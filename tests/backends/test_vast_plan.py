@@ -129,3 +129,61 @@ def test_the_plan_shows_the_runbook_structure(
     assert entry("3.1").start == entry("3.2").start == entry("3.3").start
     low, high = plan.timeline.parallel_hours
     assert low < plan.timeline.serial_hours[0] and high < plan.timeline.serial_hours[1]
+
+
+@pytest.fixture
+def volt_x_on_vast(fake_vast: FakeVast, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVast]:
+    """The installed Volt X phases (0.2 ... 5.3) with the real vast backend, and the offers of
+    `seed_on_vast`: a many-core machine for 0.3 and 4 x A100 for 5.1."""
+    from voltx_backends import plugin as backends_plugin
+    from voltx_phases import plugin as phases_plugin
+
+    _offer(fake_vast, 5101, machine_id=201, gpu_name="RTX 3060", gpu_ram=12288, dph_total=0.15)
+    fake_vast.offers[5101].update(cpu_cores_effective=64.0, cpu_ram=128000)
+    _offer(
+        fake_vast,
+        5102,
+        machine_id=202,
+        num_gpus=4,
+        gpu_ram=81920,
+        dph_total=5.20,
+        cpu_cores_effective=64.0,
+        cpu_ram=512000,
+        disk_space=1000.0,
+    )
+    fresh = voltx.plugins.PluginHost()
+    monkeypatch.setenv("VOLTX_LOAD_PLUGINS", "")
+    fresh.add(phases_plugin, "voltx-phases")
+    fresh.add(backends_plugin, "voltx-backends")
+    monkeypatch.setattr(voltx.plugins, "_host", fresh)
+    yield fake_vast
+
+
+def test_every_volt_x_phase_is_priced_and_drawn_in_its_lanes(
+    volt_x_on_vast: FakeVast, tmp_path: Path
+) -> None:
+    plan = voltx.plan("all", profile="full", backend="vast", store=str(tmp_path / "store"))
+    timeline = plan.timeline
+    assert timeline is not None
+    entries = {entry.phase_id: entry for entry in timeline.entries}
+    runbook = {"0.2", "0.3", "0.4", "1.1", "1.2", "2.0", "2.1", "3.1", "3.2", "3.3"}
+    runbook |= {"4.1", "4.2", "4.3", "5.1", "5.2a", "5.2b", "5.2c", "5.3"}
+    assert runbook <= set(entries)
+    for phase in runbook:
+        estimate = entries[phase].estimate
+        assert estimate is not None and estimate.host.startswith("vast:"), phase
+        # 0.4 writes a constant matrix: no time, nothing to pay.
+        assert estimate.dollars[0] > 0 or phase == "0.4", phase
+
+    def side_by_side(*phases: str) -> bool:
+        spans = [entries[p] for p in phases]
+        return len({e.lane for e in spans}) == len(spans) and max(e.start[0] for e in spans) < min(
+            e.end[0] for e in spans
+        )
+
+    assert side_by_side("0.3", "2.1")
+    assert side_by_side("3.1", "3.2", "3.3")
+    assert side_by_side("5.2a", "5.2b", "5.2c")
+    for before, after in [("4.1", "4.2"), ("4.2", "4.3"), ("4.3", "5.1"), ("5.1", "5.2a")]:
+        assert entries[before].end[0] <= entries[after].start[0]
+    assert all(entries[p].end[0] <= entries["5.3"].start[0] for p in ("5.2a", "5.2b", "5.2c"))
