@@ -307,6 +307,7 @@ def test_stop_request_checkpoints_and_a_rerun_finishes(
     rows = [row for row in _report(url, work / "report")["rows"] if "reward" in row]
     # The rerun resumed where the stops left off, their rows restored from the checkpoint.
     assert [row["step"] for row in rows] == list(range(1, 19))
-    (last_job,) = sorted((work / "jobs").iterdir())[-1:]
-    logged = [json.loads(line) for line in (last_job / "metrics.jsonl").read_text().splitlines()]
+    # The rerun's job is the one that wrote its metrics last (job ids do not sort by time).
+    last = max((work / "jobs").glob("*/metrics.jsonl"), key=lambda path: path.stat().st_mtime_ns)
+    logged = [json.loads(line) for line in last.read_text().splitlines()]
     assert min(row["step"] for row in logged if "reward" in row) == attempts + 1

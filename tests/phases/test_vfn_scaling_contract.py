@@ -17,10 +17,9 @@ class TestVfnScaling(PhaseContract):
     @pytest.fixture
     def phase_spec(self) -> PhaseSpec:
         pytest.importorskip("torch")
-        from voltx_phases.scale.specs import PHASES
+        from voltx_phases.scale.specs import VFN_SCALING
 
-        (spec,) = PHASES
-        return spec
+        return VFN_SCALING
 
     @pytest.fixture
     def phase_inputs(self, tmp_path: Path) -> dict[str, Path]:
