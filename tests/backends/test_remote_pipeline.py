@@ -370,11 +370,13 @@ def test_budget_stops_training_and_a_larger_one_resumes_to_the_same_weights(
     assert status["status"] == "budget_exceeded"
     assert status["phases"]["2.1"]["status"] == "stopped"
     assert status["phases"]["2.1"]["reason"].startswith("budget: phase ran "), status
-    # The job was training when it was stopped, and its checkpoint is in the store.
+    # The job was training when it was stopped, and its checkpoint is in the store. (Whether an
+    # epoch ended first depends on how busy the machine is next to the reference run: the
+    # limit is the reference's timing, so a slower second run may stop inside its first epoch.)
     run_id = status["run_id"]
     (first_job,) = (remote / "jobs").glob(f"{run_id}-2.1-1")
     first_events = [e["event"] for e in job_events(first_job)]
-    assert "epoch done" in first_events and "phase finished" not in first_events
+    assert "checkpoint uploaded" in first_events and "phase finished" not in first_events
     assert [k for k in s3.keys("budget/checkpoints/2.1/") if k.endswith("/latest.json")]
     stopped_at = time.monotonic()
 
