@@ -21,9 +21,11 @@ demo: demo-tools .venv/.installed
 # Install the system tools the suite runs for real (sshd, rsync, bubblewrap, the sandbox's
 # toolchains), lint, type-check, run the whole suite, then check voltx-core alone without torch.
 # Two pytest workers, each taking whole files: a third of the suite's time is spent waiting on
-# subprocesses, sshd, moto and the fake Vast API, which the other worker fills.
+# subprocesses, sshd, moto and the fake Vast API, which the other worker fills. Tests marked
+# `alone` time one run against another, so they run afterwards, on an otherwise quiet machine.
 test: test-tools .venv-test/.installed lint typecheck test-core
-	.venv-test/bin/pytest -q -n 2 --dist loadfile
+	.venv-test/bin/pytest -q -n 2 --dist loadfile -m "not alone"
+	.venv-test/bin/pytest -q -m alone
 
 demo-tools:
 	scripts/install-system-tools.sh demo

@@ -339,6 +339,7 @@ def training_window(store_url: str, remote: Path) -> tuple[float, float]:
     return uploaded - _at(started), trained - _at(started)
 
 
+@pytest.mark.alone
 def test_budget_stops_training_and_a_larger_one_resumes_to_the_same_weights(
     fake_vast: FakeVast, s3: S3Server, tmp_path: Path
 ) -> None:
