@@ -6,8 +6,6 @@ are read without loading its data, and compared with a model's layout built on t
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -17,27 +15,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from voltx_phases._common.safetensors_header import canonicalize_safetensors
+
 
 class WeightsError(ValueError):
     """A weights file does not fit the model: names the file and the tensor."""
-
-
-def canonicalize_safetensors(path: Path) -> None:
-    """Rewrite a safetensors header with sorted keys, so equal tensors give equal bytes.
-
-    The safetensors writer keeps metadata in a Rust HashMap, whose order changes from process to
-    process: the same weights would get a new digest on every run, and everything downstream
-    would look changed. The data offsets are relative to the end of the header, so a header of
-    another length needs no other change.
-    """
-    raw = path.read_bytes()
-    length = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8 : 8 + length])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # the format pads the header to 8 bytes with spaces
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + length :])
-    staging.replace(path)
 
 
 def save_tensors(

@@ -21,7 +21,8 @@ from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 from voltx.errors import ArtifactFormatError
-from voltx_phases._common.weights import canonicalize_safetensors, locate
+from voltx_phases._common.safetensors_header import canonicalize_safetensors
+from voltx_phases._common.weights import locate
 
 GAMMA_CURVE_FILE = "gamma_calibration.safetensors"
 GAMMA_CURVE_FORMAT = "voltx-gamma-curve"

@@ -11,8 +11,6 @@ like the rest of the hard core: no reader of this file needs torch.
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from voltx.errors import ArtifactFormatError
+from voltx_phases._common.safetensors_header import canonicalize_safetensors
 from voltx_phases.hard_core.safety import Axiom, Severity, default_axioms
 from voltx_phases.hard_core.vectors import SLOT_DIM
 
@@ -37,19 +36,6 @@ _UNIT_TOLERANCE = 1e-4
 def expected_names() -> tuple[str, ...]:
     """The axiom names in file order, K1..K5, as `hard_core/safety.py` names them."""
     return tuple(axiom.name for axiom in default_axioms())
-
-
-def _canonical_bytes(path: Path) -> None:
-    """Rewrite the header with sorted keys: the writer's metadata order changes from process to
-    process, and equal axioms must give equal bytes (the store digests them)."""
-    raw = path.read_bytes()
-    length = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8 : 8 + length])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # the format pads the header to 8 bytes with spaces
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + length :])
-    staging.replace(path)
 
 
 def write_axioms(path: Path, axioms: Sequence[Axiom], frames: str | None = None) -> None:
@@ -82,7 +68,7 @@ def write_axioms(path: Path, axioms: Sequence[Axiom], frames: str | None = None)
         metadata["frames"] = frames
     path = Path(path)
     save_file(tensors, str(path), metadata=metadata)
-    _canonical_bytes(path)
+    canonicalize_safetensors(path)
 
 
 def _fail(path: Path, reason: str) -> ArtifactFormatError:

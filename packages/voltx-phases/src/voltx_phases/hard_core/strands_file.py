@@ -15,8 +15,6 @@ Reading needs numpy and safetensors only; nothing is unpickled.
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from voltx.errors import ArtifactFormatError
+from voltx_phases._common.safetensors_header import canonicalize_safetensors
 from voltx_phases.hard_core.strands import Strand
 from voltx_phases.hard_core.vectors import SLOT_DIM
 
@@ -62,23 +61,7 @@ def write_strands(path: Path | str, capabilities: np.ndarray, thresholds: np.nda
         str(target),
         metadata={"format": FORMAT, "version": VERSION, "strands": ",".join(STRAND_NAMES)},
     )
-    _sort_header(target)
-
-
-def _sort_header(path: Path) -> None:
-    """Rewrite the header with sorted keys: the safetensors writer orders metadata differently
-    from process to process, and the artifact's digest must depend on the values only.
-
-    The same rewrite as `_common.weights.canonicalize_safetensors`, kept here so that this module
-    (read by the torch-free hard core and by the artifact check) does not import torch."""
-    raw = path.read_bytes()
-    length = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8 : 8 + length])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # the format pads its header to 8 bytes with spaces
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + length :])
-    staging.replace(path)
+    canonicalize_safetensors(target)
 
 
 def _locate(path: Path | str) -> Path:

@@ -17,7 +17,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from voltx import PhaseContext
-from voltx_phases._common.weights import canonicalize_safetensors
+from voltx_phases._common.safetensors_header import canonicalize_safetensors
 
 SLOTS = 16
 PRIOR_SLOTS = 9  # slots 0-8 carry fixed roles; 9-15 are free

@@ -23,7 +23,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 from tokenizers import Tokenizer
 
-from voltx_phases._common.weights import canonicalize_safetensors
+from voltx_phases._common.safetensors_header import canonicalize_safetensors
 from voltx_phases.models.encoder import CodeEncoder, encode_frames
 
 MAX_TOKENS = 512  # the original's LearnedTranslator truncates at 512 ids
