@@ -33,7 +33,6 @@ interruption resumes from the latest checkpoint.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 
@@ -43,10 +42,10 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from torch.nn.utils.rnn import pad_sequence
 
-from voltx import PhaseContext, PhaseError, PhaseStopped
+from voltx import PhaseContext, PhaseError
 from voltx_phases._common.devices import resolve_device
-from voltx_phases._common.schedules import set_lr, warmup_cosine_lr
-from voltx_phases._common.seeding import epoch_order, seed_everything
+from voltx_phases._common.epoch_loop import epoch_means, run_epochs
+from voltx_phases._common.seeding import seed_everything
 from voltx_phases._common.training_state import TrainerState, restore_latest, save_checkpoint
 from voltx_phases._common.weights import save_weights
 from voltx_phases.models.decoder import DECODER_BOS_ID, CodeDecoder, DecoderShape
@@ -233,60 +232,31 @@ def run(ctx: PhaseContext) -> None:
         ctx.log.info("resuming", step=state.step, epoch=state.epoch, batch=state.batch_in_epoch)
 
     # --- 3. training loop -------------------------------------------------------------------
-    decoder.train()
-    for epoch in range(state.epoch, config.epochs):
-        if state.order is None or state.epoch != epoch:
-            state.start_epoch(epoch, epoch_order(config.seed, epoch, len(train)))
-        assert state.order is not None
-        while state.batch_in_epoch < steps_per_epoch:
-            first = state.batch_in_epoch * config.batch_size
-            indices = state.order[first : first + config.batch_size]
-            lr = warmup_cosine_lr(
-                state.step + 1,
-                max_lr=config.lr,
-                warmup_steps=config.warmup_steps,
-                total_steps=total_steps,
-                min_lr_ratio=config.min_lr_ratio,
-            )
-            set_lr(optimizer, lr)
+    def batch_step(indices: Sequence[int]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        batch = train.batch(indices, device)
+        loss, accuracy = step_outputs(decoder, encoder, batch, config.mask_padding, config.context)
+        return loss, {"token_accuracy": accuracy["token_accuracy"]}
 
-            loss, accuracy = step_outputs(
-                decoder, encoder, train.batch(indices, device), config.mask_padding, config.context
-            )
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise PhaseError(
-                    ctx.phase_id,
-                    f"loss is {loss_value} at step {state.step + 1} (epoch {epoch + 1}, "
-                    f"lr {lr:.3g}): training diverged; lower lr or raise warmup_steps",
-                )
-            optimizer.zero_grad(set_to_none=True)
-            torch.autograd.backward(loss)
-            optimizer.step()
-
-            state.step += 1
-            state.batch_in_epoch += 1
-            values = {"loss": loss_value, "token_accuracy": accuracy["token_accuracy"].item()}
-            state.add(**values, batches=1.0)
-            if state.step % config.log_every_steps == 0 or state.step == total_steps:
-                ctx.metrics.log_metrics(state.step, **values, lr=lr)
-            ctx.progress(state.step, total_steps, loss=loss_value)
-            stopping = ctx.stop_requested()
-            if state.step % config.checkpoint_every_steps == 0 or stopping:
-                save_checkpoint(ctx.checkpoints, decoder, optimizer, state)
-            if stopping:
-                raise PhaseStopped(ctx.phase_id, f"epoch {epoch + 1}, step {state.step}")
-
-        batches = state.sums.get("batches", 1.0)
+    def end_epoch(epoch: int) -> None:
         ctx.metrics.log_metrics(
             state.step,
             epoch=epoch + 1,
-            train_loss=state.sums.get("loss", math.nan) / batches,
-            train_token_accuracy=state.sums.get("token_accuracy", math.nan) / batches,
+            **epoch_means(state, "loss", "token_accuracy"),
             **evaluate(decoder, encoder, valid, config, device),
         )
-        state.epoch, state.order = epoch + 1, None
-        save_checkpoint(ctx.checkpoints, decoder, optimizer, state)
+
+    decoder.train()
+    run_epochs(
+        ctx,
+        config,
+        state,
+        optimizer,
+        len(train),
+        batch_step=batch_step,
+        log_row=lambda step, values: ctx.metrics.log_metrics(step, **values),
+        save=lambda: save_checkpoint(ctx.checkpoints, decoder, optimizer, state),
+        end_epoch=end_epoch,
+    )
 
     # --- 4. a sample, then the output ---------------------------------------------------------
     sample = valid if len(valid) else train
