@@ -32,7 +32,9 @@ def test_prints_the_latest_report_and_an_earlier_one_by_digest(
     assert main(["--store", store.url, "report", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {
         "title": "second",
+        "training_hours": None,
         "training_gpu_hours": None,
+        "pass_at_1_per_hour": None,
         "pass_at_1_per_gpu_hour": None,
     }
     assert main(["--store", store.url, "report", "--digest", first.digest[:12]]) == 0

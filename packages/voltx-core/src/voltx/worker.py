@@ -249,6 +249,7 @@ def _run_phase(
         "fingerprint": job.fingerprint,
         "voltx_version": __version__,
         "host": socket.gethostname(),
+        "gpus": len(job.devices),  # with the start and finish, what `voltx report` calls GPU-hours
         "started_at": started_at,
         "finished_at": utc_now(),
     }

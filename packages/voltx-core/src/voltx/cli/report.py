@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from voltx.errors import MissingArtifactError, SourceFileError
 from voltx.store import ArtifactStore
 from voltx.store.manifest import Artifact
@@ -59,10 +61,19 @@ def report_folder(
     return folder, session.store, artifact
 
 
-def upstream_hours(store: ArtifactStore, artifact: Artifact) -> float | None:
-    """Hours of the phase runs `artifact` descends from, each run (fingerprint) once; None when
-    no ancestor records a phase run (added files only)."""
-    runs: dict[str, float] = {}
+@attrs.frozen
+class UpstreamHours:
+    """The wall-clock hours of the phase runs an artifact descends from, and of those the
+    GPU-hours (each run's hours times the GPUs it was given; a run on CPU counts none)."""
+
+    hours: float
+    gpu_hours: float
+
+
+def upstream_hours(store: ArtifactStore, artifact: Artifact) -> UpstreamHours | None:
+    """The hours of the phase runs `artifact` descends from, each run (fingerprint) once; None
+    when no ancestor records a phase run (added files only)."""
+    runs: dict[str, tuple[float, int]] = {}
     queue = list(_inputs(artifact.lineage).values())
     seen: set[str] = set()
     while queue:
@@ -74,8 +85,14 @@ def upstream_hours(store: ArtifactStore, artifact: Artifact) -> float | None:
         queue.extend(_inputs(lineage).values())
         key = lineage.get("fingerprint")
         if lineage.get("phase") and isinstance(key, str) and key not in runs:
-            runs[key] = _span_hours(lineage)
-    return sum(runs.values()) if runs else None
+            gpus = lineage.get("gpus")
+            runs[key] = (_span_hours(lineage), gpus if isinstance(gpus, int) else 0)
+    if not runs:
+        return None
+    return UpstreamHours(
+        hours=sum(hours for hours, _ in runs.values()),
+        gpu_hours=sum(hours * gpus for hours, gpus in runs.values()),
+    )
 
 
 def _inputs(lineage: Mapping[str, Any]) -> dict[str, str]:
@@ -93,15 +110,22 @@ def _span_hours(lineage: Mapping[str, Any]) -> float:
 
 
 def efficiency(store: ArtifactStore, artifact: Artifact, folder: Path) -> dict[str, float | None]:
-    """pass@1 (from report.json), the upstream hours, and pass@1 per GPU-hour."""
+    """pass@1 (from report.json), the upstream hours and GPU-hours, and pass@1 per each."""
     try:
         data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
         pass_at_1 = data.get("pass_at_1_all") if isinstance(data, dict) else None
     except (OSError, ValueError):
         pass_at_1 = None
-    hours = upstream_hours(store, artifact)
-    per_hour = pass_at_1 / hours if isinstance(pass_at_1, float | int) and hours else None
-    return {"training_gpu_hours": hours, "pass_at_1_per_gpu_hour": per_hour}
+    upstream = upstream_hours(store, artifact)
+    hours = upstream.hours if upstream else None
+    gpu_hours = upstream.gpu_hours if upstream else None
+    score = float(pass_at_1) if isinstance(pass_at_1, float | int) else None
+    return {
+        "training_hours": hours,
+        "training_gpu_hours": gpu_hours,
+        "pass_at_1_per_hour": score / hours if score is not None and hours else None,
+        "pass_at_1_per_gpu_hour": score / gpu_hours if score is not None and gpu_hours else None,
+    }
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -121,9 +145,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         print()
         return 0
     sys.stdout.write(path.read_text(encoding="utf-8"))
-    hours, per_hour = figures["training_gpu_hours"], figures["pass_at_1_per_gpu_hour"]
-    shown = "unknown (no phase runs in the lineage)" if hours is None else f"{hours:.4f}"
-    print(f"\nGPU-hours of the phase runs upstream (from lineage): {shown}")
-    if per_hour is not None:
-        print(f"pass@1 per GPU-hour: {per_hour:.4f}")
+    hours, gpu_hours = figures["training_hours"], figures["training_gpu_hours"]
+    if hours is None:
+        print("\nHours of the phase runs upstream (from lineage): unknown (no phase runs in it)")
+        return 0
+    print(
+        f"\nHours of the phase runs upstream (from lineage): {hours:.4f}, GPU-hours {gpu_hours:.4f}"
+    )
+    if figures["pass_at_1_per_gpu_hour"] is not None:
+        print(f"pass@1 per GPU-hour: {figures['pass_at_1_per_gpu_hour']:.4f}")
+    elif figures["pass_at_1_per_hour"] is not None:
+        print(f"pass@1 per hour (the runs had no GPU): {figures['pass_at_1_per_hour']:.4f}")
     return 0
