@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,3 +91,36 @@ def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+def checkpoint_steps(project: Path, phase_id: str) -> list[int]:
+    """The steps of the checkpoints committed so far for `phase_id` in the project's store."""
+    folder = project / ".voltx" / "checkpoints" / phase_id
+    return [int(path.name.split("-")[1]) for path in folder.glob("*/step-*")]
+
+
+def kill_job_at_checkpoints(
+    process: subprocess.Popen[str],
+    project: Path,
+    phase_id: str,
+    targets: Sequence[int],
+    timeout: float = 240.0,
+) -> list[int]:
+    """SIGKILL the running job's process group each time a checkpoint reaches the next target.
+
+    `process` is a `voltx run` in `project` with retries left, so each kill is a lost attempt it
+    resubmits; the job killed is the newest in the project's job folders. Returns the latest
+    checkpoint step at each kill (fewer than `targets` if the run finished first).
+    """
+    pending, kills = list(targets), []
+    jobs = project / ".voltx" / "work" / "jobs"
+    deadline = time.monotonic() + timeout
+    while pending and process.poll() is None and time.monotonic() < deadline:
+        steps = checkpoint_steps(project, phase_id)
+        pid_files = sorted(jobs.glob("*/pid"))
+        if steps and max(steps) >= pending[0] and pid_files:
+            os.killpg(int(pid_files[-1].read_text()), signal.SIGKILL)
+            kills.append(max(steps))
+            pending.pop(0)
+        time.sleep(0.02)
+    return kills

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
+
+from _support import kill_job_at_checkpoints
 
 torch = pytest.importorskip("torch")
 
@@ -154,18 +153,8 @@ def test_sigkill_mid_collection_resumes_byte_identical(
     assert process.returncode == 0, err
 
     process = _cli(killed, *run_args)
-    checkpoints = killed / ".voltx" / "checkpoints" / "3.2"
-    kills: list[int] = []
-    targets = [1, 3]  # after the first batch, and after the third of four
-    deadline = time.monotonic() + 240
-    while targets and process.poll() is None and time.monotonic() < deadline:
-        steps = [int(p.name.split("-")[1]) for p in checkpoints.glob("*/step-*")]
-        if steps and max(steps) >= targets[0]:
-            pid_file = sorted((killed / ".voltx" / "work" / "jobs").glob("*/pid"))[-1]
-            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
-            kills.append(max(steps))
-            targets.pop(0)
-        time.sleep(0.02)
+    # Kill after the first batch, then after the third of four.
+    kills = kill_job_at_checkpoints(process, killed, "3.2", [1, 3])
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     assert len(kills) == 2, f"only killed at {kills}"

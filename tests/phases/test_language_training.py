@@ -8,11 +8,8 @@ the test is about the language lanes, not about training 4.x and 5.1 first.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ torch = pytest.importorskip("torch")
 from _pinned import add_soft_core_of_2_1  # noqa: E402
 
 import voltx  # noqa: E402
-from _support import subprocess_env  # noqa: E402
+from _support import kill_job_at_checkpoints, subprocess_env  # noqa: E402
 from voltx.ledger import Ledger  # noqa: E402
 from voltx.store import ArtifactStore  # noqa: E402
 from voltx.testing import InProcessBackend, memory_store_url  # noqa: E402
@@ -232,18 +229,8 @@ def test_sigkill_mid_phase_resumes_byte_identical(
     assert reference.returncode == 0, err
 
     process = _cli(interrupted, *RUN_ARGS)
-    checkpoints = interrupted / ".voltx" / "checkpoints" / "5.2a"
-    kills: list[int] = []
-    targets = [2, 4]  # mid first epoch, then mid second
-    deadline = time.monotonic() + 240
-    while targets and process.poll() is None and time.monotonic() < deadline:
-        steps = [int(p.name.split("-")[1]) for p in checkpoints.glob("*/step-*")]
-        if steps and max(steps) >= targets[0]:
-            pid_files = sorted((interrupted / ".voltx" / "work" / "jobs").glob("*/pid"))
-            os.killpg(int(pid_files[-1].read_text()), signal.SIGKILL)
-            kills.append(max(steps))
-            targets.pop(0)
-        time.sleep(0.02)
+    # Targets: mid first epoch, then mid second
+    kills = kill_job_at_checkpoints(process, interrupted, "5.2a", [2, 4])
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     assert len(kills) == 2, f"only killed at {kills}"

@@ -5,18 +5,17 @@ resumes byte for byte, and a stop request leaves a checkpoint."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import structlog
+
+from _support import kill_job_at_checkpoints
 
 torch = pytest.importorskip("torch")
 
@@ -158,18 +157,9 @@ def test_sigkill_mid_training_resumes_byte_identical(tiny_store: Path, tmp_path:
     assert reference.returncode == 0, err
 
     process = _cli(interrupted)
-    checkpoints = interrupted / ".voltx" / "checkpoints" / "3.1"
-    killed_at = None
-    deadline = time.monotonic() + 240
-    while killed_at is None and process.poll() is None and time.monotonic() < deadline:
-        steps = [int(p.name.split("-")[1]) for p in checkpoints.glob("*/step-*")]
-        pid_files = sorted((interrupted / ".voltx" / "work" / "jobs").glob("*/pid"))
-        if steps and max(steps) >= 100 and pid_files:
-            os.killpg(int(pid_files[-1].read_text()), signal.SIGKILL)
-            killed_at = max(steps)
-        time.sleep(0.02)
+    kills = kill_job_at_checkpoints(process, interrupted, "3.1", [100])
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
-    assert killed_at is not None and killed_at < ROUTER_PROFILES["tiny"].steps
+    assert len(kills) == 1 and kills[0] < ROUTER_PROFILES["tiny"].steps
     assert err.count("job lost; resubmitting") == 1
     assert _digests(interrupted) == _digests(baseline)

@@ -5,17 +5,16 @@ rerun give the bytes of an uninterrupted run, and bad input is refused in one li
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from _support import kill_job_at_checkpoints
 
 torch = pytest.importorskip("torch")
 
@@ -175,17 +174,7 @@ def test_sigkill_mid_training_then_rerun_gives_identical_bytes(
     assert reference.returncode == 0, err
 
     process = _cli(interrupted, *RUN_ARGS)
-    checkpoints = interrupted / ".voltx" / "checkpoints" / "3.3"
-    targets, kills = [20, 120], []
-    deadline = time.monotonic() + 240
-    while targets and process.poll() is None and time.monotonic() < deadline:
-        steps = [int(p.name.split("-")[1]) for p in checkpoints.glob("*/step-*")]
-        if steps and max(steps) >= targets[0]:
-            pid_files = sorted((interrupted / ".voltx" / "work" / "jobs").glob("*/pid"))
-            os.killpg(int(pid_files[-1].read_text()), signal.SIGKILL)
-            kills.append(max(steps))
-            targets.pop(0)
-        time.sleep(0.02)
+    kills = kill_job_at_checkpoints(process, interrupted, "3.3", [20, 120])
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     assert len(kills) == 2, f"only killed at {kills}"

@@ -10,8 +10,6 @@ error. Every problem's test is ``assert f() == 1``.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from _support import kill_job_at_checkpoints
 
 torch = pytest.importorskip("torch")
 
@@ -267,21 +267,8 @@ def test_sigkill_mid_phase_resumes_bit_exact(tmp_path: Path) -> None:
     assert reference.returncode == 0, reference_err
 
     process = _cli(interrupted, *RUN_ARGS)
-    checkpoints = interrupted / ".voltx" / "checkpoints" / "4.1"
-    kills: list[int] = []
     # Mid stage 1, right at the stage 1 -> 2 boundary (a batch already sampled), mid stage 3.
-    targets = [2, 6, 14]
-    deadline = time.monotonic() + 240
-    while targets and process.poll() is None and time.monotonic() < deadline:
-        steps = [int(p.name.split("-")[1]) for p in checkpoints.glob("*/step-*")]
-        if steps and max(steps) >= targets[0]:
-            pid = int(
-                sorted((interrupted / ".voltx" / "work" / "jobs").glob("*/pid"))[-1].read_text()
-            )
-            os.killpg(pid, signal.SIGKILL)
-            kills.append(max(steps))
-            targets.pop(0)
-        time.sleep(0.02)
+    kills = kill_job_at_checkpoints(process, interrupted, "4.1", [2, 6, 14])
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     assert len(kills) == 3, f"only killed at {kills}"

@@ -4,17 +4,16 @@ made from 2.1's soft core): the gate both ways, the report, and bit-exact resume
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from _support import kill_job_at_checkpoints
 
 torch = pytest.importorskip("torch")
 
@@ -136,19 +135,7 @@ def test_sigkill_mid_phase_resumes_byte_identical(sleep_store: str, tmp_path: Pa
     assert reference.returncode == 0, err
 
     process = _cli(interrupted)
-    checkpoints = interrupted / ".voltx" / "checkpoints" / "4.3"
-    targets, kills = [0, 4], []
-    deadline = time.monotonic() + 240
-    while targets and process.poll() is None and time.monotonic() < deadline:
-        steps = [int(p.name.split("-")[1]) for p in checkpoints.glob("*/step-*")]
-        if steps and max(steps) >= targets[0]:
-            pid = int(
-                sorted((interrupted / ".voltx" / "work" / "jobs").glob("*/pid"))[-1].read_text()
-            )
-            os.killpg(pid, signal.SIGKILL)
-            kills.append(max(steps))
-            targets.pop(0)
-        time.sleep(0.02)
+    kills = kill_job_at_checkpoints(process, interrupted, "4.3", [0, 4])
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     assert len(kills) == 2, f"only killed at {kills}"

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from _support import kill_job_at_checkpoints
 
 torch = pytest.importorskip("torch")
 
@@ -229,20 +228,8 @@ def test_sigkill_at_random_steps_resumes_bit_exact(tmp_path: Path) -> None:
     assert reference.returncode == 0, ref_err
 
     process = _cli(interrupted, *RUN_ARGS)
-    checkpoints = interrupted / ".voltx" / "checkpoints" / "2.1"
-    kills: list[int] = []
     # Kill mid stage 1, right at the stage 1 -> 2 boundary, and mid stage 3.
-    targets = [5, 10_000_000, 20_000_002]
-    deadline = time.monotonic() + 240
-    while targets and process.poll() is None and time.monotonic() < deadline:
-        steps = [int(p.name.split("-")[1]) for p in checkpoints.glob("*/step-*")]
-        if steps and max(steps) >= targets[0]:
-            pid_files = sorted((interrupted / ".voltx" / "work" / "jobs").glob("*/pid"))
-            pid = int(pid_files[-1].read_text())
-            os.killpg(pid, signal.SIGKILL)
-            kills.append(max(steps))
-            targets.pop(0)
-        time.sleep(0.02)
+    kills = kill_job_at_checkpoints(process, interrupted, "2.1", [5, 10_000_000, 20_000_002])
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     assert len(kills) == 3, f"only killed at {kills}"
