@@ -73,23 +73,6 @@ _FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
 ShapeT = TypeVar("ShapeT")
 
 
-def locate(path: Path | str, file_name: str) -> Path:
-    """`path` itself when it is a file; else `file_name` in the folder, or its one file with the
-    same suffix."""
-    path = Path(path)
-    if path.is_dir():
-        if (path / file_name).is_file():
-            return path / file_name
-        suffix = Path(file_name).suffix
-        matches = sorted(p for p in path.rglob(f"*{suffix}") if p.is_file())
-        if len(matches) == 1:
-            return matches[0]
-        raise ValueError(f"{path}: expected {file_name} (or one *{suffix} file) in the folder")
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    return path
-
-
 def tensor_shapes(file: Path) -> dict[str, tuple[int, ...]]:
     """Every tensor's name and shape, from the header only; non-float tensors are rejected."""
     shapes: dict[str, tuple[int, ...]] = {}

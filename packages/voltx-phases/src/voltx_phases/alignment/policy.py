@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from voltx_phases._common.weights import locate
+from voltx_phases._common.artifact_files import locate
 from voltx_phases.alignment import rollouts
 from voltx_phases.alignment.rlvf_config import PolicySettings
 from voltx_phases.datasets.schema import Problem

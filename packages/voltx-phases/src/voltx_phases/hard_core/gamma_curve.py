@@ -21,8 +21,8 @@ from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 from voltx.errors import ArtifactFormatError
+from voltx_phases._common.artifact_files import locate_artifact_file
 from voltx_phases._common.safetensors_header import canonicalize_safetensors
-from voltx_phases._common.weights import locate
 
 GAMMA_CURVE_FILE = "gamma_calibration.safetensors"
 GAMMA_CURVE_FORMAT = "voltx-gamma-curve"
@@ -102,10 +102,7 @@ class GammaCurve:
     def load(cls, path: Path | str) -> GammaCurve:
         """Read a curve from its file, or from the artifact folder that holds it; a file that is
         not one raises ArtifactFormatError naming the file and what is wrong."""
-        try:
-            file = locate(path, GAMMA_CURVE_FILE)
-        except ValueError as exc:
-            raise ArtifactFormatError(ARTIFACT_NAME, str(path), str(exc)) from exc
+        file = locate_artifact_file(ARTIFACT_NAME, path, GAMMA_CURVE_FILE)
 
         def bad(reason: str) -> ArtifactFormatError:
             return ArtifactFormatError(ARTIFACT_NAME, str(file), reason)

@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from voltx.errors import ArtifactFormatError
+from voltx_phases._common.artifact_files import locate_artifact_file
 from voltx_phases._common.safetensors_header import canonicalize_safetensors
 from voltx_phases.hard_core.safety import Axiom, Severity, default_axioms
 from voltx_phases.hard_core.vectors import SLOT_DIM
@@ -109,9 +110,7 @@ def load_axioms(path: Path | str) -> tuple[Axiom, ...]:
     for `safety.assess(frame, axioms)`; vectors are read-only float32.
 
     Raises ArtifactFormatError with a one-line reason naming the file and the key at fault."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / FILE_NAME
+    path = locate_artifact_file(ARTIFACT, path, FILE_NAME)
     metadata, tensors = _read(path)
     severities = _check_metadata(path, metadata)
     for name, shape in (("axioms", (AXIOM_COUNT, SLOT_DIM)), ("thresholds", (AXIOM_COUNT,))):

@@ -22,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from voltx.errors import ArtifactFormatError
+from voltx_phases._common.artifact_files import locate_artifact_file
 from voltx_phases._common.safetensors_header import canonicalize_safetensors
 from voltx_phases.hard_core.strands import Strand
 from voltx_phases.hard_core.vectors import SLOT_DIM
@@ -64,19 +65,9 @@ def write_strands(path: Path | str, capabilities: np.ndarray, thresholds: np.nda
     canonicalize_safetensors(target)
 
 
-def _locate(path: Path | str) -> Path:
-    """`path` itself, or the router_calibration file inside the folder `path`."""
-    location = Path(path)
-    if location.is_dir():
-        location = location / FILE_NAME
-    if not location.is_file():
-        raise _error(location, "no such file")
-    return location
-
-
 def read_strand_arrays(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
     """The checked `capabilities` [5, 256] and `thresholds` [5] of the file (or its folder)."""
-    file = _locate(path)
+    file = locate_artifact_file(ARTIFACT, path, FILE_NAME)
     try:
         with safe_open(str(file), framework="np") as handle:
             metadata = handle.metadata() or {}

@@ -37,8 +37,8 @@ import torch
 from tokenizers import Tokenizer
 
 from voltx.generation import ConfidenceSignals, GeneratedSample, HardCoreReport, ProblemSamples
+from voltx_phases._common.artifact_files import locate
 from voltx_phases._common.devices import resolve_device
-from voltx_phases._common.weights import locate
 from voltx_phases.generation import VOLT_X_ARTIFACTS
 from voltx_phases.hard_core.pipeline import HardCoreReading, read_batch
 from voltx_phases.hard_core.safety import Axiom, default_axioms

@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from voltx_phases._common.artifact_files import locate
 from voltx_phases._common.weights import (
     WeightsError,
     compare_shapes,
     expected_shapes,
     load_weights,
-    locate,
     sized,
     tensor_shapes,
 )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from voltx_phases._common.weights import locate
+from voltx_phases._common.artifact_files import locate
 from voltx_phases.models.vocabulary import SPECIAL_TOKENS
 
 TOKENIZER_FILE = "code_tokenizer.json"
