@@ -231,3 +231,49 @@ def test_voltx_generate_prints_and_serialises_the_hard_core(
         "safety_level",
         "violated_axioms",
     }
+
+
+def test_generate_reads_the_calibrations_the_store_holds(
+    tiny_store: str, copy_tiny_model_store: Any, tmp_path: Path
+) -> None:
+    import attrs
+
+    from voltx_phases.hard_core.gamma_curve import GAMMA_CURVE_FILE, GammaCurve
+    from voltx_phases.hard_core.safety import default_axioms
+    from voltx_phases.hard_core.safety_file import FILE_NAME as AXIOMS_FILE
+    from voltx_phases.hard_core.safety_file import write_axioms
+    from voltx_phases.hard_core.strands_file import FILE_NAME as STRANDS_FILE
+    from voltx_phases.hard_core.strands_file import write_strands
+
+    (plain,) = voltx.generate(PROMPT, n=2, store=tiny_store, seed=1, max_tokens=16)
+    assert all(sample.calibrated_confidence is None for sample in plain.samples)
+
+    inputs = _model(tiny_store, tmp_path / "model").hard_core_inputs([PROMPT])
+    slot = int(np.flatnonzero(inputs.present[0])[0])
+    vector = (inputs.r0[0, slot] / np.linalg.norm(inputs.r0[0, slot])).astype(np.float32)
+    folders = {name: tmp_path / name for name in ("router", "gamma", "axioms")}
+    for folder in folders.values():
+        folder.mkdir()
+    # CodeExplainer points at one of the frame's slots, the other strands away from it.
+    write_strands(
+        folders["router"] / STRANDS_FILE,
+        np.stack([-vector, -vector, vector, -vector, -vector]),
+        np.full(5, 0.9, dtype=np.float32),
+    )
+    first, *others = default_axioms()
+    write_axioms(folders["axioms"] / AXIOMS_FILE, [attrs.evolve(first, vector=vector), *others])
+    GammaCurve(raw=[0.0, 1.0], calibrated=[0.2, 0.6], method="isotonic").write(
+        folders["gamma"] / GAMMA_CURVE_FILE
+    )
+    url = copy_tiny_model_store("calibrated")
+    store = ArtifactStore.open(url)
+    store.add("router_calibration", folders["router"])
+    store.add("gamma_calibration", folders["gamma"])
+    store.add("safety_axioms", folders["axioms"])
+
+    (problem,) = voltx.generate(PROMPT, n=2, store=url, seed=1, max_tokens=16)
+    assert problem.hard_core is not None
+    assert problem.hard_core.strand == "CodeExplainer"
+    assert first.name in problem.hard_core.violated_axioms
+    for sample in problem.samples:
+        assert sample.calibrated_confidence == pytest.approx(0.2 + 0.4 * sample.confidence)

@@ -51,11 +51,11 @@ def generate(
     session = open_session(store=store, config=config)
     spec = _generator(session.registry.generators, generator)
     chosen = dict(digests or {})
-    unknown = sorted(set(chosen) - set(spec.requires))
+    unknown = sorted(set(chosen) - {*spec.requires, *spec.optional})
     if unknown:
         raise GenerationError(
             f"generator {spec.name!r} does not use {', '.join(unknown)}; it reads "
-            f"{', '.join(spec.requires)}"
+            f"{', '.join((*spec.requires, *spec.optional))}"
         )
     resolved: dict[str, str] = {}
     for name in spec.requires:
@@ -64,6 +64,10 @@ def generate(
             producer = session.graph.producer.get(name)
             raise MissingArtifactError(name, session.store.url, producer, f"generate ({spec.name})")
         resolved[name] = session.store.resolve(reference).digest
+    for name in spec.optional:
+        reference = chosen.get(name, name)
+        if reference != name or session.store.ref(name) is not None:
+            resolved[name] = session.store.resolve(reference).digest
     entry = _load_entry(spec, session.registry.generator_origin.get(spec.name, "unknown"))
     texts = (prompts,) if isinstance(prompts, str) else tuple(prompts)
     with tempfile.TemporaryDirectory(prefix="voltx-generate-") as folder:

@@ -56,6 +56,9 @@ class GeneratedSample:
     token_logprobs: tuple[float, ...]
     stopped: bool
     signals: ConfidenceSignals
+    # The probability that the sample passes its tests, from a calibration the store holds
+    # (phase 3.2's `gamma_calibration`); None without one.
+    calibrated_confidence: float | None = None
 
     @property
     def confidence(self) -> float:
@@ -133,9 +136,13 @@ GeneratorEntry = Callable[[GenerationRequest], Sequence[ProblemSamples]]
 @attrs.frozen
 class GeneratorSpec:
     """A model that writes code, as a plugin declares it: the artifacts it is loaded from, and
-    its entry ("module:function", imported only when used, or the function itself)."""
+    its entry ("module:function", imported only when used, or the function itself).
+
+    `optional` artifacts are passed to the entry when the store has them (calibrations a later
+    phase makes) and left out when it does not."""
 
     name: str
     requires: tuple[str, ...]
     entry: str | GeneratorEntry = attrs.field(eq=False)
     description: str = ""
+    optional: tuple[str, ...] = ()

@@ -130,8 +130,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"# hard core: {_hard_core_line(problem.hard_core)}")
         for index, sample in enumerate(problem.samples, start=1):
             ending = "" if sample.stopped else ", no <eos> within the token limit"
+            calibrated = sample.calibrated_confidence
+            passing = "" if calibrated is None else f", calibrated {calibrated:.3f}"
             print(
-                f"\n## sample {index}: confidence {sample.confidence:.3f} "
+                f"\n## sample {index}: confidence {sample.confidence:.3f}{passing} "
                 f"(mean token log-prob {sample.signals.mean_token_logprob:.3f}, "
                 f"min slot gamma {sample.signals.min_slot_gamma:.3f}{ending})"
             )

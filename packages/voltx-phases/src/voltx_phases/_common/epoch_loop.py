@@ -101,7 +101,7 @@ def run_epochs(
 
             state.step += 1
             state.batch_in_epoch += 1
-            values = {"loss": loss_value, **{name: float(v) for name, v in extras.items()}}
+            values = {"loss": loss_value, **{name: _number(v) for name, v in extras.items()}}
             state.add(**values, batches=1.0)
             if state.step % config.log_every_steps == 0 or state.step == total_steps:
                 log_row(state.step, {**values, "lr": lr})
@@ -115,6 +115,10 @@ def run_epochs(
         end_epoch(epoch)
         state.epoch, state.order = epoch + 1, None
         save()
+
+
+def _number(value: torch.Tensor | float) -> float:
+    return value.item() if isinstance(value, torch.Tensor) else float(value)
 
 
 def epoch_means(state: TrainerState, *names: str) -> dict[str, float]:
