@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import attrs
 
 from voltx.errors import VoltxError
+from voltx.planning.input_routes import InputRoute
 from voltx.planning.timeline import Timeline
 from voltx.spec import Resources
 
@@ -88,6 +89,8 @@ class Plan:
     levels: tuple[tuple[str, ...], ...]
     pinned: tuple[str, ...] = ()
     timeline: Timeline | None = None
+    # Each input of a phase that runs: its size, source and reader, bytes through this machine.
+    inputs: tuple[InputRoute, ...] = ()
 
     @property
     def to_run(self) -> list[str]:
