@@ -251,3 +251,87 @@ def test_archives_and_zstd_over_http_feed_the_stack_reader(
         out = store.get("stack_python", folder / "out", link=False)
         stats = json.loads((out / "stats.json").read_text())
         assert stats["count"] == len(STACK_ROWS) and stats["source"] == "raw_stack", name
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_cli_add_manifest_and_plan_say_where_the_bytes_go(
+    server: CountingServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from voltx.cli import main
+
+    content = zstandard.ZstdCompressor().compress(jsonl(STACK_ROWS))
+    server.files["cli/stack.jsonl.zst"] = content
+    url = server.url("cli/stack.jsonl.zst")
+    monkeypatch.chdir(tmp_path)
+    store = str(tmp_path / "store")
+    server.clear_log()
+    assert main(["--store", store, "artifacts", "add", "raw_stack", url]) == 0
+    added = capsys.readouterr().out
+    assert f"1 file(s) at {url}" in added and "no bytes copied" in added
+    assert all(a.body_bytes == 0 for a in server.log)  # identity only: HEADs
+
+    assert main(["--store", store, "manifest", "0.2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("raw_stack")]
+    assert len(rows) == 1 and url in rows[0] and "read by this machine from its URL" in rows[0]
+
+    assert main(["--store", store, "plan", "0.2"]) == 0
+    assert (
+        f"0.2 raw_stack {len(content)} B: read by this machine from {url}; 0 B through this"
+        " machine" in capsys.readouterr().out
+    )
+
+    # A bad pin is refused with the option named; a good one is recorded in the document.
+    assert main(["--store", store, "artifacts", "add", "raw_stack", url, "--sha256", "x"]) != 0
+    assert "sha256" in capsys.readouterr().err
+    pinned = ["artifacts", "add", "raw_stack", url, "--sha256", sha(content)]
+    assert main(["--store", store, *pinned]) == 0
+    opened = ArtifactStore.open(store)
+    assert read_document(opened, opened.resolve("raw_stack")).sha256 == sha(content)
+
+
+def test_hub_style_identities_are_kept_and_a_new_revision_is_a_new_input(tmp_path: Path) -> None:
+    """What `hf://` reports (a blob id, an LFS digest, the last commit) is the identity; the
+    filesystem here stands in for huggingface_hub's, which these tests cannot reach."""
+    import fsspec
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    class HubLike(MemoryFileSystem):
+        protocol = "hublike"
+        root_marker = ""
+        store: dict[str, object] = {}
+        pseudo_dirs = [""]
+        revision = "c0ffee"
+
+        @classmethod
+        def _strip_protocol(cls, path: str) -> str:
+            return "/" + path.removeprefix("hublike://").strip("/")
+
+        def info(self, path: str, **kwargs: object) -> dict[str, object]:
+            info = dict(super().info(path, **kwargs))
+            info.pop("created", None)
+            if info["type"] == "file":
+                info["blob_id"] = f"blob-{self.revision}"
+                info["lfs"] = {"sha256": "ab" * 32, "size": info["size"]}
+            return info
+
+    fsspec.register_implementation("hublike", HubLike, clobber=True)
+    fs = HubLike()
+    fs.pipe("/datasets/org/stack/data.jsonl.zst", b"0123456789")
+    source = RemoteSource(url="hublike://datasets/org/stack/data.jsonl.zst")
+    first = source.probe("raw_stack")
+    assert (
+        first.files[0].identity["blob_id"] == '"blob-c0ffee"'
+        or first.files[0].identity["blob_id"] == "blob-c0ffee"
+    )
+    assert "lfs" in first.files[0].identity and first.size == 10
+    before = current_digests({"raw_stack": source}, ["raw_stack"])
+    assert current_digests({"raw_stack": source}, ["raw_stack"]) == before  # stable
+    HubLike.revision = "beef00"
+    assert current_digests({"raw_stack": source}, ["raw_stack"]) != before
+    folder = RemoteSource(url="hublike://datasets/org/stack").probe("raw_stack")
+    assert folder.kind == "folder" and [f.path for f in folder.files] == ["data.jsonl.zst"]
