@@ -122,6 +122,19 @@ def test_ssh_host_reads_an_http_tar_gz_itself(
     project = write_project(
         tmp_path / "project", sshd_server, json.dumps(server.url("ssh/stack_python.tar.gz"))
     )
+    plan = subprocess.run(
+        [sys.executable, "-m", "voltx", "plan", "0.2", "--profile", "tiny"],
+        cwd=project,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert (
+        f"0.2 raw_stack {len(archive)} B: read by the ssh host from"
+        f" {server.url('ssh/stack_python.tar.gz')}; 0 B through this machine" in plan.stdout
+    ), plan.stdout
     server.clear_log()
     orchestrator, output = run_0_2(project)
     assert statuses(output) == {"0.2": "succeeded"}, output

@@ -35,12 +35,10 @@ class InputRoute:
 
     def describe(self) -> str:
         """``raw_stack 44.0 GB: read by the host from hf://...; 0 B through this machine``."""
-        size = _bytes(self.size)
-        through = _bytes(self.through_here)
-        return (
-            f"{self.artifact} {size}: read by {self.reader} from {self.source}; "
-            f"{through} through {THIS_MACHINE}"
-        )
+        said = f"{self.artifact} {_bytes(self.size)}: read by {self.reader} from {self.source}"
+        if self.reader == THIS_MACHINE:
+            return said  # the phase runs here: nothing is relayed to another machine
+        return f"{said}; {_bytes(self.through_here)} through {THIS_MACHINE}"
 
 
 def reader_of(session: Session) -> str:
