@@ -193,3 +193,21 @@ def test_ssh_host_reads_zst_files_of_another_bucket(
     _, output = run_0_2(project)
     assert statuses(output) == {"0.2": "succeeded"}, output
     assert stack_count(store, tmp_path) == len(ROWS) + 1
+
+
+def test_an_s3_version_id_in_the_url_pins_that_version(s3: S3Server, tmp_path: Path) -> None:
+    from voltx.remote_inputs import RemoteSource, fetch_remote
+
+    s3.client.create_bucket(Bucket=INPUT_BUCKET)
+    s3.client.put_bucket_versioning(
+        Bucket=INPUT_BUCKET, VersioningConfiguration={"Status": "Enabled"}
+    )
+    old = jsonl(ROWS[:2])
+    first = s3.client.put_object(Bucket=INPUT_BUCKET, Key="v/stack.jsonl", Body=old)
+    s3.client.put_object(Bucket=INPUT_BUCKET, Key="v/stack.jsonl", Body=jsonl(ROWS))
+    url = f"s3://{INPUT_BUCKET}/v/stack.jsonl?versionId={first['VersionId']}"
+    document = RemoteSource(url=url).probe("raw_stack")
+    assert document.size == len(old)
+    read = fetch_remote("raw_stack", document, tmp_path / "raw_stack")
+    assert (tmp_path / "raw_stack").read_bytes() == old
+    assert read["sha256"] == {"stack.jsonl": hashlib.sha256(old).hexdigest()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,8 @@ REMOTE_VERSION = 1
 REMOTE_FILE = "voltx-remote-input.json"
 LINEAGE_MARK = "remote_input"
 _GLOB_CHARS = frozenset("*?[")
+# A URL's query (``?versionId=...`` on S3) is not a wildcard "?".
+_QUERY = re.compile(r"\?[A-Za-z_]+=[^/]*$")
 # What `info` returns that names a version of a file, by protocol: HTTP headers, S3 and GCS
 # object metadata, Hugging Face's blob id and LFS pointer. Times alone are a weak identity, so
 # they are kept beside the strong ones rather than instead of them.
@@ -124,6 +127,9 @@ def open_url(name: str, url: str, token_env: str | None = None) -> tuple[Any, st
     token = os.environ.get(token_env) if token_env else None
     if token and url.startswith(("http://", "https://")):
         options["headers"] = {"Authorization": f"Bearer {token}"}
+    if url.startswith("s3://") and "versionId=" in url:
+        # A pinned object version: s3fs reads one only when asked to be version aware.
+        options["version_aware"] = True
     try:
         fs, path = fsspec.core.url_to_fs(url, **options)
     except (ImportError, ValueError) as exc:
@@ -144,7 +150,7 @@ def probe(
         # fsspec keeps one filesystem per protocol and options, with its listings cached: a
         # probe must see the remote as it is now, not as an earlier probe listed it.
         fs.invalidate_cache()
-        if _GLOB_CHARS & set(path):
+        if _is_glob(path):
             found = fs.glob(path, detail=True)
             base = _glob_base(path)
             kind = "folder"
@@ -198,11 +204,16 @@ def _remote_file(
     size = info.get("size")
     identity = {key: _text(info[key]) for key in _IDENTITY_KEYS if info.get(key) is not None}
     return RemoteFile(
-        path=relative or path.rstrip("/").rsplit("/", 1)[-1],
+        path=relative or _QUERY.sub("", path).rstrip("/").rsplit("/", 1)[-1],
         url=url or fs.unstrip_protocol(path),
         size=int(size) if isinstance(size, int | float) else None,
         identity=identity,
     )
+
+
+def _is_glob(path: str) -> bool:
+    """Whether `path` has wildcards, a query such as ``?versionId=...`` aside."""
+    return bool(_GLOB_CHARS & set(_QUERY.sub("", path)))
 
 
 def _glob_base(path: str) -> str:
