@@ -31,7 +31,7 @@ _ZSTD = b"\x28\xb5\x2f\xfd"
 _BZIP2 = b"BZh"
 _TAR_MAGIC = b"ustar"
 _TAR_MAGIC_AT = 257
-_BUFFER = 1 << 20
+_BUFFER = 1 << 18  # per layer; a few layers deep (file, zstd, tar member)
 
 
 def dataset_streams(path: Path) -> Iterator[tuple[Path, IO[bytes]]]:
