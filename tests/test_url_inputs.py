@@ -189,14 +189,18 @@ def test_preflight_says_one_line_per_unreachable_input(
     config = write_project(
         tmp_path,
         f'"{server.url("nowhere/stack.jsonl")}"',
-        f'raw_apps = {{ url = "{private}", token_env = "STACK_TOKEN" }}\n',
+        f'raw_apps = {{ url = "{private}", token_env = "STACK_TOKEN" }}\n'
+        f'raw_mbpp = {{ url = "{private}", env = ["VOLTX_TEST_UNSET_TOKEN"] }}\n',
     )
+    monkeypatch.delenv("VOLTX_TEST_UNSET_TOKEN", raising=False)
     server.clear_log()
     problems = voltx.preflight("0.2", config=config)
     lines = [p for p in problems if p.startswith("inputs.")]
     assert lines == [
-        f"inputs.raw_apps: {server.url('private/stack.jsonl')}: credential refused (HTTP 401);"
-        " set the variables listed in its env (needed by 0.2)",
+        f"inputs.raw_apps: {private}: credential refused (HTTP 401); check the credential its"
+        " env or token_env names (needed by 0.2)",
+        "inputs.raw_mbpp: environment variable VOLTX_TEST_UNSET_TOKEN (in its env) is not set"
+        " (needed by 0.2)",
         f"inputs.raw_stack: {server.url('nowhere/stack.jsonl')}: not found (404) (needed by 0.2)",
     ]
     with pytest.raises(PreflightError):

@@ -189,7 +189,7 @@ def unreachable_reason(exc: BaseException) -> str:
     refused = [s for s in statuses if s in (401, 403)]
     if refused or any(isinstance(e, PermissionError) for e in chain):
         shown = f"HTTP {refused[0]}" if refused else type(exc).__name__
-        return f"credential refused ({shown}); set the variables listed in its env"
+        return f"credential refused ({shown}); check the credential its env or token_env names"
     if 404 in statuses or isinstance(exc, FileNotFoundError):
         return "not found (404)"
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
