@@ -135,6 +135,17 @@ def test_ssh_host_reads_an_http_tar_gz_itself(
         f"0.2 raw_stack {len(archive)} B: read by the ssh host from"
         f" {server.url('ssh/stack_python.tar.gz')}; 0 B through this machine" in plan.stdout
     ), plan.stdout
+    manifest = subprocess.run(
+        [sys.executable, "-m", "voltx", "manifest", "0.2"],
+        cwd=project,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert "read by the ssh host from its URL; 0 B through this machine" in manifest.stdout, (
+        manifest.stdout + manifest.stderr
+    )
     server.clear_log()
     orchestrator, output = run_0_2(project)
     assert statuses(output) == {"0.2": "succeeded"}, output

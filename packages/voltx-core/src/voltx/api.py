@@ -34,7 +34,12 @@ from voltx.planning.estimates import (
     estimate_phase,
     measured_hours,
 )
-from voltx.planning.input_routes import input_routes, reader_of, remote_document
+from voltx.planning.input_routes import (
+    THIS_MACHINE,
+    input_routes,
+    reader_of,
+    remote_document,
+)
 from voltx.planning.preflight import PreflightError, preflight_problems
 from voltx.planning.timeline import Timeline, build_timeline
 from voltx.plugins import registry
@@ -365,9 +370,10 @@ def manifest(
         if remote is not None:
             # A URL input: listed by its files, read by the phase's host from their URLs.
             reader = reader_of(session)
+            said = f"read by {reader} from its URL"
+            said += "" if reader == THIS_MACHINE else f"; 0 B through {THIS_MACHINE}"
             entries.extend(
-                ManifestEntry(name, f.url, f.size, f"read by {reader} from its URL", None, optional)
-                for f in remote.files
+                ManifestEntry(name, f.url, f.size, said, None, optional) for f in remote.files
             )
         elif digest is not None:
             artifact = session.store.load_manifest(digest)
