@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
 from voltx.errors import VoltxError
-from voltx.planning.input_routes import InputRoute
 from voltx.planning.timeline import Timeline
 from voltx.spec import Resources
+
+if TYPE_CHECKING:  # results stay importable without the session (input routes need one)
+    from voltx.planning.input_routes import InputRoute
 
 
 @attrs.frozen
