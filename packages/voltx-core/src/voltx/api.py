@@ -34,6 +34,12 @@ from voltx.planning.estimates import (
     estimate_phase,
     measured_hours,
 )
+from voltx.planning.input_routes import (
+    THIS_MACHINE,
+    input_routes,
+    reader_of,
+    remote_document,
+)
 from voltx.planning.preflight import PreflightError, preflight_problems
 from voltx.planning.timeline import Timeline, build_timeline
 from voltx.plugins import registry
@@ -80,9 +86,13 @@ def plan(
     # Only now, once the target and configs are known good: quoting may ask the backend.
     executor = make_backend(resolved.session)
     try:
-        return estimate(resolved, executor)
+        planned = estimate(resolved, executor)
     finally:
         executor.close()
+    routes = input_routes(
+        resolved.session, [p.phase_id for p in planned.phases if p.action == "run"]
+    )
+    return attrs.evolve(planned, inputs=routes)
 
 
 def estimate(resolved: ResolvedRun, backend: Backend) -> Plan:
@@ -356,7 +366,16 @@ def manifest(
         optional = name in spec.optional
         digest = session.store.ref(name)
         producer = session.graph.producer.get(name)
-        if digest is not None:
+        remote = remote_document(session, name) if producer is None else None
+        if remote is not None:
+            # A URL input: listed by its files, read by the phase's host from their URLs.
+            reader = reader_of(session)
+            said = f"read by {reader} from its URL"
+            said += "" if reader == THIS_MACHINE else f"; 0 B through {THIS_MACHINE}"
+            entries.extend(
+                ManifestEntry(name, f.url, f.size, said, None, optional) for f in remote.files
+            )
+        elif digest is not None:
             artifact = session.store.load_manifest(digest)
             made_by = artifact.lineage.get("phase")
             source = f"phase {made_by}" if made_by else f"added ({artifact.lineage.get('source')})"

@@ -137,6 +137,28 @@ class ManifestError(IntegrityError):
         super().__init__(f"{file} in store {store} is damaged: {reason}")
 
 
+class InputUnreachableError(StoreError):
+    """An input given by URL cannot be reached: not found, a refused credential, no route."""
+
+    def __init__(self, name: str, url: str, reason: str) -> None:
+        self.name = name
+        self.url = url
+        self.reason = reason
+        super().__init__(f"inputs.{name}: {url}: {reason}")
+
+
+class RemoteInputMismatchError(IntegrityError):
+    """An input read from its URL does not hash to the sha256 it was pinned to."""
+
+    def __init__(self, name: str, url: str, expected: str, got: str) -> None:
+        self.name = name
+        self.url = url
+        super().__init__(
+            f"input {name!r} read from {url} has sha256 {got[:16]}, not the pinned"
+            f" {expected[:16]}; nothing was committed (fix the sha256 under [inputs] or the source)"
+        )
+
+
 class DestinationExistsError(StoreError):
     """`get` was asked to write where a file already is (or into the store itself)."""
 

@@ -24,12 +24,19 @@ from voltx.worker import SECRETS_ENV
 
 
 def job_request(
-    document: JobDocument, config: Mapping[str, Any], *, python: str, resources: Resources
+    document: JobDocument,
+    config: Mapping[str, Any],
+    *,
+    python: str,
+    resources: Resources,
+    credentials: Mapping[str, str] | None = None,
 ) -> JobRequest:
     """The request that runs `document` with the phase's resolved `config` (secrets included).
 
     The public part of `config` goes into the document, the secret part into the environment. A
     profile name is no place for a secret: one that holds a registered secret is written ``***``.
+    `credentials` (the variables URL inputs need, `voltx.remote_inputs.credential_env`) join the
+    environment too.
     """
     public, secret = split_secrets(config)
     job = attrs.evolve(document, config=public, profile=_redacted(document.profile))
@@ -37,7 +44,7 @@ def job_request(
         job_id=job_id(job.run_id, job.phase_id, job.attempt),
         argv=(python, "-m", "voltx", "worker", JOB_FILE),
         files={JOB_FILE: job.to_json()},
-        env={SECRETS_ENV: json.dumps(secret)} if secret else {},
+        env={**(credentials or {}), **({SECRETS_ENV: json.dumps(secret)} if secret else {})},
         resources=resources,
         devices=job.devices,
     )

@@ -13,6 +13,8 @@ from voltx.budget import BudgetConfig, BudgetTable
 from voltx.config import collect, expecting
 from voltx.errors import ConfigError, did_you_mean
 from voltx.plugins import Registry
+from voltx.remote_inputs import RemoteSource
+from voltx.store.remote import is_url
 
 PROJECT_FILE = "voltx.toml"
 DEFAULT_STORE = "file://.voltx"
@@ -39,7 +41,7 @@ class _ProjectFile:
     project: ProjectTable = ProjectTable()
     phases: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     backends: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
-    inputs: Mapping[str, str] = attrs.field(factory=dict, metadata=expecting("a path"))
+    inputs: Mapping[str, Any] = attrs.field(factory=dict)
     budget: BudgetTable = BudgetTable()
 
 
@@ -55,6 +57,8 @@ class Project(ProjectTable):
     phases: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     backends: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     inputs: Mapping[str, str] = attrs.field(factory=dict)
+    # ``[inputs]`` entries given by URL (`voltx.remote_inputs`); `inputs` keeps the local paths.
+    remote_inputs: Mapping[str, RemoteSource] = attrs.field(factory=dict)
     budget: BudgetConfig = BudgetConfig()
     backend_settings: Mapping[str, Any] = attrs.field(factory=dict)
     path: Path | None = None
@@ -109,23 +113,50 @@ def load_project(path: Path | None, registry: Registry | None = None) -> Project
         budget_phases = _tables(_tables(data.get("budget")).get("phases"))
         problems += unknown_phases(phases, budget_phases, registry)
         settings = backend_settings(_tables(data.get("backends")), registry, problems)
+    local_inputs, remote_inputs = split_inputs(_tables(data.get("inputs")), problems)
     if problems or not isinstance(parsed, _ProjectFile):
         raise ConfigError(problems, source=source)
     table = attrs.asdict(parsed.project, recurse=False)
     table["store"] = resolve_store_url(parsed.project.store, path.parent)
     resolved_inputs = {
         name: str((path.parent / Path(location).expanduser()).resolve())
-        for name, location in parsed.inputs.items()
+        for name, location in local_inputs.items()
     }
     return Project(
         **table,
         phases=parsed.phases,
         backends=parsed.backends,
         inputs=resolved_inputs,
+        remote_inputs=remote_inputs,
         budget=parsed.budget.config(),
         backend_settings=settings,
         path=path,
     )
+
+
+def split_inputs(
+    table: Mapping[str, Any], problems: list[str]
+) -> tuple[dict[str, str], dict[str, RemoteSource]]:
+    """``[inputs]`` as local paths and URL inputs (`voltx.remote_inputs.RemoteSource`)."""
+    local: dict[str, str] = {}
+    remote: dict[str, RemoteSource] = {}
+    for name, value in table.items():
+        if isinstance(value, str):
+            if is_url(value):
+                remote[name] = RemoteSource(url=value)
+            else:
+                local[name] = value
+        elif isinstance(value, Mapping):
+            source = collect(RemoteSource, value, f"inputs.{name}", problems)
+            if isinstance(source, RemoteSource):
+                if is_url(source.url):
+                    remote[name] = source
+                else:
+                    problems.append(f"inputs.{name}.url: expected a URL, got {source.url!r}")
+        else:
+            # A path is what most entries are; docs/inputs.md has the URL forms.
+            problems.append(f"inputs.{name}: expected a path, got {value!r}")
+    return local, remote
 
 
 def unknown_phases(
@@ -190,8 +221,10 @@ profile = "tiny"
 # secrets_env = ["HF_TOKEN"]
 
 # User files that phases read, added to the store under these artifact names on first use.
+# A URL (https://, s3://, gs://, hf://) is read by the phase's host itself: docs/inputs.md.
 [inputs]
 # raw_humaneval = "data/humaneval.jsonl"
+# raw_stack = { url = "hf://datasets/ORG/NAME/stack_python.jsonl.zst", env = ["HF_TOKEN"] }
 
 # Per-phase config, on top of the profile.
 [phases]

@@ -16,6 +16,7 @@ import attrs
 
 from voltx._logging import register_config_secrets
 from voltx.fingerprint import committed_outputs, fingerprint, why_run
+from voltx.remote_inputs import current_digests
 from voltx.results import Plan, PlannedPhase
 from voltx.session import Session, SessionOptions, open_session
 
@@ -71,6 +72,14 @@ def resolve(
     level_of = {pid: index for index, wave in enumerate(levels) for pid in wave}
     will_run: set[str] = set()
     planned: list[PlannedPhase] = []
+    read = {
+        a
+        for pid in selected
+        for a in (*session.registry.phase(pid).requires, *session.registry.phase(pid).optional)
+    }
+    made = {a for pid in selected for a in session.registry.phase(pid).produces}
+    # URL inputs are judged by what they are now, not by when they were last recorded.
+    remote = current_digests(session.project.remote_inputs, sorted(read - made))
     for phase_id in selected:
         spec = session.registry.phase(phase_id)
         upstream_running = [p for p in graph.upstream(phase_id) if p in will_run]
@@ -78,8 +87,14 @@ def resolve(
         if upstream_running:
             action, reason = "run", f"upstream {', '.join(upstream_running)} will run"
         else:
-            inputs = {name: session.store.ref(name) or "" for name in spec.requires}
-            inputs |= {n: d for n in spec.optional if (d := session.store.ref(n)) is not None}
+            inputs = {
+                name: remote.get(name) or session.store.ref(name) or "" for name in spec.requires
+            }
+            inputs |= {
+                n: d
+                for n in spec.optional
+                if (d := remote.get(n) or session.store.ref(n)) is not None
+            }
             fp = fingerprint(spec.id, spec.version, configs[phase_id], inputs)
             if force:
                 action, reason = "run", "forced"

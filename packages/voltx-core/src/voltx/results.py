@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
 from voltx.errors import VoltxError
 from voltx.planning.timeline import Timeline
 from voltx.spec import Resources
+
+if TYPE_CHECKING:  # results stay importable without the session (input routes need one)
+    from voltx.planning.input_routes import InputRoute
 
 
 @attrs.frozen
@@ -88,6 +92,8 @@ class Plan:
     levels: tuple[tuple[str, ...], ...]
     pinned: tuple[str, ...] = ()
     timeline: Timeline | None = None
+    # Each input of a phase that runs: its size, source and reader, bytes through this machine.
+    inputs: tuple[InputRoute, ...] = ()
 
     @property
     def to_run(self) -> list[str]:

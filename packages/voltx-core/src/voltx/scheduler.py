@@ -35,6 +35,7 @@ from voltx.job_request import job_request
 from voltx.ledger import Ledger
 from voltx.planning.estimates import record_measurement
 from voltx.plugins import host
+from voltx.remote_inputs import credential_env
 from voltx.resolve import ResolvedRun
 from voltx.results import PhaseResult, RunResult
 from voltx.spec import Resources
@@ -253,7 +254,11 @@ class Scheduler:
             processes=needed.processes,
         )
         request = job_request(
-            document, self.configs[phase_id], python=self.backend.python, resources=needed
+            document,
+            self.configs[phase_id],
+            python=self.backend.python,
+            resources=needed,
+            credentials=credential_env(self.session.project.remote_inputs, inputs),
         )
         handle = self.backend.submit(request)
         self.running[phase_id] = _Running(

@@ -27,6 +27,7 @@ from voltx.project import (
     resolve_store_url,
     unknown_phases,
 )
+from voltx.remote_inputs import record_remote
 from voltx.store import ArtifactStore
 
 Overrides = Sequence[str] | Mapping[str, Any] | None
@@ -114,6 +115,13 @@ class Session:
             name: Path(self.project.inputs[name])
             for name in sorted(((needed | optional) - produced) & set(self.project.inputs))
         }
+        remote = {
+            name: self.project.remote_inputs[name]
+            for name in sorted(((needed | optional) - produced) & set(self.project.remote_inputs))
+        }
+        # Re-read each URL's identity now (one listing or info per file): a changed remote gets a
+        # new document, hence a new digest, and the phases reading it run again.
+        probed = {name: source.probe(name) for name, source in remote.items()}
         absent = [
             f"inputs.{name}: no such file or folder: {path}"
             for name, path in listed.items()
@@ -122,7 +130,9 @@ class Session:
         if absent:
             source = str(self.project.path) if self.project.path else None
             raise ConfigError(absent, source=source)
-        missing = sorted(a for a in needed - produced - set(listed) if not self.store.has(a))
+        missing = sorted(
+            a for a in needed - produced - set(listed) - set(remote) if not self.store.has(a)
+        )
         if missing:
             users = {
                 a: [pid for pid in phase_ids if a in self.registry.phase(pid).requires]
@@ -138,6 +148,8 @@ class Session:
             check_artifact(name, path)
         for name, path in listed.items():
             self.store.add(name, path)
+        for name, document in probed.items():
+            record_remote(self.store, name, remote[name], document)
 
 
 def split_secrets(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -33,6 +33,7 @@ from voltx.errors import PhaseError, PhaseStopped, VoltxError
 from voltx.fingerprint import record_success
 from voltx.job_document import JOB_FILE, RESULT_FILE, JobDocument
 from voltx.plugins import host
+from voltx.remote_inputs import fetch_remote, is_remote_artifact, read_document
 from voltx.spec import resolve_entry
 from voltx.store import ArtifactStore
 from voltx.store.artifacts import utc_now
@@ -171,8 +172,19 @@ def _run_phase(
     config = structure(spec.config_class, config_data, path=spec.id)
 
     inputs: dict[str, Path] = {}
+    read_from_urls: dict[str, dict[str, Any]] = {}
     for name, digest in job.inputs.items():
-        inputs[name] = store.get(digest, job_dir / "inputs" / name, link=True)
+        artifact = store.load_manifest(digest)
+        target = job_dir / "inputs" / name
+        if is_remote_artifact(artifact):
+            # A URL input: this host reads it itself, hashing it as it streams (the store holds
+            # only its identity); a pinned digest that does not match stops the phase here.
+            document = read_document(store, artifact)
+            log.info("reading input from its URL", input=name, url=document.url)
+            read_from_urls[name] = fetch_remote(name, document, target)
+            inputs[name] = target
+        else:
+            inputs[name] = store.get(digest, target, link=True)
     outputs: dict[str, Path] = {}
     for name in spec.produces:
         outputs[name] = job_dir / "outputs" / name
@@ -247,6 +259,8 @@ def _run_phase(
         "config": job.config,
         "inputs": job.inputs,
         "fingerprint": job.fingerprint,
+        # What each URL input's bytes hashed to as this host read them (`docs/inputs.md`).
+        **({"remote_inputs": read_from_urls} if read_from_urls else {}),
         "voltx_version": __version__,
         "host": socket.gethostname(),
         "gpus": len(job.devices),  # with the start and finish, what `voltx report` calls GPU-hours

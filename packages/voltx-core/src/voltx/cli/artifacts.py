@@ -18,9 +18,19 @@ def add_parser(sub: Any) -> None:
 
     commands.add_parser("list", help="every named artifact").set_defaults(handler=cmd_list)
 
-    add = commands.add_parser("add", help="add a file or folder as a source artifact")
+    add = commands.add_parser(
+        "add", help="add a file or folder, or record a URL input (read later by the phase's host)"
+    )
     add.add_argument("name")
-    add.add_argument("path", type=Path)
+    add.add_argument("path", metavar="PATH_OR_URL")
+    add.add_argument(
+        "--sha256", help="for a URL of one file: the digest its content must have (pins it)"
+    )
+    add.add_argument(
+        "--token-env",
+        metavar="VAR",
+        help="for an http(s) URL: the environment variable holding a bearer token",
+    )
     add.set_defaults(handler=cmd_add)
 
     get = commands.add_parser("get", help="write an artifact out to a path")
@@ -99,9 +109,32 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    from voltx.errors import ConfigError, SourceFileError
     from voltx.imports import add_artifact
+    from voltx.remote_inputs import RemoteSource, record_remote
+    from voltx.store.names import check_name
+    from voltx.store.remote import is_url
 
-    artifact = add_artifact(_store(args), args.name, args.path)
+    if is_url(args.path):
+        # Only the URL's identity is stored; the bytes stay where they are until a host reads them.
+        check_name(args.name)
+        try:
+            source = RemoteSource(url=args.path, sha256=args.sha256, token_env=args.token_env)
+        except ValueError as exc:
+            raise ConfigError([f"artifacts add {args.name}: {exc}"]) from None
+        document = source.probe(args.name)
+        artifact = record_remote(_store(args), args.name, source, document)
+        size = "size unknown" if document.size is None else human_bytes(document.size)
+        print(
+            f"added {args.name} {artifact.short}: {len(document.files)} file(s) at {source.url}"
+            f" ({size}), read by the phase's host; no bytes copied"
+        )
+        return 0
+    if args.sha256:
+        raise SourceFileError(
+            args.path, "--sha256 pins a URL input; a local file is hashed as added"
+        )
+    artifact = add_artifact(_store(args), args.name, Path(args.path))
     print(f"added {args.name} {artifact.short} ({human_bytes(artifact.size)})")
     return 0
 

@@ -63,6 +63,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(table(["phase", "name", "action", "hours", "cost", "starts at", "lane", "why"], rows))
     waves = " | ".join(", ".join(w) for w in result.levels)
     print(f"\nwaves (each runs in parallel): {waves}")
+    if result.inputs:
+        # Where each input's bytes go: a URL input is read by the host itself (docs/inputs.md).
+        print("inputs:")
+        for route in result.inputs:
+            print(f"  {route.phase_id} {route.describe()}")
     if timeline is not None:
         # Hours timed from a phase's work say how, so a reader can check the arithmetic.
         for entry in timeline.entries:

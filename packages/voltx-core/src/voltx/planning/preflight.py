@@ -18,6 +18,7 @@ from pathlib import Path
 from voltx.backend import Backend
 from voltx.errors import VoltxError
 from voltx.planning.estimates import PROFILE_SCALE, artifact_bytes
+from voltx.remote_inputs import url_problems
 from voltx.session import Session
 
 # A checkpoint is about the size of the outputs, and the checkpoint manager keeps the newest 3.
@@ -49,6 +50,8 @@ def preflight_problems(
             if name in produced or session.store.has(name):
                 continue
             listed = session.project.inputs.get(name)
+            if name in session.project.remote_inputs:
+                continue  # a URL input: checked below, by reaching it
             if listed is None:
                 problems.append(
                     f"{name} (needed by {phase_id}) is not in the store and no phase makes it; "
@@ -58,6 +61,13 @@ def preflight_problems(
                 problems.append(f"inputs.{name}: no such file or folder: {listed} ({phase_id})")
             elif Path(listed).is_file() and not _readable(Path(listed)):
                 problems.append(f"inputs.{name}: cannot read {listed} ({phase_id})")
+    readers: dict[str, list[str]] = {}
+    for phase_id in phase_ids:
+        spec = session.registry.phase(phase_id)
+        for name in (*spec.requires, *spec.optional):
+            if name not in produced and name in session.project.remote_inputs:
+                readers.setdefault(name, []).append(phase_id)
+    problems.extend(url_problems(session.project.remote_inputs, readers))
     problems.extend(_store_writable(session))
     problems.extend(_disk_problems(session, backend, to_run))
     resources = {pid: session.registry.phase(pid).resources_for(session.profile) for pid in to_run}

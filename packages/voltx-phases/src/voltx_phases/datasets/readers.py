@@ -1,9 +1,11 @@
 """Streaming readers of the raw datasets phase 0.2 accepts, one per format.
 
-Each reader is a generator over a file or a folder (its ``*.jsonl``, ``*.jsonl.gz``, ``*.json``
-files in sorted order), reads one line at a time and yields `Problem` or `Document` records, so
-a 44 GB Stack dump is read in the memory of its longest line. A gzip file is recognised by its
-first bytes, and a JSON array file (``sanitized-mbpp.json`` is one) by its first character; an
+Each reader is a generator over a file or a folder (its ``*.jsonl``, ``*.json`` files, plain or
+``.gz``/``.zst``/``.bz2``, and ``.tar``/``.tar.gz`` archives of them, in sorted order), reads one
+line at a time and yields `Problem` or `Document` records, so a 44 GB Stack dump is read in the
+memory of its longest line. Compression and archives are recognised by their first bytes and
+streamed (`streams`), and a JSON array file (``sanitized-mbpp.json`` is one) by its first
+character; an
 array is loaded whole, which is fine for the small benchmark files distributed that way, and
 its "line" numbers are item numbers.
 
@@ -21,9 +23,8 @@ problem JSONL; any line with ``query`` and ``solution``), so the original's conv
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
+import tarfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -35,9 +36,9 @@ import attrs
 from voltx_phases.datasets.apps_tests import call_test, stdio_test, with_apps_imports
 from voltx_phases.datasets.multipl_e import MultiplERow, MultiplERowError
 from voltx_phases.datasets.schema import DEFAULT_LANGUAGE, DatasetLineError, Document, Problem
+from voltx_phases.datasets.streams import SUFFIXES, dataset_streams
 
 T = TypeVar("T")
-SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
 _EXAMPLES_KEPT = 5
 
 
@@ -220,27 +221,27 @@ def _read(
 
 
 def _objects(source: Path) -> Iterator[tuple[Path, int, dict[str, Any] | _BadRecord]]:
-    """(file, line, the line's JSON object or why it is not one), blank lines left out."""
+    """(file, line, the line's JSON object or why it is not one), blank lines left out.
+
+    Compressed files and the members of tar archives are streamed (`streams.dataset_streams`).
+    """
     for path in source_files(source):
         number = 0
+        where = path
         try:
-            with _open(path) as stream:
+            for where, stream in dataset_streams(path):
+                number = 0
                 first = stream.readline()
                 if first.lstrip().startswith(b"["):
-                    yield from _array_items(path, first + stream.read())
+                    yield from _array_items(where, first + stream.read())
                     continue
                 for number, raw in enumerate(_chain(first, stream), 1):
                     if raw.strip():
-                        yield path, number, _decode(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            # A damaged .gz (bad header, CRC, cut short) surfaces while reading, not at open.
-            raise DatasetLineError(path, number + 1, f"cannot read the file: {exc}") from None
-
-
-def _open(path: Path) -> gzip.GzipFile | io.BufferedReader:
-    with open(path, "rb") as probe:
-        magic = probe.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+                        yield where, number, _decode(raw)
+        except (OSError, EOFError, zlib.error, tarfile.TarError) as exc:
+            # A damaged .gz, .zst or archive (bad header, CRC, cut short) surfaces while
+            # reading, not at open.
+            raise DatasetLineError(where, number + 1, f"cannot read the file: {exc}") from None
 
 
 def _chain(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
