@@ -33,9 +33,18 @@ from typing import Any, TypeVar
 
 import attrs
 
-from voltx_phases.datasets.apps_tests import call_test, stdio_test, with_apps_imports
-from voltx_phases.datasets.multipl_e import MultiplERow, MultiplERowError
-from voltx_phases.datasets.schema import DEFAULT_LANGUAGE, DatasetLineError, Document, Problem
+from voltx_phases.datasets.multipl_e import MultiplERowError
+from voltx_phases.datasets.records import (
+    BadRecord,
+    apps_problem,
+    humaneval_problem,
+    language_name,
+    mbpp_problem,
+    multipl_e_problem,
+    optional_str,
+    unified_problem,
+)
+from voltx_phases.datasets.schema import DatasetLineError, Document, Problem
 from voltx_phases.datasets.streams import SUFFIXES, dataset_streams
 
 T = TypeVar("T")
@@ -61,10 +70,6 @@ class ReadStats:
         }
 
 
-class _BadRecord(ValueError):
-    """Raised by a record parser; becomes a `DatasetLineError` with the file and line."""
-
-
 # --- the readers -----------------------------------------------------------------------------
 
 
@@ -72,7 +77,7 @@ def read_unified(
     source: Path, *, skip_bad_lines: bool = False, stats: ReadStats | None = None
 ) -> Iterator[Problem]:
     """Unified problem JSONL (`docs/formats.md`): `tests` is required, unknown keys ignored."""
-    return _read(source, lambda data, _: _unified(data), skip_bad_lines, stats)
+    return _read(source, lambda data, _: unified_problem(data), skip_bad_lines, stats)
 
 
 def read_humaneval(
@@ -84,7 +89,7 @@ def read_humaneval(
     and docstring), the solution the prompt plus the canonical body (a complete function), and the
     one test the file's ``check`` function followed by its call on the entry point.
     """
-    return _read(source, lambda data, _: _humaneval(data), skip_bad_lines, stats)
+    return _read(source, lambda data, _: humaneval_problem(data), skip_bad_lines, stats)
 
 
 def read_mbpp(
@@ -94,7 +99,7 @@ def read_mbpp(
     test_list, test_imports`). Each assert becomes one test, preceded by the setup code or the
     imports so it runs on its own. `challenge_test_list` is left out, as MBPP's own evaluation
     does."""
-    return _read(source, lambda data, _: _mbpp(data), skip_bad_lines, stats)
+    return _read(source, lambda data, _: mbpp_problem(data), skip_bad_lines, stats)
 
 
 def read_apps(
@@ -110,7 +115,7 @@ def read_apps(
     case becomes a stdin/stdout test (see `stdio_test`). Problems without solutions or without
     cases are dropped and counted.
     """
-    return _read(source, _apps, skip_bad_lines, stats)
+    return _read(source, lambda data, seen: apps_problem(data, seen.dropped), skip_bad_lines, stats)
 
 
 def read_multipl_e(
@@ -125,7 +130,7 @@ def read_multipl_e(
     problems are for evaluation (phase 5.2/5.3, which run the language's own toolchain), never
     for training pairs. The id is ``MultiPL-E/<language>/<name>``; `stop_tokens` are kept.
     """
-    return _read(source, lambda data, _: _multipl_e(data), skip_bad_lines, stats)
+    return _read(source, lambda data, _: multipl_e_problem(data), skip_bad_lines, stats)
 
 
 def read_stack(
@@ -145,14 +150,14 @@ def read_stack(
     [`min_bytes`, `max_bytes`] UTF-8 bytes are dropped and counted, as are files whose
     language is not in `languages` (all languages when None).
     """
-    wanted = None if languages is None else {_language(name) for name in languages}
+    wanted = None if languages is None else {language_name(name) for name in languages}
 
     def parse(data: dict[str, Any], stats: ReadStats) -> Document | None:
         content = data.get("content", data.get("code"))
         if not isinstance(content, str):
-            raise _BadRecord("missing string field 'content' (or 'code')")
-        language = _language(_optional_str(data, "language") or _optional_str(data, "lang"))
-        path = _optional_str(data, "path") or _optional_str(data, "max_stars_repo_path") or ""
+            raise BadRecord("missing string field 'content' (or 'code')")
+        language = language_name(optional_str(data, "language") or optional_str(data, "lang"))
+        path = optional_str(data, "path") or optional_str(data, "max_stars_repo_path") or ""
         if wanted is not None and language not in wanted:
             stats.dropped["other language"] += 1
             return None
@@ -201,12 +206,12 @@ def _read(
     stats = stats if stats is not None else ReadStats()
     for path, line, data in _objects(source):
         try:
-            if isinstance(data, _BadRecord):
+            if isinstance(data, BadRecord):
                 raise data
             record = parse(data, stats)
-        except (_BadRecord, KeyError, TypeError, ValueError, RecursionError) as exc:
+        except (BadRecord, KeyError, TypeError, ValueError, RecursionError) as exc:
             # Reasons written for people (a record parser's, or a MultiPL-E row's) stay as they are.
-            described = isinstance(exc, _BadRecord | MultiplERowError)
+            described = isinstance(exc, BadRecord | MultiplERowError)
             reason = str(exc) if described else f"{type(exc).__name__}: {exc}"
             error = DatasetLineError(path, line, reason)
             if not skip_bad_lines:
@@ -220,7 +225,7 @@ def _read(
             yield record
 
 
-def _objects(source: Path) -> Iterator[tuple[Path, int, dict[str, Any] | _BadRecord]]:
+def _objects(source: Path) -> Iterator[tuple[Path, int, dict[str, Any] | BadRecord]]:
     """(file, line, the line's JSON object or why it is not one), blank lines left out.
 
     Compressed files and the members of tar archives are streamed (`streams.dataset_streams`).
@@ -250,21 +255,21 @@ def _chain(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def _decode(raw: bytes) -> dict[str, Any] | _BadRecord:
+def _decode(raw: bytes) -> dict[str, Any] | BadRecord:
     try:
         data = json.loads(raw)
     except UnicodeDecodeError:
-        return _BadRecord("not valid UTF-8")
+        return BadRecord("not valid UTF-8")
     except json.JSONDecodeError as exc:
-        return _BadRecord(f"not valid JSON: {exc.msg} at column {exc.colno}")
+        return BadRecord(f"not valid JSON: {exc.msg} at column {exc.colno}")
     except RecursionError:
-        return _BadRecord("JSON nested too deeply")
+        return BadRecord("JSON nested too deeply")
     if not isinstance(data, dict):
-        return _BadRecord(f"expected a JSON object, got {type(data).__name__}")
+        return BadRecord(f"expected a JSON object, got {type(data).__name__}")
     return data
 
 
-def _array_items(path: Path, raw: bytes) -> Iterator[tuple[Path, int, dict[str, Any] | _BadRecord]]:
+def _array_items(path: Path, raw: bytes) -> Iterator[tuple[Path, int, dict[str, Any] | BadRecord]]:
     try:
         items = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -275,160 +280,4 @@ def _array_items(path: Path, raw: bytes) -> Iterator[tuple[Path, int, dict[str, 
         if isinstance(item, dict):
             yield path, number, item
         else:
-            yield path, number, _BadRecord(f"expected a JSON object, got {type(item).__name__}")
-
-
-# --- fields ----------------------------------------------------------------------------------
-
-
-def _str(data: dict[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str):
-        raise _BadRecord(
-            f"missing string field {key!r}" if value is None else f"{key!r} must be a string"
-        )
-    return value
-
-
-def _optional_str(data: dict[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _BadRecord(f"{key!r} must be a string")
-    return value or None
-
-
-def _ident(data: dict[str, Any], key: str) -> str:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _BadRecord(f"missing field {key!r} (a string or an integer)")
-    return str(value)
-
-
-def _strings(data: dict[str, Any], key: str) -> list[str]:
-    value = data.get(key)
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise _BadRecord(f"{key!r} must be a list of strings")
-    return value
-
-
-def _language(name: str | None) -> str:
-    name = (name or DEFAULT_LANGUAGE).strip().lower()
-    return "python" if name == "py" else name
-
-
-def _is_unified(data: dict[str, Any]) -> bool:
-    return "query" in data and "solution" in data
-
-
-# --- record parsers --------------------------------------------------------------------------
-
-
-def _unified(data: dict[str, Any]) -> Problem:
-    stop_tokens = data.get("stop_tokens") or []
-    if stop_tokens:
-        stop_tokens = _strings(data, "stop_tokens")
-    return Problem(
-        id=_ident(data, "id"),
-        query=_str(data, "query"),
-        solution=_str(data, "solution"),
-        tests=tuple(_strings(data, "tests")),
-        language=_language(_optional_str(data, "language")),
-        difficulty=_optional_str(data, "difficulty"),
-        stop_tokens=tuple(stop_tokens),
-    )
-
-
-def _humaneval(data: dict[str, Any]) -> Problem:
-    if _is_unified(data):
-        return _unified(data)
-    prompt = _str(data, "prompt")
-    return Problem(
-        id=_ident(data, "task_id"),
-        query=prompt,
-        solution=prompt + _str(data, "canonical_solution"),
-        tests=(_str(data, "test") + f"\ncheck({_str(data, 'entry_point')})\n",),
-    )
-
-
-def _mbpp(data: dict[str, Any]) -> Problem:
-    if _is_unified(data):
-        return _unified(data)
-    if "text" in data:
-        query = _str(data, "text")
-        setup = _optional_str(data, "test_setup_code") or ""
-    else:  # the sanitized schema
-        query = _str(data, "prompt")
-        setup = "\n".join(_strings(data, "test_imports")) if "test_imports" in data else ""
-    asserts = _strings(data, "test_list")
-    return Problem(
-        id=f"MBPP/{_ident(data, 'task_id')}",
-        query=query,
-        solution=_str(data, "code"),
-        tests=tuple(f"{setup}\n{test}" if setup.strip() else test for test in asserts),
-    )
-
-
-def _multipl_e(data: dict[str, Any]) -> Problem:
-    if _is_unified(data):
-        return _unified(data)
-    # `MultiplERowError` names the field; `_read` turns it into the file:line error.
-    return MultiplERow.from_json(data).to_problem()
-
-
-def _apps(data: dict[str, Any], stats: ReadStats) -> Problem | None:
-    if _is_unified(data):
-        return _unified(data)
-    problem_id = _ident(data, "problem_id")
-    question = _str(data, "question")
-    starter = _optional_str(data, "starter_code") or ""
-    difficulty = _optional_str(data, "difficulty")
-    solutions = _json_field(data, "solutions", list)
-    cases = _json_field(data, "input_output", dict)
-    if not solutions or not isinstance(solutions[0], str) or not solutions[0].strip():
-        stats.dropped["no solution"] += 1
-        return None
-    inputs, outputs = cases.get("inputs") or [], cases.get("outputs") or []
-    if not isinstance(inputs, list) or not isinstance(outputs, list):
-        raise _BadRecord("input_output: 'inputs' and 'outputs' must be lists")
-    if len(inputs) != len(outputs):
-        raise _BadRecord(f"input_output: {len(inputs)} inputs but {len(outputs)} outputs")
-    if not inputs:
-        stats.dropped["no test cases"] += 1
-        return None
-    fn_name = cases.get("fn_name")
-    if fn_name is not None and (not isinstance(fn_name, str) or not fn_name.isidentifier()):
-        raise _BadRecord("input_output: 'fn_name' must be an identifier")
-    pairs = zip(inputs, outputs, strict=True)
-    if fn_name:
-        tests = tuple(call_test(fn_name, given, wanted) for given, wanted in pairs)
-    else:
-        tests = tuple(stdio_test(_text(given), _text(wanted)) for given, wanted in pairs)
-    query = f"{question.rstrip()}\n\n{starter.rstrip()}\n" if starter.strip() else question
-    return Problem(
-        id=f"APPS/{problem_id}",
-        query=query,
-        solution=with_apps_imports(solutions[0]),
-        tests=tests,
-        difficulty=difficulty,
-    )
-
-
-def _json_field(data: dict[str, Any], key: str, kind: type) -> Any:
-    value = data.get(key)
-    if value is None or value == "":
-        return kind()
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise _BadRecord(f"{key!r} is not valid JSON: {exc.msg}") from None
-    if not isinstance(value, kind):
-        raise _BadRecord(f"{key!r} must hold a JSON {'list' if kind is list else 'object'}")
-    return value
-
-
-def _text(value: Any) -> str:
-    """APPS stores a case's stdin or stdout as a string, or sometimes as a list of lines."""
-    if isinstance(value, list):
-        return "\n".join(str(line) for line in value)
-    return str(value)
+            yield path, number, BadRecord(f"expected a JSON object, got {type(item).__name__}")
