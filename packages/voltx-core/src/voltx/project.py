@@ -13,6 +13,7 @@ from voltx.budget import BudgetConfig, BudgetTable
 from voltx.config import collect, expecting
 from voltx.errors import ConfigError, did_you_mean
 from voltx.plugins import Registry
+from voltx.routing import RoutingRules, RoutingTable, rule_problems, split_phase_tables
 
 PROJECT_FILE = "voltx.toml"
 DEFAULT_STORE = "file://.voltx"
@@ -41,6 +42,7 @@ class _ProjectFile:
     backends: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     inputs: Mapping[str, str] = attrs.field(factory=dict, metadata=expecting("a path"))
     budget: BudgetTable = BudgetTable()
+    routing: RoutingTable = RoutingTable()
 
 
 @attrs.frozen(kw_only=True)
@@ -50,6 +52,8 @@ class Project(ProjectTable):
     `backends` holds each ``[backends.NAME]`` table as written; `backend_settings` the same
     tables structured into the settings class each backend registered (when the project was
     loaded against the plugins' registry), so a run makes its backend from checked settings.
+    `routing` holds the rules that send phases to other backends than `backend`
+    (`voltx.routing`); the ``backend`` keys of ``[phases]`` tables are there, not in `phases`.
     """
 
     phases: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
@@ -57,6 +61,7 @@ class Project(ProjectTable):
     inputs: Mapping[str, str] = attrs.field(factory=dict)
     budget: BudgetConfig = BudgetConfig()
     backend_settings: Mapping[str, Any] = attrs.field(factory=dict)
+    routing: RoutingRules = RoutingRules()
     path: Path | None = None
 
 
@@ -109,6 +114,12 @@ def load_project(path: Path | None, registry: Registry | None = None) -> Project
         budget_phases = _tables(_tables(data.get("budget")).get("phases"))
         problems += unknown_phases(phases, budget_phases, registry)
         settings = backend_settings(_tables(data.get("backends")), registry, problems)
+    if isinstance(parsed, _ProjectFile):
+        # The routing keys are checked in the same pass, so one run reports every mistake.
+        phase_configs, phase_backends = split_phase_tables(parsed.phases, problems)
+        rules = RoutingRules(phases=phase_backends, table=parsed.routing)
+        if registry is not None:
+            problems += routing_problems(rules, registry)
     if problems or not isinstance(parsed, _ProjectFile):
         raise ConfigError(problems, source=source)
     table = attrs.asdict(parsed.project, recurse=False)
@@ -119,11 +130,12 @@ def load_project(path: Path | None, registry: Registry | None = None) -> Project
     }
     return Project(
         **table,
-        phases=parsed.phases,
+        phases=phase_configs,
         backends=parsed.backends,
         inputs=resolved_inputs,
         budget=parsed.budget.config(),
         backend_settings=settings,
+        routing=rules,
         path=path,
     )
 
@@ -139,6 +151,12 @@ def unknown_phases(
         for table, pid in tables
         if pid not in registry.phases
     ]
+
+
+def routing_problems(rules: RoutingRules, registry: Registry) -> list[str]:
+    """A line for each routing rule naming a backend or family the plugins do not have."""
+    families = {spec.family for spec in registry.phases.values()}
+    return rule_problems(rules, registry.backends, families)
 
 
 def backend_settings(
@@ -207,6 +225,13 @@ profile = "tiny"
 # [budget.phases."2.1"]
 # dollars = 5.0
 # max_hours = 2
+
+# Route phases to other backends than [project] backend (docs/concepts.md, "Routing phases to
+# backends"): a phase's own table wins (`"0.3" = { backend = "ssh" }` under [phases]), then its
+# family, then whether it needs a GPU; the rest run on [project] backend.
+[routing]
+# family.codebook = "ssh"
+# gpu = "vast"
 
 # Per-backend settings.
 [backends.local]

@@ -94,4 +94,7 @@ def render_gantt(timeline: Timeline, path: Path, title: str) -> Path:
 
 def _lane_label(timeline: Timeline, lane: int) -> str:
     phases = [e.phase_id for e in timeline.entries if e.lane == lane and e.estimate]
-    return f"host {lane + 1}\n({len(phases)} phases)"
+    backends = set(timeline.lane_backends)
+    # With phases routed to several backends, each lane says whose host it is.
+    where = f"{timeline.lane_backends[lane]} " if len(backends) > 1 else ""
+    return f"{where}host {lane + 1}\n({len(phases)} phases)"
