@@ -55,12 +55,13 @@ def test_the_script_refuses_over_its_limit_and_runs_under_it(
     (project / "voltx.toml").write_text(
         f'[project]\nstore = "{url}"\nprofile = "tiny"\n\n[backends.alt]\ndollars_per_hour = 3600\n'
     )
+    before = latest_run_id(store)  # the run that trained the copied store
     refused = script("5.3", "--max-dollars", "0.01", "--backend", "alt", cwd=project)
     assert refused.returncode == 2, refused.stderr
     assert "over the limit of $0.01" in refused.stderr
     planned = next(line for line in refused.stdout.splitlines() if line.startswith("plan: 5.3"))
     assert " run " in planned and " on alt:" in planned
-    assert latest_run_id(store) is None  # nothing ran
+    assert latest_run_id(store) == before  # nothing ran
 
     ran = script("5.3", "--max-dollars", "1", "--backend", "local", cwd=project)
     assert ran.returncode == 0, ran.stdout + ran.stderr

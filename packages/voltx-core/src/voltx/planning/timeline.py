@@ -6,8 +6,8 @@ computed for the optimistic and the conservative estimates; lanes and the critic
 midpoint. A lane is one host at a time: phases that overlap in time need separate lanes.
 
 When phases are routed to several backends (`voltx.routing`), each backend has its own lanes,
-and a phase also waits until its backend has room for it: a backend's capacity (GPUs, cores,
-memory, as the scheduler rations them) is its own, never shared with another backend.
+and a GPU phase also waits until its backend has a GPU free for it: a backend's GPUs are its
+own, never shared with another backend (as the scheduler rations them).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def build_timeline(
     (`placement`, `backends`; without them, one unrationed backend), allow."""
     placement = placement or {}
     backends = backends or {}
-    held: dict[str, list[tuple[float, float, Resources]]] = {}
+    held: dict[str, list[tuple[float, float, int]]] = {}
     starts: dict[str, tuple[float, float]] = {}
     ends: dict[str, tuple[float, float]] = {}
     critical_parent: dict[str, str | None] = {}
@@ -189,30 +189,22 @@ def _when_room(
     length: tuple[float, float],
     wanted: Resources,
     capacity: Resources,
-    held: list[tuple[float, float, Resources]],
+    held: list[tuple[float, float, int]],
 ) -> tuple[float, float]:
-    """The start of a phase moved past the phases holding its backend's room (by midpoints,
-    as lanes are), and its hold recorded in `held`."""
-    if wanted.gpus > capacity.gpus:
-        return start  # it cannot run there at all: preflight says so, the plan leaves it be
-    need = Resources(
-        gpus=wanted.gpus,
-        cpu_cores=min(wanted.cpu_cores, capacity.cpu_cores),
-        ram_gb=min(wanted.ram_gb, capacity.ram_gb),
-    )
+    """The start of a GPU phase moved past the phases holding its backend's GPUs (by
+    midpoints, as lanes are), and its hold recorded in `held`.
+
+    Only GPUs are rationed here: cores and memory the scheduler clamps and shares, and a plan
+    should not depend on how many cores the planning machine happens to have.
+    """
+    if not wanted.gpus or wanted.gpus > capacity.gpus:
+        return start  # no GPU to wait for; or none fits at all: preflight says so
     at = (start[0] + start[1]) / 2
     while True:
-        active = [(s, e, r) for s, e, r in held if s <= at + 1e-12 < e]
-        fits = (
-            sum(r.cpu_cores for *_, r in active) + need.cpu_cores <= capacity.cpu_cores
-            and sum(r.ram_gb for *_, r in active) + need.ram_gb <= capacity.ram_gb
-            and sum(r.gpus for *_, r in active) + need.gpus <= capacity.gpus
-        )
-        # As the scheduler does, a phase bigger than the backend runs once it is alone there.
-        if not active or fits:
+        active = [(s, e, gpus) for s, e, gpus in held if s <= at + 1e-12 < e]
+        if sum(gpus for *_, gpus in active) + wanted.gpus <= capacity.gpus:
             break
         at = min(e for _, e, _ in active)
     shift = at - (start[0] + start[1]) / 2
-    moved = (start[0] + shift, start[1] + shift)
-    held.append((at, at + (length[0] + length[1]) / 2, need))
-    return moved
+    held.append((at, at + (length[0] + length[1]) / 2, wanted.gpus))
+    return (start[0] + shift, start[1] + shift)
