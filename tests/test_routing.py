@@ -229,6 +229,26 @@ def test_each_phase_is_priced_on_its_own_backend(boxes: None) -> None:
     assert sorted(CLOSED) == ["cpubox", "gpubox"]  # every backend the plan made was closed
 
 
+def test_the_gantt_chart_names_each_lanes_backend(boxes: None, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from voltx.planning.gantt import lane_label, render_gantt
+
+    plan = voltx.plan(
+        ["2.3", "0.3"],
+        profile="full",
+        backend="gpubox",
+        config={"0.3": {"backend": "cpubox"}},
+        store=memory_store_url(),
+    )
+    timeline = plan.timeline
+    assert timeline is not None
+    labels = [lane_label(timeline, lane) for lane in range(timeline.lanes)]
+    assert labels[timeline.entry("0.3").lane].startswith("cpubox host")
+    assert labels[timeline.entry("2.1").lane].startswith("gpubox host")
+    png = render_gantt(timeline, tmp_path / "plan.png", "routed")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_the_timeline_waits_for_room_on_a_backend_but_not_on_another() -> None:
     one_gpu = Resources(gpus=1, cpu_cores=8, ram_gb=64)
     order = ["a", "b", "c"]

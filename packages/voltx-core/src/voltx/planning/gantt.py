@@ -71,9 +71,7 @@ def render_gantt(timeline: Timeline, path: Path, title: str) -> Path:
             color="black",
         )
     axis.set_yticks(range(timeline.lanes))
-    axis.set_yticklabels(
-        [_lane_label(timeline, lane) for lane in range(timeline.lanes)], fontsize=8
-    )
+    axis.set_yticklabels([lane_label(timeline, lane) for lane in range(timeline.lanes)], fontsize=8)
     axis.invert_yaxis()
     axis.set_xlabel(
         "hours from the start of the run (bar: expected; line: to the conservative end)"
@@ -92,7 +90,7 @@ def render_gantt(timeline: Timeline, path: Path, title: str) -> Path:
     return path
 
 
-def _lane_label(timeline: Timeline, lane: int) -> str:
+def lane_label(timeline: Timeline, lane: int) -> str:
     phases = [e.phase_id for e in timeline.entries if e.lane == lane and e.estimate]
     backends = set(timeline.lane_backends)
     # With phases routed to several backends, each lane says whose host it is.
