@@ -89,12 +89,19 @@ def plan(
 
 
 def estimate(resolved: ResolvedRun, backend: Backend | RunBackends) -> Plan:
-    """The resolved plan with its timeline: each phase that will run, priced on its backend
-    (`backend` is the one of every phase, or the run's backends by phase)."""
-    session = resolved.session
-    backends = backend if isinstance(backend, RunBackends) else RunBackends.single(backend)
+    """The resolved plan with its timeline: each phase that will run, priced on its backend.
+
+    `backend` is the run's backends, or one `Backend` standing for the run's backend (any other
+    backend a phase is routed to is then made here, and closed).
+    """
+    if not isinstance(backend, RunBackends):
+        backends = run_backends(resolved, backend)
+        try:
+            return estimate(resolved, backends)
+        finally:
+            backends.close()
     timeline = _timeline(
-        session, resolved.selected, resolved.plan.phases, backends, resolved.configs
+        resolved.session, resolved.selected, resolved.plan.phases, backend, resolved.configs
     )
     return attrs.evolve(resolved.plan, timeline=timeline)
 
@@ -102,7 +109,8 @@ def estimate(resolved: ResolvedRun, backend: Backend | RunBackends) -> Plan:
 def run_backends(resolved: ResolvedRun, given: Backend | None = None) -> RunBackends:
     """The backends of a resolved run, each made (with its project settings) when first used.
 
-    `given` stands for the backend of its name and stays open when the others are closed.
+    `given` stands for the run's backend (and for its own name); it stays open when the others
+    are closed.
     """
     session = resolved.session
     return RunBackends(resolved.routing, lambda name: make_backend(session, name), given=given)
@@ -226,8 +234,8 @@ def execute(
 ) -> RunResult:
     """Run what `resolved` says will run (see `run`): preflight, ledger, scheduler.
 
-    A `backend` given stays open (the caller closes it): a `Backend` stands for the backend of
-    its name, `RunBackends` for all of the run's. The backends made here are closed at the end,
+    A `backend` given stays open (the caller closes it): a `Backend` stands for the run's
+    backend, `RunBackends` for all of the run's. The backends made here are closed at the end,
     each even when another fails to close (rented machines are given back).
     """
     check_limit("budget", budget)
