@@ -124,3 +124,18 @@ def kill_job_at_checkpoints(
             pending.pop(0)
         time.sleep(0.02)
     return kills
+
+
+def column(table_text: str, header: str) -> dict[str, str]:
+    """phase id -> the cell under `header`, from a table the CLI printed (left-aligned columns)."""
+    lines = table_text.splitlines()
+    head = lines[0]
+    start = head.index(header)
+    rest = head[start + len(header) :]
+    end = start + len(header) + (len(rest) - len(rest.lstrip())) if rest.strip() else None
+    cells = {}
+    for line in lines[2:]:
+        if not line.strip():
+            break
+        cells[line.split()[0]] = line[start:end].strip()
+    return cells

@@ -2,6 +2,8 @@
 
 `run`, `plan` and `preflight` take the same session choices, as keywords (``backend="vast"``)
 or as one `SessionOptions`; each resolves its target once (`voltx.resolve`) and works from that.
+Phases go to the backends the project routes them to (`voltx.routing`), the rest to the
+session's backend; each backend a run uses is made once (`run_backends`) and closed at its end.
 """
 
 from __future__ import annotations
@@ -41,10 +43,11 @@ from voltx.planning.input_routes import (
     remote_document,
 )
 from voltx.planning.preflight import PreflightError, preflight_problems
-from voltx.planning.timeline import Timeline, build_timeline
+from voltx.planning.timeline import BackendLanes, Timeline, backend_lanes, build_timeline
 from voltx.plugins import registry
 from voltx.resolve import ResolvedRun, resolve
 from voltx.results import ManifestEntry, PhaseResult, Plan, PlannedPhase, RunResult
+from voltx.routing import RunBackends, resolve_routing
 from voltx.run_lease import RunLease
 from voltx.scheduler import Scheduler
 from voltx.session import (
@@ -83,25 +86,46 @@ def plan(
     """
     chosen = _options(options, backend, store, config, profile, overrides)
     resolved = resolve(target, chosen, force=force)
-    # Only now, once the target and configs are known good: quoting may ask the backend.
-    executor = make_backend(resolved.session)
+    # Only now, once the target and configs are known good: quoting may ask the backends.
+    backends = run_backends(resolved)
     try:
-        planned = estimate(resolved, executor)
+        planned = estimate(resolved, backends)
     finally:
-        executor.close()
+        backends.close()
     routes = input_routes(
-        resolved.session, [p.phase_id for p in planned.phases if p.action == "run"]
+        resolved.session,
+        [p.phase_id for p in planned.phases if p.action == "run"],
+        resolved.routing.backend_for,
     )
     return attrs.evolve(planned, inputs=routes)
 
 
-def estimate(resolved: ResolvedRun, backend: Backend) -> Plan:
-    """The resolved plan with its timeline: each phase that will run, priced on `backend`."""
-    session = resolved.session
+def estimate(resolved: ResolvedRun, backend: Backend | RunBackends) -> Plan:
+    """The resolved plan with its timeline: each phase that will run, priced on its backend.
+
+    `backend` is the run's backends, or one `Backend` standing for the run's backend (any other
+    backend a phase is routed to is then made here, and closed).
+    """
+    if not isinstance(backend, RunBackends):
+        backends = run_backends(resolved, backend)
+        try:
+            return estimate(resolved, backends)
+        finally:
+            backends.close()
     timeline = _timeline(
-        session, resolved.selected, resolved.plan.phases, backend, resolved.configs
+        resolved.session, resolved.selected, resolved.plan.phases, backend, resolved.configs
     )
     return attrs.evolve(resolved.plan, timeline=timeline)
+
+
+def run_backends(resolved: ResolvedRun, given: Backend | None = None) -> RunBackends:
+    """The backends of a resolved run, each made (with its project settings) when first used.
+
+    `given` stands for the run's backend (and for its own name); it stays open when the others
+    are closed.
+    """
+    session = resolved.session
+    return RunBackends(resolved.routing, lambda name: make_backend(session, name), given=given)
 
 
 def _options(
@@ -121,21 +145,27 @@ def _timeline(
     session: Session,
     selected: Sequence[str],
     planned: Sequence[PlannedPhase],
-    backend: Backend,
+    backends: RunBackends,
     configs: Mapping[str, Mapping[str, Any]],
 ) -> Timeline:
-    """Estimates of every phase that will run on `backend`, laid out in time."""
+    """Estimates of every phase that will run, each on its backend, laid out in time within
+    each backend's capacity."""
     registry_ = session.registry
     declared: dict[str, float] = {}
     for spec in registry_.phases.values():
         for name in spec.produces:
             declared[name] = spec.output_gb / max(1, len(spec.produces))
     estimates: dict[str, PhaseEstimate | None] = {}
+    lanes: dict[str, BackendLanes] = {}
     for item in planned:
         if item.action != "run":
             estimates[item.phase_id] = None
             continue
         spec = registry_.phase(item.phase_id)
+        name = backends.routing.backend_for(item.phase_id)
+        backend = backends.get(name)
+        if name not in lanes:
+            lanes[name] = backend_lanes(backend)
         quote = backend.quote(spec.resources_for(session.profile))
         moved = artifact_bytes(session.store, (*spec.requires, *spec.produces), declared)
         measured = measured_hours(session.store, spec.id, session.profile, quote.host)
@@ -143,7 +173,14 @@ def _timeline(
             spec, session.profile, quote, moved, measured, configs[item.phase_id]
         )
     graph = session.graph
-    return build_timeline(selected, graph.upstream, estimates)
+    placement = {
+        pid: (
+            backends.routing.backend_for(pid),
+            registry_.phase(pid).resources_for(session.profile),
+        )
+        for pid in selected
+    }
+    return build_timeline(selected, graph.upstream, estimates, placement, lanes)
 
 
 def run(
@@ -201,7 +238,7 @@ def run(
 def execute(
     resolved: ResolvedRun,
     *,
-    backend: Backend | None = None,
+    backend: Backend | RunBackends | None = None,
     max_parallel: int | None = None,
     max_attempts: int | None = None,
     budget: float | None = None,
@@ -209,38 +246,45 @@ def execute(
 ) -> RunResult:
     """Run what `resolved` says will run (see `run`): preflight, ledger, scheduler.
 
-    A `backend` given stays open (the caller closes it); otherwise one is made and closed.
+    A `backend` given stays open (the caller closes it): a `Backend` stands for the run's
+    backend, `RunBackends` for all of the run's. The backends made here are closed at the end,
+    each even when another fails to close (rented machines are given back).
     """
     check_limit("budget", budget)
     check_limit("max_hours", max_hours)
     session = resolved.session
-    executor = backend if backend is not None else make_backend(session)
+    if isinstance(backend, RunBackends):
+        executors, owned = backend, False
+    else:
+        executors, owned = run_backends(resolved, backend), True
     try:
-        problems = preflight_problems(session, resolved.selected, executor, resolved.to_run)
+        problems = preflight_problems(session, resolved.selected, executors, resolved.to_run)
         if problems:
             raise PreflightError(problems)
-        if session.store.url.startswith("memory://") and not executor.runs_in_process:
-            raise BackendError(
-                f"store {session.store.url} lives in this process only; backend "
-                f"{executor.name} runs phases in other processes: use a file:// or s3:// store",
-                executor.name,
-            )
+        for executor in executors.open(resolved.to_run):
+            if session.store.url.startswith("memory://") and not executor.runs_in_process:
+                raise BackendError(
+                    f"store {session.store.url} lives in this process only; backend "
+                    f"{executor.name} runs phases in other processes: use a file:// or s3:// "
+                    "store",
+                    executor.name,
+                )
         key = target_key(list(resolved.targets), session.profile, session.backend)
         run_id = _continue_or_start(session, key, resolved.force)
         # One run at a time per store (`voltx.run_lease`): taken before anything is written.
         with RunLease(session.store, run_id):
             session.stage_inputs(resolved.selected)
             return _schedule(
-                resolved, executor, run_id, max_parallel, max_attempts, budget, max_hours
+                resolved, executors, run_id, max_parallel, max_attempts, budget, max_hours
             )
     finally:
-        if backend is None:
-            executor.close()
+        if owned:
+            executors.close()
 
 
 def _schedule(
     resolved: ResolvedRun,
-    executor: Backend,
+    executors: RunBackends,
     run_id: str,
     max_parallel: int | None,
     max_attempts: int | None,
@@ -261,7 +305,8 @@ def _schedule(
                 "run_id": run_id,
                 "targets": targets,
                 "profile": session.profile,
-                "backend": executor.name,
+                "backend": session.backend,
+                "backends": {pid: resolved.routing.backend_for(pid) for pid in resolved.selected},
                 "phases": list(resolved.selected),
             }
         )
@@ -270,17 +315,18 @@ def _schedule(
         ledger.record("run_continued", targets=targets, **shown)
     remember_run(session.store, key, run_id)
     session.store.write_record("runs/latest.json", {"run_id": run_id})
-    with structlog.contextvars.bound_contextvars(run_id=run_id, backend=executor.name):
+    with structlog.contextvars.bound_contextvars(run_id=run_id, backend=session.backend):
         log.info(
             "run starting",
             targets=targets,
             phases=len(resolved.selected),
+            backends=resolved.backends,
             store=session.store.url,
             **shown,
         )
         scheduler = Scheduler(
             resolved,
-            executor,
+            executors,
             ledger,
             max_parallel=max_parallel or session.project.max_parallel,
             max_attempts=max_attempts or session.project.max_attempts,
@@ -346,13 +392,14 @@ def preflight(
     profile: str | None = None,
     overrides: Overrides = None,
 ) -> list[str]:
-    """Every problem that would stop `run(target)`, found without renting or running anything."""
+    """Every problem that would stop `run(target)`, found without renting or running anything:
+    each backend the run uses checks the phases routed to it."""
     resolved = resolve(target, _options(options, backend, store, config, profile, overrides))
-    executor = make_backend(resolved.session)
+    backends = run_backends(resolved)
     try:
-        return preflight_problems(resolved.session, resolved.selected, executor, resolved.to_run)
+        return preflight_problems(resolved.session, resolved.selected, backends, resolved.to_run)
     finally:
-        executor.close()
+        backends.close()
 
 
 def manifest(
@@ -369,7 +416,10 @@ def manifest(
         remote = remote_document(session, name) if producer is None else None
         if remote is not None:
             # A URL input: listed by its files, read by the phase's host from their URLs.
-            reader = reader_of(session)
+            routed = resolve_routing(
+                session.project.routing, [spec], session.profile, session.backend
+            )
+            reader = reader_of(routed.backend_for(phase_id))
             said = f"read by {reader} from its URL"
             said += "" if reader == THIS_MACHINE else f"; 0 B through {THIS_MACHINE}"
             entries.extend(

@@ -1,7 +1,8 @@
 """What the rest of a run will cost by the estimates, for the run budget's early warning.
 
 The scheduler asks it while a run limit in dollars is set and has not yet warned: the running jobs'
-remaining hours at their price, and each phase still to start at the backend's quote. Estimates and
+remaining hours at their price, and each phase still to start at its own backend's quote (a run
+may use several, `voltx.routing`). Estimates and
 quotes are asked once per phase and kept, since the answer is needed at every poll.
 """
 
@@ -12,9 +13,10 @@ from typing import Any
 
 import structlog
 
-from voltx.backend import Backend, JobHandle
+from voltx.backend import JobHandle
 from voltx.budget import BudgetMeter
 from voltx.planning.estimates import measured_hours, spec_hours
+from voltx.routing import RunBackends
 from voltx.session import Session
 
 log = structlog.get_logger(__name__)
@@ -26,12 +28,12 @@ class CostProjection:
     def __init__(
         self,
         session: Session,
-        backend: Backend,
+        backends: RunBackends,
         meter: BudgetMeter,
         configs: Mapping[str, Mapping[str, Any]],
     ) -> None:
         self.session = session
-        self.backend = backend
+        self.backends = backends
         self.meter = meter
         self.configs = configs  # each phase's resolved config: its work estimate reads it
         self._pending_costs: dict[str, float] = {}
@@ -65,7 +67,8 @@ class CostProjection:
     def _start_cost(self, phase_id: str) -> float:
         spec = self.session.registry.phase(phase_id)
         try:
-            quote = self.backend.quote(spec.resources_for(self.session.profile))
+            backend = self.backends.for_phase(phase_id)
+            quote = backend.quote(spec.resources_for(self.session.profile))
             return self.estimated_hours(phase_id) * quote.dollars_per_hour
         except Exception as exc:  # a price we cannot get must not stop the run
             log.debug("no quote for the projection", phase_id=phase_id, error=str(exc))
@@ -76,7 +79,7 @@ class CostProjection:
         if phase_id not in self._hours:
             spec = self.session.registry.phase(phase_id)
             profile = self.session.profile
-            host = self.backend.quote(spec.resources_for(profile)).host
+            host = self.backends.for_phase(phase_id).quote(spec.resources_for(profile)).host
             measured = measured_hours(self.session.store, phase_id, profile, host)
             self._hours[phase_id] = (
                 measured

@@ -14,6 +14,7 @@ from voltx.config import collect, expecting
 from voltx.errors import ConfigError, did_you_mean
 from voltx.plugins import Registry
 from voltx.remote_inputs import RemoteSource
+from voltx.routing import RoutingRules, RoutingTable, rule_problems, split_phase_tables
 from voltx.store.remote import is_url
 
 PROJECT_FILE = "voltx.toml"
@@ -43,6 +44,7 @@ class _ProjectFile:
     backends: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     inputs: Mapping[str, Any] = attrs.field(factory=dict)
     budget: BudgetTable = BudgetTable()
+    routing: RoutingTable = RoutingTable()
 
 
 @attrs.frozen(kw_only=True)
@@ -52,6 +54,8 @@ class Project(ProjectTable):
     `backends` holds each ``[backends.NAME]`` table as written; `backend_settings` the same
     tables structured into the settings class each backend registered (when the project was
     loaded against the plugins' registry), so a run makes its backend from checked settings.
+    `routing` holds the rules that send phases to other backends than `backend`
+    (`voltx.routing`); the ``backend`` keys of ``[phases]`` tables are there, not in `phases`.
     """
 
     phases: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
@@ -61,6 +65,7 @@ class Project(ProjectTable):
     remote_inputs: Mapping[str, RemoteSource] = attrs.field(factory=dict)
     budget: BudgetConfig = BudgetConfig()
     backend_settings: Mapping[str, Any] = attrs.field(factory=dict)
+    routing: RoutingRules = RoutingRules()
     path: Path | None = None
 
 
@@ -113,6 +118,12 @@ def load_project(path: Path | None, registry: Registry | None = None) -> Project
         budget_phases = _tables(_tables(data.get("budget")).get("phases"))
         problems += unknown_phases(phases, budget_phases, registry)
         settings = backend_settings(_tables(data.get("backends")), registry, problems)
+    if isinstance(parsed, _ProjectFile):
+        # The routing keys are checked in the same pass, so one run reports every mistake.
+        phase_configs, phase_backends = split_phase_tables(parsed.phases, problems)
+        rules = RoutingRules(phases=phase_backends, table=parsed.routing)
+        if registry is not None:
+            problems += routing_problems(rules, registry)
     local_inputs, remote_inputs = split_inputs(_tables(data.get("inputs")), problems)
     if problems or not isinstance(parsed, _ProjectFile):
         raise ConfigError(problems, source=source)
@@ -124,12 +135,13 @@ def load_project(path: Path | None, registry: Registry | None = None) -> Project
     }
     return Project(
         **table,
-        phases=parsed.phases,
+        phases=phase_configs,
         backends=parsed.backends,
         inputs=resolved_inputs,
         remote_inputs=remote_inputs,
         budget=parsed.budget.config(),
         backend_settings=settings,
+        routing=rules,
         path=path,
     )
 
@@ -170,6 +182,12 @@ def unknown_phases(
         for table, pid in tables
         if pid not in registry.phases
     ]
+
+
+def routing_problems(rules: RoutingRules, registry: Registry) -> list[str]:
+    """A line for each routing rule naming a backend or family the plugins do not have."""
+    families = {spec.family for spec in registry.phases.values()}
+    return rule_problems(rules, registry.backends, families)
 
 
 def backend_settings(
@@ -240,6 +258,13 @@ profile = "tiny"
 # [budget.phases."2.1"]
 # dollars = 5.0
 # max_hours = 2
+
+# Route phases to other backends than [project] backend (docs/concepts.md, "Routing phases to
+# backends"): a phase's own table wins (`"0.3" = { backend = "ssh" }` under [phases]), then its
+# family, then whether it needs a GPU; the rest run on [project] backend.
+[routing]
+# family.codebook = "ssh"
+# gpu = "vast"
 
 # Per-backend settings.
 [backends.local]

@@ -18,6 +18,7 @@ from voltx._logging import register_config_secrets
 from voltx.fingerprint import committed_outputs, fingerprint, why_run
 from voltx.remote_inputs import current_digests
 from voltx.results import Plan, PlannedPhase
+from voltx.routing import Routing, resolve_routing
 from voltx.session import Session, SessionOptions, open_session
 
 
@@ -29,13 +30,14 @@ class ResolvedRun:
     `plan` lists every selected phase in graph order with its action (``run`` or ``skip``),
     the reason and, where the inputs are known, its fingerprint (its `timeline` is None: an
     estimate needs a backend, see `voltx.api.estimate`). `configs` holds each selected phase's
-    resolved config as plain data.
+    resolved config as plain data; `routing` the backend of each (`voltx.routing`).
     """
 
     session: Session
     targets: tuple[str, ...]
     plan: Plan
     configs: Mapping[str, Mapping[str, Any]]
+    routing: Routing
     force: bool = False
 
     @property
@@ -50,8 +52,13 @@ class ResolvedRun:
 
     @property
     def backend(self) -> str:
-        """The name of the backend the run uses."""
+        """The name of the run's default backend (phases no routing rule sends elsewhere)."""
         return self.session.backend
+
+    @property
+    def backends(self) -> list[str]:
+        """Every backend the phases that will run use, each once."""
+        return self.routing.names(self.to_run)
 
 
 def resolve(
@@ -67,6 +74,12 @@ def resolve(
     targets = graph.resolve_targets(target)
     selected = graph.closure(targets, session.pinned)
     configs = session.configs(selected)
+    routing = resolve_routing(
+        session.project.routing,
+        [session.registry.phase(pid) for pid in selected],
+        session.profile,
+        session.backend,
+    )
     register_config_secrets(configs)  # a secret in voltx.toml is redacted like one in --set
     levels = graph.levels(selected)
     level_of = {pid: index for index, wave in enumerate(levels) for pid in wave}
@@ -117,6 +130,7 @@ def resolve(
                 resources=spec.resources_for(session.profile),
                 reference_hours=spec.reference_hours,
                 fingerprint=fp,
+                backend=routing.backend_for(phase_id),
             )
         )
     pinned = sorted(
@@ -132,5 +146,10 @@ def resolve(
         pinned=tuple(pinned),
     )
     return ResolvedRun(
-        session=session, targets=tuple(targets), plan=plan, configs=configs, force=force
+        session=session,
+        targets=tuple(targets),
+        plan=plan,
+        configs=configs,
+        routing=routing,
+        force=force,
     )

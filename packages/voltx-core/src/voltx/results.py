@@ -78,6 +78,7 @@ class PlannedPhase:
     resources: Resources
     reference_hours: float
     fingerprint: str | None = None
+    backend: str = ""  # where it runs (`voltx.routing`)
 
 
 @attrs.frozen

@@ -1,9 +1,11 @@
-"""The scheduler: start every ready phase at once, within the backend's resources.
+"""The scheduler: start every ready phase at once, within its backend's resources.
 
 A phase is ready when every phase upstream of it has succeeded or was skipped. A phase whose
 fingerprint already has committed outputs is skipped with its reason. A failed phase blocks its
 descendants; independent lanes run on. Every event goes to the run ledger, so a second
 `voltx run` of the same target continues the run, re-attaching to jobs that are still going.
+A run may use several backends at once (`voltx.routing`): each phase goes to its own, within
+that backend's capacity (`voltx.capacity`).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from voltx.budget import (
     dollars,
     spent_so_far,
 )
+from voltx.capacity import BackendSlots
 from voltx.cost_projection import CostProjection
-from voltx.errors import RunInterruptedError
+from voltx.errors import RunInterruptedError, VoltxError
 from voltx.fingerprint import committed_outputs, fingerprint, why_run
 from voltx.job_document import JobDocument
 from voltx.job_outcome import describe_failure, read_result, result_outputs, retry_reason
@@ -38,6 +41,7 @@ from voltx.plugins import host
 from voltx.remote_inputs import credential_env
 from voltx.resolve import ResolvedRun
 from voltx.results import PhaseResult, RunResult
+from voltx.routing import RunBackends
 from voltx.spec import Resources
 
 log = structlog.get_logger(__name__)
@@ -51,6 +55,7 @@ _POLL_S = 0.05
 @attrs.define
 class _Running:
     phase_id: str
+    backend: str
     handle: JobHandle
     resources: Resources
     devices: tuple[int, ...]
@@ -61,12 +66,15 @@ class _Running:
 
 
 class Scheduler:
-    """Runs the phases of a resolved run on one backend, recording into one ledger."""
+    """Runs the phases of a resolved run on its backends, recording into one ledger.
+
+    `backend` is one backend for every phase, or the run's backends by phase (`RunBackends`).
+    """
 
     def __init__(
         self,
         resolved: ResolvedRun,
-        backend: Backend,
+        backend: Backend | RunBackends,
         ledger: Ledger,
         *,
         max_parallel: int | None = None,
@@ -76,20 +84,17 @@ class Scheduler:
         record_spend_every_s: float = DEFAULT_RECORD_EVERY_S,
     ) -> None:
         self.session = resolved.session
-        self.backend = backend
+        self.backends = backend if isinstance(backend, RunBackends) else RunBackends.single(backend)
         self.ledger = ledger
         self.order = list(resolved.selected)
         self.configs = resolved.configs
         self.force = resolved.force
         self.max_parallel = max_parallel
         self.max_attempts = max_attempts
-        self.capacity = backend.capacity()
+        self.slots: dict[str, BackendSlots] = {}
         self.results: dict[str, PhaseResult] = {}
         self.running: dict[str, _Running] = {}
         self.attempts: dict[str, int] = {}
-        self._free_devices = list(range(self.capacity.gpus))
-        self._cpu_in_use = 0
-        self._ram_in_use = 0.0
         # Spend is metered on every run (the ledger keeps it for `voltx status`); limits stop it.
         self.budget = budget or BudgetConfig()
         before, phases_before = spent_so_far(ledger.events())
@@ -100,7 +105,16 @@ class Scheduler:
         self.to_run = set(resolved.to_run)
         self._record_every_s = record_spend_every_s
         self._recorded_spend = (before, clock())
-        self.projection = CostProjection(self.session, backend, self.meter, self.configs)
+        self.projection = CostProjection(self.session, self.backends, self.meter, self.configs)
+
+    def _slots(self, name: str) -> BackendSlots:
+        """The capacity of backend `name`, asked once: each backend's is its own."""
+        if name not in self.slots:
+            self.slots[name] = BackendSlots(self.backends.get(name))
+        return self.slots[name]
+
+    def _slots_of(self, phase_id: str) -> BackendSlots:
+        return self._slots(self.backends.routing.backend_for(phase_id))
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -192,19 +206,15 @@ class Scheduler:
                     self.session.store.set_ref(name, digest)
                 self._finish(phase_id, "skipped", f"up to date (fingerprint {fp[:12]})", outputs)
                 return True
-        needed = self._fit(spec.resources_for(self.session.profile))
+        slots = self._slots_of(phase_id)
+        needed = slots.fit(spec.resources_for(self.session.profile))
         if isinstance(needed, str):
             self._finish(phase_id, "failed", needed)
             return True
         if self.max_parallel is not None and len(self.running) >= self.max_parallel:
             return False
-        # A phase that fits nowhere alone was clamped by _fit; otherwise wait for room.
-        if self.running and (
-            needed.cpu_cores + self._cpu_in_use > self.capacity.cpu_cores
-            or needed.ram_gb + self._ram_in_use > self.capacity.ram_gb
-        ):
-            return False
-        if needed.gpus > len(self._free_devices):
+        # A phase that fits nowhere alone was clamped by fit; otherwise wait for room.
+        if not slots.has_room(needed):
             return False
         reason = (
             "forced"
@@ -214,33 +224,14 @@ class Scheduler:
         self._submit(phase_id, needed, fp, inputs, reason)
         return True
 
-    def _fit(self, wanted: Resources) -> Resources | str:
-        """The phase's resources, clamped to what the backend has; a reason if it cannot fit."""
-        if wanted.gpus > self.capacity.gpus:
-            return (
-                f"needs {wanted.gpus} GPU(s) but backend {self.backend.name} has "
-                f"{self.capacity.gpus}; use a GPU backend or the tiny profile"
-            )
-        # A phase asking for more cores or memory than the machine has still runs, alone.
-        # Data-parallel ranks get one GPU each, or one core each on a CPU run: a phase's result
-        # does not depend on its process count (docs/concepts.md, "Data parallel"), only its speed.
-        ranks_fit = wanted.gpus if wanted.gpus else self.capacity.cpu_cores
-        return attrs.evolve(
-            wanted,
-            cpu_cores=min(wanted.cpu_cores, self.capacity.cpu_cores),
-            ram_gb=min(wanted.ram_gb, self.capacity.ram_gb),
-            processes=max(1, min(wanted.processes, ranks_fit)),
-        )
-
     def _submit(
         self, phase_id: str, needed: Resources, fp: str, inputs: dict[str, str], reason: str
     ) -> None:
         attempt = self.attempts.get(phase_id, 0) + 1
         self.attempts[phase_id] = attempt
-        devices = tuple(self._free_devices[: needed.gpus])
-        del self._free_devices[: needed.gpus]
-        self._cpu_in_use += needed.cpu_cores
-        self._ram_in_use += needed.ram_gb
+        slots = self._slots_of(phase_id)
+        backend = slots.backend
+        devices = slots.take(needed)
         document = JobDocument(
             run_id=self.ledger.run_id,
             phase_id=phase_id,
@@ -256,21 +247,21 @@ class Scheduler:
         request = job_request(
             document,
             self.configs[phase_id],
-            python=self.backend.python,
+            python=backend.python,
             resources=needed,
             credentials=credential_env(self.session.project.remote_inputs, inputs),
         )
-        handle = self.backend.submit(request)
+        handle = backend.submit(request)
         self.running[phase_id] = _Running(
-            phase_id, handle, needed, devices, attempt, time.monotonic(), fp, inputs
+            phase_id, backend.name, handle, needed, devices, attempt, time.monotonic(), fp, inputs
         )
-        self.meter.start(phase_id, handle.billing_key, handle.price_per_hour)
+        self.meter.start(phase_id, _billing_key(backend.name, handle), handle.price_per_hour)
         self.ledger.record(
             "started",
             phase_id,
             attempt=attempt,
             reason=reason,
-            backend=self.backend.name,
+            backend=backend.name,
             job=handle.ref,
             fingerprint=fp,
         )
@@ -279,14 +270,12 @@ class Scheduler:
             "phase_started",
             run_id=self.ledger.run_id,
             phase_id=phase_id,
-            backend=self.backend.name,
+            backend=backend.name,
             attempt=attempt,
         )
 
     def _release(self, job: _Running) -> None:
-        self._cpu_in_use -= job.resources.cpu_cores
-        self._ram_in_use -= job.resources.ram_gb
-        self._free_devices = sorted([*self._free_devices, *job.devices])
+        self._slots(job.backend).release(job.resources, job.devices)
 
     def _collect_finished(self) -> bool:
         progressed = False
@@ -303,7 +292,9 @@ class Scheduler:
             result = read_result(job.handle)
             if status.state is JobState.SUCCEEDED and result.get("status") == "succeeded":
                 outputs = result_outputs(result)
-                self._finish(phase_id, "succeeded", "", outputs, duration, job.attempt, spent)
+                self._finish(
+                    phase_id, "succeeded", "", outputs, duration, job.attempt, spent, job.backend
+                )
                 self._learn(phase_id, job, float(result.get("duration_s", duration)))
             elif (retry := retry_reason(status)) and job.attempt < self.max_attempts:
                 # Lost, or killed by a signal (the OOM killer): the next attempt resumes from
@@ -313,12 +304,14 @@ class Scheduler:
                 log.warning(f"job {kind}; resubmitting", phase_id=phase_id, reason=why)
             else:
                 error = result.get("error") or describe_failure(job.handle, status)
-                self._finish(phase_id, "failed", str(error), {}, duration, job.attempt, spent)
+                self._finish(
+                    phase_id, "failed", str(error), {}, duration, job.attempt, spent, job.backend
+                )
         return progressed
 
     def _learn(self, phase_id: str, job: _Running, seconds: float) -> None:
         """Keep the measured duration, so later plans for this phase and host use it."""
-        host = self.backend.quote(job.resources).host
+        host = self.backends.get(job.backend).quote(job.resources).host
         record_measurement(self.session.store, phase_id, self.session.profile, host, seconds / 3600)
 
     def _finish(
@@ -330,6 +323,7 @@ class Scheduler:
         duration: float | None = None,
         attempts: int = 0,
         spent: float = 0.0,
+        backend: str | None = None,
     ) -> None:
         outputs = dict(outputs or {})
         self.results[phase_id] = PhaseResult(
@@ -339,7 +333,7 @@ class Scheduler:
             outputs=outputs,
             attempts=attempts,
             duration_s=duration,
-            backend=self.backend.name if attempts else None,
+            backend=(backend or self.backends.routing.backend_for(phase_id)) if attempts else None,
         )
         extra = {"spent": round(spent, 6)} if spent > 0 else {}
         self.ledger.record(
@@ -369,21 +363,39 @@ class Scheduler:
             if phase_id not in self.order:
                 continue
             self.attempts[phase_id] = state.attempts
-            if state.state != "running" or not state.job or state.backend != self.backend.name:
+            if state.state != "running" or not state.job or not state.backend:
                 continue
-            handle = self.backend.attach(state.job)
+            # The job's own backend, as the ledger recorded it: the routing may have changed.
+            try:
+                slots = self._slots(state.backend)
+            except VoltxError as exc:  # not installed, or its settings are gone
+                log.warning("cannot re-attach", phase_id=phase_id, error=str(exc))
+                continue
+            handle = slots.backend.attach(state.job)
             events = [e for e in self.ledger.events() if e.phase_id == phase_id]
             fp = str(events[-1].data.get("fingerprint", "")) if events else ""
             spec = self.session.registry.phase(phase_id)
-            needed = self._fit(spec.resources_for(self.session.profile))
+            needed = slots.fit(spec.resources_for(self.session.profile))
             resources = needed if isinstance(needed, Resources) else Resources()
-            self._cpu_in_use += resources.cpu_cores
-            self._ram_in_use += resources.ram_gb
+            slots.hold(resources)
             self.running[phase_id] = _Running(
-                phase_id, handle, resources, (), state.attempts, time.monotonic(), fp, {}
+                phase_id,
+                state.backend,
+                handle,
+                resources,
+                (),
+                state.attempts,
+                time.monotonic(),
+                fp,
+                {},
             )
-            self.meter.start(phase_id, handle.billing_key, handle.price_per_hour)
-            log.info("re-attached to running job", phase_id=phase_id, attempt=state.attempts)
+            self.meter.start(phase_id, _billing_key(state.backend, handle), handle.price_per_hour)
+            log.info(
+                "re-attached to running job",
+                phase_id=phase_id,
+                attempt=state.attempts,
+                backend=state.backend,
+            )
 
     # -- spend and limits ------------------------------------------------------------------
 
@@ -473,10 +485,26 @@ class Scheduler:
             if result.get("status") == "succeeded":
                 # It finished just before the stop reached it: keep what it made.
                 outputs = result_outputs(result)
-                self._finish(job.phase_id, "succeeded", "", outputs, duration, job.attempt, spent)
+                self._finish(
+                    job.phase_id,
+                    "succeeded",
+                    "",
+                    outputs,
+                    duration,
+                    job.attempt,
+                    spent,
+                    job.backend,
+                )
                 continue
             self._finish(
-                job.phase_id, "stopped", f"budget: {reason}", {}, duration, job.attempt, spent
+                job.phase_id,
+                "stopped",
+                f"budget: {reason}",
+                {},
+                duration,
+                job.attempt,
+                spent,
+                job.backend,
             )
 
     def _cancel_all(self) -> None:
@@ -484,9 +512,20 @@ class Scheduler:
             try:
                 job.handle.cancel(grace_s=CANCEL_GRACE_S)
             finally:
-                self._finish(phase_id, "cancelled", "interrupted by the user", attempts=job.attempt)
+                self._finish(
+                    phase_id,
+                    "cancelled",
+                    "interrupted by the user",
+                    attempts=job.attempt,
+                    backend=job.backend,
+                )
         self.running.clear()
         for phase_id in self.order:
             if phase_id not in self.results:
                 self._finish(phase_id, "cancelled", "run interrupted before the phase started")
         self.ledger.record("run_finished", status="cancelled", **self._spend_record())
+
+
+def _billing_key(backend: str, handle: JobHandle) -> str:
+    """The handle's billing key within its backend: two backends' keys never merge."""
+    return f"{backend}/{handle.billing_key}"

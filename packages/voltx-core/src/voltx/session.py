@@ -25,9 +25,11 @@ from voltx.project import (
     find_project_file,
     load_project,
     resolve_store_url,
+    routing_problems,
     unknown_phases,
 )
 from voltx.remote_inputs import record_remote
+from voltx.routing import RoutingRules, split_phase_tables
 from voltx.store import ArtifactStore
 
 Overrides = Sequence[str] | Mapping[str, Any] | None
@@ -216,9 +218,13 @@ def _project_of_tables(tables: Mapping[str, Mapping[str, Any]], plugins: Registr
     """The demo project with these per-phase tables (``voltx.run(config={...})``)."""
     phases = {str(k): dict(v) for k, v in tables.items()}
     problems = unknown_phases(phases, {}, plugins)
+    # A phase's table may name its backend here too, as in voltx.toml.
+    configs, backends = split_phase_tables(phases, problems)
+    rules = RoutingRules(phases=backends)
+    problems += routing_problems(rules, plugins)
     if problems:
         raise ConfigError(problems)
-    return Project(phases=phases)
+    return Project(phases=configs, routing=rules)
 
 
 def settings_for(session: Session, name: str) -> Any:

@@ -53,6 +53,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 p.phase_id,
                 p.name,
                 p.action,
+                p.backend or result.backend,
                 _hours(estimate.total_hours) if estimate else "-",
                 _dollars(estimate.dollars) if estimate else "-",
                 _at(entry.start) if entry and estimate else "-",
@@ -60,7 +61,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 p.reason,
             )
         )
-    print(table(["phase", "name", "action", "hours", "cost", "starts at", "lane", "why"], rows))
+    headers = ["phase", "name", "action", "backend", "hours", "cost", "starts at", "lane", "why"]
+    print(table(headers, rows))
     waves = " | ".join(", ".join(w) for w in result.levels)
     print(f"\nwaves (each runs in parallel): {waves}")
     if result.inputs:
@@ -79,6 +81,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"host(s), against {_hours(timeline.serial_hours)} h serial; "
             f"cost {_dollars(timeline.dollars)}"
         )
+        by_backend = timeline.dollars_by_backend
+        if len(by_backend) > 1:
+            # Routed phases (`voltx.routing`): what each backend's share costs.
+            print(
+                "cost by backend: "
+                + ", ".join(f"{name} {_dollars(span)}" for name, span in by_backend.items())
+            )
         if args.gantt:
             from voltx.planning.gantt import render_gantt
 
@@ -108,13 +117,13 @@ def _dollars(span: tuple[float, float]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from voltx.api import estimate, execute, make_backend
+    from voltx.api import estimate, execute, run_backends
     from voltx.cli.live import with_live_view
     from voltx.resolve import resolve
 
-    # Resolved once: the live view draws, and the run runs, this very plan, on this backend.
+    # Resolved once: the live view draws, and the run runs, this very plan, on these backends.
     resolved = resolve(args.target, _session_options(args), force=args.force)
-    backend = make_backend(resolved.session)
+    backend = run_backends(resolved)
     try:
         live_execute = with_live_view(execute, resolved, lambda: estimate(resolved, backend))
         result = live_execute(
@@ -190,6 +199,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         (
             p.phase_id,
             p.status,
+            p.backend or "-",
             p.attempts,
             p.started_at or "-",
             p.finished_at or "-",
@@ -198,7 +208,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         for p in result.phases.values()
     ]
-    print(table(["phase", "status", "attempts", "started", "finished", "spent", "reason"], rows))
+    headers = ["phase", "status", "backend", "attempts", "started", "finished", "spent", "reason"]
+    print(table(headers, rows))
     detail = f" ({result.detail})" if result.detail else ""
     print(f"\nrun {result.run_id}: {result.status}{detail}; spent ${result.spent:.2f}")
     return 0

@@ -71,9 +71,7 @@ def render_gantt(timeline: Timeline, path: Path, title: str) -> Path:
             color="black",
         )
     axis.set_yticks(range(timeline.lanes))
-    axis.set_yticklabels(
-        [_lane_label(timeline, lane) for lane in range(timeline.lanes)], fontsize=8
-    )
+    axis.set_yticklabels([lane_label(timeline, lane) for lane in range(timeline.lanes)], fontsize=8)
     axis.invert_yaxis()
     axis.set_xlabel(
         "hours from the start of the run (bar: expected; line: to the conservative end)"
@@ -92,6 +90,9 @@ def render_gantt(timeline: Timeline, path: Path, title: str) -> Path:
     return path
 
 
-def _lane_label(timeline: Timeline, lane: int) -> str:
+def lane_label(timeline: Timeline, lane: int) -> str:
     phases = [e.phase_id for e in timeline.entries if e.lane == lane and e.estimate]
-    return f"host {lane + 1}\n({len(phases)} phases)"
+    backends = set(timeline.lane_backends)
+    # With phases routed to several backends, each lane says whose host it is.
+    where = f"{timeline.lane_backends[lane]} " if len(backends) > 1 else ""
+    return f"{where}host {lane + 1}\n({len(phases)} phases)"

@@ -9,7 +9,7 @@ a folder of this machine and the phase runs elsewhere (the backend copies it ove
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
@@ -41,14 +41,16 @@ class InputRoute:
         return f"{said}; {_bytes(self.through_here)} through {THIS_MACHINE}"
 
 
-def reader_of(session: Session) -> str:
-    """Which machine a phase's job runs on, in words."""
-    return THIS_MACHINE if session.backend == "local" else f"the {session.backend} host"
+def reader_of(backend: str) -> str:
+    """Which machine a job on `backend` runs on, in words."""
+    return THIS_MACHINE if backend == "local" else f"the {backend} host"
 
 
-def input_routes(session: Session, phase_ids: Sequence[str]) -> tuple[InputRoute, ...]:
-    """Each input of `phase_ids` that no phase among them makes, with where its bytes go."""
-    reader = reader_of(session)
+def input_routes(
+    session: Session, phase_ids: Sequence[str], backend_of: Callable[[str], str]
+) -> tuple[InputRoute, ...]:
+    """Each input of `phase_ids` that no phase among them makes, with where its bytes go;
+    `backend_of` names the backend each phase is routed to."""
     produced = {a for pid in phase_ids for a in session.registry.phase(pid).produces}
     remote_docs: dict[str, RemoteInput | None] = {}
     routes = []
@@ -57,6 +59,7 @@ def input_routes(session: Session, phase_ids: Sequence[str]) -> tuple[InputRoute
         for name in (*spec.requires, *spec.optional):
             if name in produced:
                 continue
+            reader = reader_of(backend_of(phase_id))
             route = _route(session, phase_id, name, reader, remote_docs)
             if route is not None:
                 routes.append(route)

@@ -5,7 +5,9 @@ for. Preflight checks, for every phase that will run: its inputs (in the store, 
 as a readable file, or made by a phase upstream), that the store accepts writes (a probe record
 written and deleted under its prefix), that the disk a job gets holds its inputs, outputs and
 checkpoints, that the backend can provide the phase's resources (its own `preflight`:
-credentials, offers).
+credentials, offers). A run that routes phases to several backends (`voltx.routing`) has each
+backend check the phases routed to it: a GPU phase sent to a backend without GPUs is one line
+naming both.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from voltx.backend import Backend
 from voltx.errors import VoltxError
 from voltx.planning.estimates import PROFILE_SCALE, artifact_bytes
 from voltx.remote_inputs import url_problems
+from voltx.routing import RunBackends
 from voltx.session import Session
 
 # A checkpoint is about the size of the outputs, and the checkpoint manager keeps the newest 3.
@@ -35,13 +38,18 @@ class PreflightError(VoltxError):
 
 
 def preflight_problems(
-    session: Session, phase_ids: Sequence[str], backend: Backend, to_run: Sequence[str]
+    session: Session,
+    phase_ids: Sequence[str],
+    backend: Backend | RunBackends,
+    to_run: Sequence[str],
 ) -> list[str]:
     """Every problem that would stop these phases, without changing anything.
 
     Inputs are checked for every selected phase; resources only for those that will run (an
-    up-to-date phase is skipped and needs no machine).
+    up-to-date phase is skipped and needs no machine), each on its own backend (`backend` is
+    the one backend of every phase, or the run's backends by phase).
     """
+    backends = backend if isinstance(backend, RunBackends) else RunBackends.single(backend)
     problems: list[str] = []
     produced = {a for pid in phase_ids for a in session.registry.phase(pid).produces}
     for phase_id in phase_ids:
@@ -69,9 +77,14 @@ def preflight_problems(
                 readers.setdefault(name, []).append(phase_id)
     problems.extend(url_problems(session.project.remote_inputs, readers))
     problems.extend(_store_writable(session))
-    problems.extend(_disk_problems(session, backend, to_run))
-    resources = {pid: session.registry.phase(pid).resources_for(session.profile) for pid in to_run}
-    problems.extend(backend.preflight(resources))
+    for name in backends.routing.names(to_run):
+        routed = backends.routing.phases_on(name, to_run)
+        executor = backends.get(name)
+        problems.extend(_disk_problems(session, executor, routed))
+        resources = {
+            pid: session.registry.phase(pid).resources_for(session.profile) for pid in routed
+        }
+        problems.extend(executor.preflight(resources))
     return problems
 
 
