@@ -35,7 +35,7 @@ import structlog
 from voltx.errors import CorruptBlobError
 from voltx.store._backing import Backing
 from voltx.store._layout import blob_path, manifest_path
-from voltx.store._verified import copy_checked
+from voltx.store._verified import algorithm_for, copy_checked
 from voltx.store.artifacts import Artifact, ArtifactStore
 from voltx.store.manifest import FileEntry, parse_manifest
 
@@ -159,13 +159,13 @@ def copy_blob(source: Backing, dest: Backing, owner: tuple[str, FileEntry], stag
     landed = staging / entry.sha256
     try:
         try:
-            checked = copy_checked(source.read_chunks(rel), landed)
+            checked = copy_checked(source.read_chunks(rel), landed, algorithm=algorithm_for(entry))
         except FileNotFoundError:
             raise CorruptBlobError(
                 artifact, entry.path, source.url, f"its blob {entry.sha256[:12]} is missing"
             ) from None
         assert checked is not None
-        problem = checked.mismatch(entry.sha256, entry.size)
+        problem = checked.against(entry)
         if problem is not None:
             raise CorruptBlobError(artifact, entry.path, source.url, problem)
         dest.adopt_file(landed, rel)  # into a local store's own staging: a rename
