@@ -30,6 +30,7 @@ from voltx_phases.execution.isolation import (
     bwrap_command,
     bwrap_executable,
     check_namespaces,
+    find_on_path,
     resolve_mode,
     uid_pool,
 )
@@ -116,7 +117,7 @@ class Workspace:
             processes=self._processes(),
         )
         preexec = None
-        prlimit = shutil.which("prlimit")
+        prlimit = find_on_path("prlimit")
         if prlimit:
             argv = prlimit_prefix(prlimit, settings) + argv
         else:
