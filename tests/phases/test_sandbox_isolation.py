@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from voltx_phases.execution import isolation
+from voltx_phases.execution.runner import RUNS_ENV
 from voltx_phases.execution.sandbox import (
     SandboxLimits,
     SandboxUnavailableError,
@@ -57,6 +58,7 @@ def contained(
     # (another test session) cannot be mistaken for leftovers.
     runs = tmp_path_factory.mktemp("runs")
     monkeypatch.setattr(tempfile, "tempdir", str(runs))
+    monkeypatch.setenv(RUNS_ENV, str(runs))
     yield
     deadline = time.monotonic() + 5
     while _sandbox_processes() and time.monotonic() < deadline:
