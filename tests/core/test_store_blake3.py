@@ -176,3 +176,22 @@ def test_a_blake3_result_is_never_compared_with_a_sha256():
         checked.against(entry)
     with pytest.raises(ValueError, match="cannot be compared"):
         checked.mismatch(entry.sha256, entry.size)
+
+
+def test_a_transfer_keeps_every_blob_true_to_its_sha256_name(store, digest, tmp_path):
+    # A manifest whose BLAKE3 describes other bytes than its sha256 (here: a damaged blob and a
+    # manifest edited to match it) reads consistently, but cannot plant the bytes elsewhere
+    # under a name they do not have.
+    flip_blob(store, TREE["weights.bin"])
+    assert store.local_root is not None
+    sha = hashlib.sha256(TREE["weights.bin"]).hexdigest()
+    damaged = (store.local_root / "blobs" / "sha256" / sha[:2] / sha).read_bytes()
+
+    def match_the_damage(entry: dict[str, Any]) -> None:
+        if entry["path"] == "weights.bin":
+            entry["blake3"] = blake3(damaged).hexdigest()
+
+    edit_entries(store, digest, match_the_damage)
+    store.get("encoder", tmp_path / "out")
+    with pytest.raises(CorruptBlobError, match=r"weights\.bin"):
+        transfer(store, ArtifactStore.open(str(tmp_path / "target")), ["encoder"])

@@ -12,7 +12,8 @@ destination.
 Which digest is checked: a manifest entry that records a BLAKE3 digest beside its sha256 is
 checked with BLAKE3, which one core computes several times faster than sha256, so a read from a
 fast disk is not held back by the hashing; an entry without one (a manifest written before
-voltx recorded BLAKE3) is checked with its sha256. The sha256 stays the content address. See
+voltx recorded BLAKE3) is checked with its sha256. The sha256 stays the content address, so a
+blob copied into another store is checked by sha256 (`voltx.store.transfer`). See
 `docs/formats.md` for the digests a manifest records and `docs/concepts.md` for the choice.
 """
 

@@ -35,7 +35,7 @@ import structlog
 from voltx.errors import CorruptBlobError
 from voltx.store._backing import Backing
 from voltx.store._layout import blob_path, manifest_path
-from voltx.store._verified import algorithm_for, copy_checked
+from voltx.store._verified import copy_checked
 from voltx.store.artifacts import Artifact, ArtifactStore
 from voltx.store.manifest import FileEntry, parse_manifest
 
@@ -159,13 +159,15 @@ def copy_blob(source: Backing, dest: Backing, owner: tuple[str, FileEntry], stag
     landed = staging / entry.sha256
     try:
         try:
-            checked = copy_checked(source.read_chunks(rel), landed, algorithm=algorithm_for(entry))
+            # By sha256 even where the manifest records BLAKE3: the blob is stored under its
+            # sha256 in `dest`, and only that check keeps every blob true to its name there.
+            checked = copy_checked(source.read_chunks(rel), landed, algorithm="sha256")
         except FileNotFoundError:
             raise CorruptBlobError(
                 artifact, entry.path, source.url, f"its blob {entry.sha256[:12]} is missing"
             ) from None
         assert checked is not None
-        problem = checked.against(entry)
+        problem = checked.mismatch(entry.sha256, entry.size)
         if problem is not None:
             raise CorruptBlobError(artifact, entry.path, source.url, problem)
         dest.adopt_file(landed, rel)  # into a local store's own staging: a rename
