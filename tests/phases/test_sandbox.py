@@ -8,6 +8,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from voltx_phases.execution import runner
 from voltx_phases.execution.sandbox import (
     SandboxLimits,
     assemble_program,
@@ -127,6 +128,26 @@ def test_fresh_working_folder_is_deleted_afterwards() -> None:
     folder = Path(result.stdout.strip())
     assert folder.name == "work"
     assert not folder.exists()
+
+
+def test_runs_go_to_memory_when_it_has_room_else_where_they_are_told(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv(runner.RUNS_ENV, raising=False)
+    program = "import os\nopen('left.txt', 'w').write('x')\nprint(os.getcwd())\n"
+    if runner.runs_folder() == "/dev/shm":
+        result = run_program(program)
+        assert result.passed, result.stderr_tail
+        assert Path(result.stdout.strip()).parent.parent == Path("/dev/shm")
+    # Too little room in memory (a container's 64 MiB /dev/shm): the system's temporary folder.
+    monkeypatch.setattr(runner, "MEMORY_FOLDER_FLOOR", 1 << 62)
+    assert runner.runs_folder() is None
+    monkeypatch.setenv(runner.RUNS_ENV, str(tmp_path))
+    result = run_program(program)
+    assert result.passed, result.stderr_tail
+    folder = Path(result.stdout.strip())
+    assert folder.parent.parent == tmp_path and not folder.exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_only_the_standard_library_is_importable_by_default() -> None:

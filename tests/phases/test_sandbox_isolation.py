@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from voltx_phases.execution import isolation
+from voltx_phases.execution.runner import RUNS_ENV
 from voltx_phases.execution.sandbox import (
     SandboxLimits,
     SandboxUnavailableError,
@@ -57,6 +58,7 @@ def contained(
     # (another test session) cannot be mistaken for leftovers.
     runs = tmp_path_factory.mktemp("runs")
     monkeypatch.setattr(tempfile, "tempdir", str(runs))
+    monkeypatch.setenv(RUNS_ENV, str(runs))
     yield
     deadline = time.monotonic() + 5
     while _sandbox_processes() and time.monotonic() < deadline:
@@ -82,6 +84,41 @@ def test_the_program_sees_only_its_own_world() -> None:
     assert len(eval(pids_line)) <= 3  # bubblewrap's init and the program (and its shell)
     assert set(eval(env_line)) <= {"PATH", "PWD", "LD_LIBRARY_PATH", "LC_CTYPE"}
     assert eval(interfaces) == ["lo"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the uid drop without a user namespace is root's")
+def test_the_dropped_uid_holds_no_capability_and_cannot_gain_one() -> None:
+    # What docs/sandbox.md promises of the uid drop: no capability in any set (the bounding set
+    # included, so nothing can be regained) and no_new_privs, whatever runs the drop.
+    program = (
+        "fields = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+        "for name in ('CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs'):\n"
+        "    print(name, fields[name].strip())\n"
+    )
+    result = run_program(program)
+    assert result.passed, result.stderr_tail
+    status = dict(line.split() for line in result.stdout.splitlines())
+    assert status.pop("NoNewPrivs") == "1"
+    assert status == dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), "0" * 16)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root RLIMIT_NPROC holds only after the uid drop")
+def test_the_process_limit_holds_after_the_uid_drop() -> None:
+    program = (
+        "import os, time\n"
+        "children = 0\n"
+        "try:\n"
+        "    for _ in range(40):\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(5)\n"
+        "            os._exit(0)\n"
+        "        children += 1\n"
+        "except OSError as error:\n"
+        "    print('refused after', children, error.errno)\n"
+    )
+    result = run_program(program, SandboxLimits(timeout_s=3.0, max_processes=8))
+    assert "refused after" in result.stdout, result.stderr_tail
+    assert int(result.stdout.split()[2]) < 8
 
 
 def test_fork_bomb_is_contained() -> None:

@@ -17,7 +17,14 @@ from typing import Protocol
 
 from voltx.errors import CorruptBlobError, DestinationExistsError
 from voltx.store._layout import DATA_AREAS, blob_path
-from voltx.store._verified import Checked, copy_checked, hash_chunks, install, partial_path
+from voltx.store._verified import (
+    Checked,
+    algorithm_for,
+    copy_checked,
+    hash_chunks,
+    install,
+    partial_path,
+)
 from voltx.store.manifest import Artifact, FileEntry
 from voltx.store.names import check_member_path
 
@@ -100,7 +107,8 @@ def fetch(
     try:
         if link and root is not None:
             # A link shares the blob's bytes, so they are hashed where they are (one read).
-            store.check_blob(artifact, entry, hash_chunks(store.read_blob_chunks(entry.sha256)))
+            chunks = store.read_blob_chunks(entry.sha256)
+            store.check_blob(artifact, entry, hash_chunks(chunks, algorithm_for(entry)))
             try:
                 os.link(root / blob, partial)
             except OSError:
@@ -108,7 +116,9 @@ def fetch(
             else:
                 install(partial, target)
                 return
-        checked = copy_checked(store.read_blob_chunks(entry.sha256), partial)
+        checked = copy_checked(
+            store.read_blob_chunks(entry.sha256), partial, algorithm=algorithm_for(entry)
+        )
         assert checked is not None
         store.check_blob(artifact, entry, checked)
         install(partial, target)

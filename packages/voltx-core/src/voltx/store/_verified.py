@@ -2,12 +2,19 @@
 
 Every blob voltx reads out of a store (a phase input, `voltx artifacts get`, a push or pull,
 `verify`, `repair`) and every checkpoint file fetched with its digest
-(`ArtifactStore.fetch_file(..., sha256=)`) goes through `copy_checked` or `hash_chunks`: sha256
-is computed on the same chunks that are written out, in a thread of its own when there are
-several, so that hashing overlaps reading and writing (hashlib releases the GIL on large
-updates). The copy lands in a partial file beside its target and is renamed into place only when
-its size and digest match the manifest, so a mismatch leaves nothing at the destination. See
-`docs/formats.md` for the digests a manifest records.
+(`ArtifactStore.fetch_file(..., sha256=)`) goes through `copy_checked` or `hash_chunks`: the
+digest is computed on the same chunks that are written out, in a thread of its own when there
+are several, so that hashing overlaps reading and writing (hashlib and blake3 release the GIL on
+large updates). The copy lands in a partial file beside its target and is renamed into place
+only when its size and digest match the manifest, so a mismatch leaves nothing at the
+destination.
+
+Which digest is checked: a manifest entry that records a BLAKE3 digest beside its sha256 is
+checked with BLAKE3, which one core computes several times faster than sha256, so a read from a
+fast disk is not held back by the hashing; an entry without one (a manifest written before
+voltx recorded BLAKE3) is checked with its sha256. The sha256 stays the content address, so a
+blob copied into another store is checked by sha256 (`voltx.store.transfer`). See
+`docs/formats.md` for the digests a manifest records and `docs/concepts.md` for the choice.
 """
 
 from __future__ import annotations
@@ -20,37 +27,80 @@ import threading
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal, Protocol
 
 import attrs
+from blake3 import blake3
+
+from voltx.store.manifest import FileEntry
+
+Algorithm = Literal["sha256", "blake3"]
 
 # Chunks queued for the hashing thread at most: bounds memory to a few chunks per copy.
 _QUEUE_CHUNKS = 4
 
 
+class _Digest(Protocol):
+    def update(self, data: bytes, /) -> object: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def _new_digest(algorithm: Algorithm) -> _Digest:
+    return blake3() if algorithm == "blake3" else hashlib.sha256()
+
+
+def algorithm_for(entry: FileEntry) -> Algorithm:
+    """The digest a read of this manifest entry is checked with (module docstring)."""
+    return "blake3" if entry.blake3 is not None else "sha256"
+
+
 @attrs.frozen
 class Checked:
-    """What a stream turned out to hold: its sha256 and length."""
+    """What a stream turned out to hold: its length and its digest by `algorithm`."""
 
-    sha256: str
+    algorithm: Algorithm
+    hexdigest: str
     size: int
 
+    @property
+    def sha256(self) -> str | None:
+        return self.hexdigest if self.algorithm == "sha256" else None
+
     def mismatch(self, sha256: str, size: int) -> str | None:
-        """Why this is not the expected content (None when it is)."""
+        """Why this is not the content of that sha256 and size (None when it is)."""
+        if self.algorithm != "sha256":
+            raise ValueError(f"a {self.algorithm} digest cannot be compared with a sha256")
+        return self._differs(size, self.hexdigest != sha256, sha256)
+
+    def against(self, entry: FileEntry) -> str | None:
+        """Why this is not the content the manifest entry names (None when it is)."""
+        if self.algorithm == "blake3":
+            if entry.blake3 is None:
+                raise ValueError(f"{entry.path} records no blake3 digest to compare with")
+            return self._differs(entry.size, self.hexdigest != entry.blake3, entry.sha256)
+        return self.mismatch(entry.sha256, entry.size)
+
+    def _differs(self, size: int, digest_differs: bool, sha256: str) -> str | None:
         if self.size != size:
             return f"expected {size} bytes, read {self.size}"
-        if self.sha256 != sha256:
-            return f"content does not match its digest {sha256[:12]} (read {self.sha256[:12]})"
+        if digest_differs:
+            read = "" if self.algorithm == "sha256" else f"{self.algorithm} "
+            return (
+                f"content does not match its digest {sha256[:12]} "
+                f"(read {read}{self.hexdigest[:12]})"
+            )
         return None
 
 
-def hash_chunks(chunks: Iterable[bytes]) -> Checked:
-    """sha256 and length of a stream of chunks, read once."""
-    digest = hashlib.sha256()
+def hash_chunks(chunks: Iterable[bytes], algorithm: Algorithm = "sha256") -> Checked:
+    """The digest and length of a stream of chunks, read once."""
+    digest = _new_digest(algorithm)
     size = 0
     for chunk in chunks:
         digest.update(chunk)
         size += len(chunk)
-    return Checked(digest.hexdigest(), size)
+    return Checked(algorithm, digest.hexdigest(), size)
 
 
 def partial_path(target: Path) -> Path:
@@ -58,7 +108,13 @@ def partial_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
 
 
-def copy_checked(chunks: Iterable[bytes], dest: Path, *, verify: bool = True) -> Checked | None:
+def copy_checked(
+    chunks: Iterable[bytes],
+    dest: Path,
+    *,
+    verify: bool = True,
+    algorithm: Algorithm = "sha256",
+) -> Checked | None:
     """Write the stream to `dest` (a new file), hashing it on the way; None when not verifying.
 
     The caller writes to a partial path and renames it into place once the result matches.
@@ -77,8 +133,8 @@ def copy_checked(chunks: Iterable[bytes], dest: Path, *, verify: bool = True) ->
         if second is None:
             # One chunk (most files of a folder artifact): nothing to overlap, no thread.
             out.write(first)
-            return Checked(hashlib.sha256(first).hexdigest(), len(first))
-        hasher = _HashingThread()
+            return hash_chunks((first,), algorithm)
+        hasher = _HashingThread(algorithm)
         try:
             for chunk in itertools.chain((first, second), stream):
                 hasher.feed(chunk)
@@ -89,11 +145,12 @@ def copy_checked(chunks: Iterable[bytes], dest: Path, *, verify: bool = True) ->
 
 
 class _HashingThread:
-    """sha256 of the chunks fed to it, computed in a thread beside the caller's I/O."""
+    """The digest of the chunks fed to it, computed in a thread beside the caller's I/O."""
 
-    def __init__(self) -> None:
+    def __init__(self, algorithm: Algorithm) -> None:
+        self._algorithm: Algorithm = algorithm
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUE_CHUNKS)
-        self._digest = hashlib.sha256()
+        self._digest = _new_digest(algorithm)
         self._size = 0
         self._thread = threading.Thread(target=self._run, name="voltx-hash", daemon=True)
         self._thread.start()
@@ -109,7 +166,7 @@ class _HashingThread:
     def finish(self) -> Checked:
         self._queue.put(None)
         self._thread.join()
-        return Checked(self._digest.hexdigest(), self._size)
+        return Checked(self._algorithm, self._digest.hexdigest(), self._size)
 
 
 def install(partial: Path, target: Path) -> None:

@@ -38,7 +38,7 @@ from voltx.errors import (
 )
 from voltx.store._backing import Backing, open_backing
 from voltx.store._export import write_out
-from voltx.store._hashing import HashCache, folder_digest, sha256_file
+from voltx.store._hashing import HashCache, file_digests, folder_digest
 from voltx.store._layout import (
     DATA_AREAS,
     LOOSE_AREAS,
@@ -47,7 +47,14 @@ from voltx.store._layout import (
     manifest_path,
     ref_path,
 )
-from voltx.store._verified import Checked, copy_checked, hash_chunks, install, partial_path
+from voltx.store._verified import (
+    Checked,
+    algorithm_for,
+    copy_checked,
+    hash_chunks,
+    install,
+    partial_path,
+)
 from voltx.store.gc import GcReport, collect_garbage
 from voltx.store.manifest import (
     MANIFEST_FORMAT,
@@ -108,8 +115,8 @@ class ArtifactStore:
         """Store a file or folder as `name`: blobs, then manifest (create-only), then ref."""
         check_name(name)
         entries, kind = self._scan(source, use_hash_cache)
-        digest = entries[0][2] if kind == "file" else folder_digest(entries)
-        for relative, size, file_digest in entries:
+        digest = entries[0][2] if kind == "file" else folder_digest(e[:3] for e in entries)
+        for relative, size, file_digest, _ in entries:
             blob = blob_path(file_digest)
             # A blob already there is reused only when its bytes are right: committing the same
             # content again (`voltx run <id> --force`) is how a damaged blob gets repaired.
@@ -119,7 +126,7 @@ class ArtifactStore:
         artifact = Artifact(
             digest=digest,
             kind=kind,
-            files=tuple(FileEntry(path, size, d) for path, size, d in entries),
+            files=tuple(FileEntry(*entry) for entry in entries),
             name=name,
             lineage=redact(dict(lineage)),
             created_at=utc_now(),
@@ -162,14 +169,17 @@ class ArtifactStore:
 
     def _scan(
         self, source: Path, use_hash_cache: bool
-    ) -> tuple[builtins.list[tuple[str, int, str]], str]:
-        def digest_of(path: Path) -> str:
-            return self._hash_cache.sha256(path) if use_hash_cache else sha256_file(path)
+    ) -> tuple[builtins.list[tuple[str, int, str, str]], str]:
+        def digest_of(path: Path) -> tuple[str, str]:
+            # (sha256, BLAKE3): the content address, and the digest reads are checked with.
+            if use_hash_cache:
+                return self._hash_cache.sha256(path), self._hash_cache.blake3(path)
+            return file_digests(path)
 
         try:
             if source.is_file():
-                entry = (check_member_path(source.name), source.stat().st_size, digest_of(source))
-                return [entry], "file"
+                size = source.stat().st_size
+                return [(check_member_path(source.name), size, *digest_of(source))], "file"
             if not source.is_dir():
                 raise SourceFileError(str(source), "no such file or folder")
             entries = []
@@ -178,7 +188,7 @@ class ArtifactStore:
                     raise SourceFileError(str(path), "symbolic links cannot be stored")
                 if path.is_file():
                     relative = check_member_path(path.relative_to(source).as_posix())
-                    entries.append((relative, path.stat().st_size, digest_of(path)))
+                    entries.append((relative, path.stat().st_size, *digest_of(path)))
         except PermissionError as exc:
             raise SourceFileError(str(exc.filename or source), "permission denied") from exc
         if not entries:
@@ -295,7 +305,7 @@ class ArtifactStore:
     def check_blob(self, artifact: Artifact, entry: FileEntry, checked: Checked) -> None:
         """Raise CorruptBlobError, naming the artifact, file and store, unless `checked` is
         what the manifest entry says."""
-        problem = checked.mismatch(entry.sha256, entry.size)
+        problem = checked.against(entry)
         if problem is not None:
             raise CorruptBlobError(artifact.name, entry.path, self.url, problem)
 
@@ -309,7 +319,8 @@ class ArtifactStore:
         artifact = self.resolve(name_or_digest)
         for entry in artifact.files:
             try:
-                checked = hash_chunks(self._backing.read_chunks(blob_path(entry.sha256)))
+                chunks = self._backing.read_chunks(blob_path(entry.sha256))
+                checked = hash_chunks(chunks, algorithm_for(entry))
             except FileNotFoundError:
                 raise CorruptBlobError(
                     artifact.name, entry.path, self.url, f"its blob {entry.sha256[:12]} is missing"
@@ -394,10 +405,10 @@ class ArtifactStore:
             try:
                 checked = copy_checked(self._backing.read_chunks(rel), partial)
                 assert checked is not None
-                if checked.sha256 != sha256:
+                if checked.hexdigest != sha256:
                     raise IntegrityError(
                         f"{path} in store {self.url}: content does not match its digest"
-                        f" {sha256[:12]} (read {checked.sha256[:12]})"
+                        f" {sha256[:12]} (read {checked.hexdigest[:12]})"
                     )
                 install(partial, dest)
             finally:

@@ -25,7 +25,7 @@ import attrs
 
 from voltx.errors import ArtifactNotFoundError, ManifestError, StoreError
 from voltx.store._layout import blob_path, ref_path
-from voltx.store._verified import hash_chunks
+from voltx.store._verified import algorithm_for, hash_chunks
 from voltx.store.artifacts import ArtifactStore, utc_now
 from voltx.store.manifest import Artifact, FileEntry, parse_manifest, parse_record
 from voltx.store.names import check_name
@@ -140,7 +140,8 @@ def _record_problems(store: ArtifactStore) -> list[Problem]:
 
 def _blob_problem(store: ArtifactStore, entry: FileEntry) -> str | None:
     try:
-        return hash_chunks(store.read_blob_chunks(entry.sha256)).mismatch(entry.sha256, entry.size)
+        chunks = store.read_blob_chunks(entry.sha256)
+        return hash_chunks(chunks, algorithm_for(entry)).against(entry)
     except FileNotFoundError:
         return "blob is missing"
 

@@ -29,6 +29,15 @@ class FileEntry:
     path: str
     size: int
     sha256: str
+    # BLAKE3 of the same bytes, recorded at commit since reads are checked with it (it hashes
+    # several times faster); None in manifests written before, which are checked by sha256.
+    blake3: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"path": self.path, "size": self.size, "sha256": self.sha256}
+        if self.blake3 is not None:
+            fields["blake3"] = self.blake3
+        return fields
 
 
 @attrs.frozen
@@ -57,7 +66,7 @@ class Artifact:
             "kind": self.kind,
             "name": self.name,
             "size": self.size,
-            "files": [attrs.asdict(entry) for entry in self.files],
+            "files": [entry.to_json() for entry in self.files],
             "lineage": dict(self.lineage),
             "created_at": self.created_at,
         }
@@ -140,7 +149,11 @@ def _file_entry(index: int, entry: Any) -> FileEntry:
     path = entry.get("path")
     if not isinstance(path, str):
         raise IntegrityError(f"manifest files[{index}].path must be a string, not {_kind_of(path)}")
-    return FileEntry(check_member_path(path), size, _digest(entry, "sha256", f"files[{index}]."))
+    where = f"files[{index}]."
+    blake3 = None
+    if "blake3" in entry:
+        blake3 = _digest(entry, "blake3", where)
+    return FileEntry(check_member_path(path), size, _digest(entry, "sha256", where), blake3)
 
 
 def _text(data: Mapping[str, Any], key: str) -> str:
@@ -154,7 +167,8 @@ def _digest(data: Mapping[str, Any], key: str, where: str = "") -> str:
     value = data.get(key)
     if not isinstance(value, str) or not is_digest(value):
         shown = value if isinstance(value, str) and len(value) < 80 else _kind_of(value)
-        raise IntegrityError(f"field {where}{key} must be a sha256 hex digest, not {shown!r}")
+        algorithm = "blake3" if key == "blake3" else "sha256"
+        raise IntegrityError(f"field {where}{key} must be a {algorithm} hex digest, not {shown!r}")
     return value
 
 

@@ -159,7 +159,9 @@ def copy_blob(source: Backing, dest: Backing, owner: tuple[str, FileEntry], stag
     landed = staging / entry.sha256
     try:
         try:
-            checked = copy_checked(source.read_chunks(rel), landed)
+            # By sha256 even where the manifest records BLAKE3: the blob is stored under its
+            # sha256 in `dest`, and only that check keeps every blob true to its name there.
+            checked = copy_checked(source.read_chunks(rel), landed, algorithm="sha256")
         except FileNotFoundError:
             raise CorruptBlobError(
                 artifact, entry.path, source.url, f"its blob {entry.sha256[:12]} is missing"

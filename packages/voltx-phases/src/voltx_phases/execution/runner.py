@@ -6,6 +6,12 @@ Output goes to files rather than pipes: RLIMIT_FSIZE caps them, and nothing has 
 while the program runs. A compiled language runs twice in one workspace (compile, then run).
 Closing the workspace deletes everything, whatever the program did to the permissions of what
 it wrote.
+
+Where the folder is made (`runs_folder`): ``$VOLTX_SANDBOX_RUNS`` when set, else ``/dev/shm``
+when it is writable with at least `MEMORY_FOLDER_FLOOR` free, else the system's temporary folder.
+A run creates, writes and deletes a handful of small files; on a disk filesystem shared with
+other work that costs milliseconds per program (journal commits), in memory about 0.1 ms
+(`docs/sandbox.md` has the measurements).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from voltx_phases.execution.isolation import (
     bwrap_command,
     bwrap_executable,
     check_namespaces,
+    find_on_path,
     resolve_mode,
     uid_pool,
 )
@@ -55,6 +62,26 @@ class Step:
     file_size_bytes: int | None = None
 
 
+RUNS_ENV = "VOLTX_SANDBOX_RUNS"
+MEMORY_FOLDER = Path("/dev/shm")
+# Free space /dev/shm needs before runs go there: a compile step may write a binary of up to
+# 256 MiB (a language's `compile_file_size_bytes`), and a container's /dev/shm is often 64 MiB.
+MEMORY_FOLDER_FLOOR = 1 << 30
+
+
+def runs_folder() -> str | None:
+    """The folder each run's folder is made in (module docstring); None: tempfile's default."""
+    configured = os.environ.get(RUNS_ENV)
+    if configured:
+        return configured
+    try:
+        space = os.statvfs(MEMORY_FOLDER)
+    except OSError:
+        return None
+    roomy = space.f_bavail * space.f_frsize >= MEMORY_FOLDER_FLOOR
+    return str(MEMORY_FOLDER) if roomy and os.access(MEMORY_FOLDER, os.W_OK | os.X_OK) else None
+
+
 class Workspace:
     """The host folder of one sandboxed run, and the uid it runs as (see module docstring)."""
 
@@ -70,7 +97,7 @@ class Workspace:
             check_namespaces(self.bwrap)
             if as_root():
                 self.uid = self._stack.enter_context(uid_pool.lease())
-        self.root = Path(tempfile.mkdtemp(prefix="voltx-sandbox-"))
+        self.root = Path(tempfile.mkdtemp(prefix="voltx-sandbox-", dir=runs_folder()))
         self._stack.callback(_remove_tree, self.root)
         self.work = self.root / "work"
         self.work.mkdir(mode=0o700)
@@ -116,7 +143,7 @@ class Workspace:
             processes=self._processes(),
         )
         preexec = None
-        prlimit = shutil.which("prlimit")
+        prlimit = find_on_path("prlimit")
         if prlimit:
             argv = prlimit_prefix(prlimit, settings) + argv
         else:
