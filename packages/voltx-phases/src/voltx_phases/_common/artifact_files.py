@@ -19,7 +19,8 @@ def locate(path: Path | str, file_name: str) -> Path:
         matches = sorted(p for p in path.rglob(f"*{suffix}") if p.is_file())
         if len(matches) == 1:
             return matches[0]
-        raise ValueError(f"{path}: expected {file_name} (or one *{suffix} file) in the folder")
+        found = f"{len(matches)} *{suffix} files" if matches else f"no such file, nor a *{suffix}"
+        raise ValueError(f"{path}: expected {file_name} (or one *{suffix} file); {found}")
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     return path
