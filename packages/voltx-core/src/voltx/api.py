@@ -14,7 +14,7 @@ import attrs
 import structlog
 
 from voltx._logging import ensure_logging
-from voltx.backend import Backend
+from voltx.backend import Backend, PhaseSlot
 from voltx.budget import check_limit, spent_so_far
 from voltx.errors import BackendError, VoltxError
 from voltx.graph import Graph
@@ -91,7 +91,14 @@ def estimate(resolved: ResolvedRun, backend: Backend) -> Plan:
     timeline = _timeline(
         session, resolved.selected, resolved.plan.phases, backend, resolved.configs
     )
-    return attrs.evolve(resolved.plan, timeline=timeline)
+    resources = {p.phase_id: p.resources for p in resolved.plan.phases}
+    slots = [
+        PhaseSlot(e.phase_id, resources[e.phase_id], e.midpoint_start, e.midpoint_end)
+        for e in timeline.entries
+        if e.estimate is not None and e.phase_id in resources
+    ]
+    machines = tuple(backend.machine_plan(slots))
+    return attrs.evolve(resolved.plan, timeline=timeline, machines=machines)
 
 
 def _options(

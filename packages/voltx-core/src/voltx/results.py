@@ -88,6 +88,8 @@ class Plan:
     levels: tuple[tuple[str, ...], ...]
     pinned: tuple[str, ...] = ()
     timeline: Timeline | None = None
+    # The backend's word on machines (`Backend.machine_plan`): which phase runs where, and cost.
+    machines: tuple[str, ...] = ()
 
     @property
     def to_run(self) -> list[str]:
