@@ -7,7 +7,9 @@ live instance at the fake, chaos included.
 
 from __future__ import annotations
 
+import argparse
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,8 +22,10 @@ from fake_vast import FakeVast, quick_settings
 from voltx.backend import JobRequest, JobState
 from voltx.spec import Resources
 from voltx.testing.backend_contract import read_whole_log, wait_finished, wait_for
+from voltx_backends.ssh import SSHBackend
 from voltx_backends.ssh import backend as ssh_backend
 from voltx_backends.vast import VastBackend
+from voltx_backends.vast.cli import cmd_machines
 
 pytestmark = pytest.mark.integration
 
@@ -62,25 +66,32 @@ SHOW_SHARE = (
 )
 
 
-def test_a_chain_of_gpu_jobs_rents_one_instance_and_bootstraps_once(
-    fake_vast: FakeVast,
-    make_backend: Callable[..., VastBackend],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    installs: list[str] = []
+@pytest.fixture
+def installs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
+    """The bootstrap, standing in for voltx's install: it takes 0.5 s and makes the venv (whose
+    python is this one). Returns the (start, end) of every install."""
+    done: list[tuple[float, float]] = []
 
     def fake_install(transport: Any, root: str, python: str, *args: Any, **kwargs: Any) -> bool:
-        # The venv a real bootstrap makes: here its python is this one.
-        installs.append(root)
+        start = time.monotonic()
+        time.sleep(0.5)
         venv = Path(root) / "venv" / "bin"
         venv.mkdir(parents=True, exist_ok=True)
         if not (venv / "python").exists():
             (venv / "python").symlink_to(os.path.realpath(python))
+        done.append((start, time.monotonic()))
         return True
 
     monkeypatch.setattr(ssh_backend, "prepare", lambda *args, **kwargs: object())
     monkeypatch.setattr(ssh_backend, "install", fake_install)
+    return done
+
+
+def test_a_chain_of_gpu_jobs_rents_one_instance_and_bootstraps_once(
+    fake_vast: FakeVast,
+    make_backend: Callable[..., VastBackend],
+    installs: list[tuple[float, float]],
+) -> None:
     backend = make_backend(bootstrap=True, pool_idle_s=5.0)
     for step in ("4.1", "4.2", "4.3"):
         handle = backend.submit(sh(f"echo phase {step}; {SHOW_SHARE}", GPU))
@@ -94,8 +105,34 @@ def test_a_chain_of_gpu_jobs_rents_one_instance_and_bootstraps_once(
     assert len(fake_vast.live()) == 1  # kept for the idle window
 
 
+def test_uploads_run_beside_the_one_bootstrap_of_a_shared_machine(
+    fake_vast: FakeVast,
+    make_backend: Callable[..., VastBackend],
+    installs: list[tuple[float, float]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uploads: list[float] = []
+
+    def stage_ahead(self: SSHBackend, files: Any) -> int:
+        uploads.append(time.monotonic())
+        return 0
+
+    monkeypatch.setattr(SSHBackend, "stage_ahead", stage_ahead)
+    backend = make_backend(bootstrap=True)
+    handles = [backend.submit(sh("true", CPU)), backend.submit(sh("true", GPU))]
+    for handle in handles:
+        assert wait_finished(handle, DEADLINE_S).state is JobState.SUCCEEDED
+    assert len(fake_vast.created()) == 1
+    ((start, end),) = installs  # one install for the machine ...
+    assert len(uploads) == 2
+    # ... and each job's upload ran while it did, not after it.
+    assert all(start <= upload < end for upload in uploads)
+
+
 def test_an_idle_instance_is_destroyed_after_its_window(
-    fake_vast: FakeVast, make_backend: Callable[..., VastBackend]
+    fake_vast: FakeVast,
+    make_backend: Callable[..., VastBackend],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     backend = make_backend(pool_idle_s=1.0)
     first = backend.submit(sh("echo one", GPU))
@@ -110,6 +147,19 @@ def test_an_idle_instance_is_destroyed_after_its_window(
     third = backend.submit(sh("echo three", GPU))
     assert wait_finished(third, DEADLINE_S).state is JobState.SUCCEEDED
     assert len(fake_vast.created()) == 2
+    backend.close()
+    # What each machine cost: its prep (rented -> first job), its idle time, at its price.
+    first_machine, second_machine = backend.state.machine_records()
+    assert first_machine["released"] == "idle" and second_machine["released"] == "closed"
+    assert first_machine["jobs_run"] == 2 and second_machine["jobs_run"] == 1
+    assert first_machine["prep_s"] > 0 and first_machine["idle_s"] >= 1.0
+    price = first_machine["dollars_per_hour"]
+    assert price == 0.40  # the cheapest 4090
+    idle_dollars = price * first_machine["idle_s"] / 3600
+    assert first_machine["idle_dollars"] == pytest.approx(idle_dollars, abs=1e-6)
+    cmd_machines(argparse.Namespace(run=None, json=False), backend)
+    out = capsys.readouterr().out
+    assert first_machine["label"] in out and "2 machine(s)" in out and "of which prep $" in out
 
 
 def test_a_cpu_and_a_gpu_job_share_one_instance_each_in_its_share(

@@ -361,6 +361,10 @@ class VastBackend(Backend):
                 "instance not destroyed; will retry on close", instance=rental.id, error=str(exc)
             )
 
+    def record_machine(self, record: Mapping[str, object]) -> None:
+        """Keep what a pooled machine cost (``voltx vast machines`` lists it)."""
+        self.state.record_machine(record)
+
     def instance_trouble(self, rental: Rental | None) -> str | None:
         """Why the job's instance can no longer run it (gone, exited, offline), or None."""
         if rental is None:

@@ -169,6 +169,40 @@ def idle_window_s(cap_s: float, expected_next_s: float | None = None) -> float:
     return max(0.0, min(cap_s, expected_next_s))
 
 
+def usage_record(
+    *,
+    label: str,
+    run_id: str | None,
+    dollars_per_hour: float,
+    held_s: float,
+    prep_s: float,
+    idle_s: float,
+    jobs_run: int,
+    reason: str,
+) -> dict[str, Any]:
+    """What a pooled machine cost, split into prep (rented -> first job running), idle (no job)
+    and busy time, each in seconds and dollars (for ``voltx vast machines``)."""
+    busy_s = max(0.0, held_s - prep_s - idle_s)
+
+    def dollars(seconds: float) -> float:
+        return round(dollars_per_hour * seconds / 3600, 6)
+
+    return {
+        "label": label,
+        "run_id": run_id,
+        "dollars_per_hour": dollars_per_hour,
+        "jobs_run": jobs_run,
+        "released": reason,
+        "held_s": round(held_s, 3),
+        "prep_s": round(prep_s, 3),
+        "idle_s": round(idle_s, 3),
+        "busy_s": round(busy_s, 3),
+        "dollars": dollars(held_s),
+        "prep_dollars": dollars(prep_s),
+        "idle_dollars": dollars(idle_s),
+    }
+
+
 # Run on the machine before the job's command: pin the process (and so everything it starts) to
 # its cores, cap its address space if asked, then exec the command. The share's core numbers
 # count the cores the container may use (an offer's ``cpu_cores_effective`` is the container's

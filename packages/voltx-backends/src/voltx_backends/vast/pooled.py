@@ -6,10 +6,11 @@ the pool holds or is about to rent, when its share fits beside the others (`volt
 pool.place`); otherwise it plans a new machine for it, and a machine planned but not yet rented
 is swapped for one larger offer when packing is cheaper (`choose_packing`). The first job of a
 machine rents it after a short gather window (``pool_gather_s``), so the phases the scheduler
-starts together are packed together; the others wait for it. The machine is bootstrapped once,
-before any job starts there. A job that ends gives its share back; a machine with nothing to run
-is destroyed after ``pool_idle_s``. A lost machine (preempted, gone) is destroyed at once, and
-every job on it reads LOST, so the scheduler resumes each from its checkpoint on a new one.
+starts together are packed together; the others wait for it. The machine is bootstrapped once:
+its jobs share one SSH backend, whose install runs once (beside the first uploads). A job that
+ends gives its share back; a machine with nothing to run is destroyed after ``pool_idle_s``. A
+lost machine (preempted, gone) is destroyed at once, and every job on it reads LOST, so the
+scheduler resumes each from its checkpoint on a new one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import attrs
@@ -36,6 +37,7 @@ from voltx_backends.vast.pool import (
     idle_window_s,
     place,
     place_all,
+    usage_record,
 )
 from voltx_backends.vast.provision import (
     InstanceDiedError,
@@ -66,11 +68,13 @@ class PoolOwner(Protocol):
 
     def instance_trouble(self, rental: Rental | None) -> str | None: ...
 
+    def record_machine(self, record: Mapping[str, object]) -> None: ...
+
 
 class MachineState(enum.Enum):
     PLANNED = "planned"  # chosen offer, not rented yet: may still be swapped for a larger one
     RENTING = "renting"  # one of its jobs rents and prepares it
-    READY = "ready"  # answers SSH, bootstrapped
+    READY = "ready"  # answers SSH (its first job installs voltx, beside its upload)
     FAILED = "failed"  # could not be had
     GONE = "gone"  # destroyed (idle, lost, closed)
 
@@ -102,6 +106,12 @@ class PooledMachine:
             return 0.0
         return self.first_job - self.rent_started
 
+    def busy_again(self, now: float) -> None:
+        """End an idle stretch (a job came, or the machine goes), adding it to `idle_s`."""
+        if self.idle_since is not None:
+            self.idle_s += now - self.idle_since
+            self.idle_since = None
+
 
 class MachinePool:
     """The machines one backend holds for its runs (see the module docstring)."""
@@ -113,7 +123,6 @@ class MachinePool:
         self._machines: list[PooledMachine] = []
         self._timers: list[threading.Timer] = []
         self._numbers: dict[str, int] = {}
-        self.history: list[PooledMachine] = []  # every machine ever planned, for reports
 
     @property
     def settings(self) -> VastSettings:
@@ -157,7 +166,6 @@ class MachinePool:
             )
             self._assign(machine, job_id, wanted, share)
             self._machines.append(machine)
-            self.history.append(machine)
             log.info("machine planned", label=machine.label, offer=alone.id, job_id=job_id)
             return machine
 
@@ -192,9 +200,7 @@ class MachinePool:
     def _assign(self, machine: PooledMachine, job_id: str, wanted: Resources, share: Share) -> None:
         machine.demands[job_id] = wanted
         machine.shares[job_id] = share
-        if machine.idle_since is not None:
-            machine.idle_s += self._clock() - machine.idle_since
-            machine.idle_since = None
+        machine.busy_again(self._clock())
 
     def _next_label(self, run_id: str | None) -> str:
         owner = run_id or "pool"
@@ -233,8 +239,8 @@ class MachinePool:
         cancel: threading.Event,
         report: Callable[[str], None],
     ) -> Rental:
-        """The machine, rented, reachable and bootstrapped: rented by the first job that asks,
-        waited for by the others. `ProvisionCancelled` on cancel."""
+        """The machine, rented and answering SSH: rented by the first job that asks, waited for
+        by the others. `ProvisionCancelled` on cancel."""
         while True:
             with self._cond:
                 renter = machine.state is MachineState.PLANNED
@@ -276,16 +282,6 @@ class MachinePool:
             with self._cond:
                 machine.state, machine.error = MachineState.FAILED, str(exc)
                 self._drop(machine)
-            raise
-        try:
-            if self.settings.bootstrap and rental.ssh is not None:
-                report(f"installing voltx on {rental.describe()}")
-                rental.ssh.bootstrap()
-        except BaseException as exc:
-            with self._cond:
-                machine.state, machine.error = MachineState.FAILED, f"bootstrap: {exc}"
-                self._drop(machine)
-            self._owner.release(rental)
             raise
         with self._cond:
             machine.rental = rental
@@ -353,24 +349,34 @@ class MachinePool:
         with self._cond:
             if machine.state is MachineState.GONE:
                 return
-            if machine.idle_since is not None:
-                machine.idle_s += self._clock() - machine.idle_since
-                machine.idle_since = None
+            machine.busy_again(self._clock())
             machine.state = MachineState.GONE
             self._drop(machine)
             rental = machine.rental
             self._cond.notify_all()
         if rental is not None:
             self._owner.release(rental)
-        log.info(
-            "pooled machine given back",
+        self._account(machine, reason)
+
+    def _account(self, machine: PooledMachine, reason: str) -> None:
+        """Log and record what the machine cost: its prep, idle and busy time."""
+        if machine.rent_started is None:
+            return  # never rented
+        record = usage_record(
             label=machine.label,
-            reason=reason,
+            run_id=machine.run_id,
+            dollars_per_hour=machine.rental.instance.dph_total if machine.rental else machine.price,
+            held_s=self._clock() - machine.rent_started,
+            prep_s=machine.prep_s,
+            idle_s=machine.idle_s,
             jobs_run=machine.jobs_run,
-            prep_s=round(machine.prep_s, 3),
-            idle_s=round(machine.idle_s, 3),
-            dollars_per_hour=machine.price,
+            reason=reason,
         )
+        log.info("pooled machine given back", **record)
+        try:
+            self._owner.record_machine(record)
+        except OSError as exc:
+            log.warning("could not record the machine's cost", error=str(exc))
 
     def _drop(self, machine: PooledMachine) -> None:
         if machine in self._machines:
@@ -380,12 +386,13 @@ class MachinePool:
         """Stop the idle timers and forget every machine (the backend destroys the rentals)."""
         with self._cond:
             timers, self._timers = self._timers, []
-            for machine in self._machines:
-                if machine.idle_since is not None:
-                    machine.idle_s += self._clock() - machine.idle_since
-                    machine.idle_since = None
+            closing = list(self._machines)
+            for machine in closing:
+                machine.busy_again(self._clock())
                 machine.state = MachineState.GONE
             self._machines.clear()
             self._cond.notify_all()
         for timer in timers:
             timer.cancel()
+        for machine in closing:
+            self._account(machine, "closed")
