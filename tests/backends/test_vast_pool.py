@@ -235,3 +235,41 @@ def test_no_offer_fails_the_job_with_the_filters(
     assert status.state is JobState.FAILED
     assert "no Vast.ai offer matches" in status.detail and "num_gpus" in status.detail
     assert fake_vast.created() == []
+
+
+def test_a_job_that_does_not_fit_the_planned_machine_swaps_it_for_one_that_holds_both(
+    fake_vast: FakeVast, make_backend: Callable[..., VastBackend]
+) -> None:
+    # The cheapest machine for a CPU job: a small card nothing in this test trains on.
+    small = dict(fake_vast.offers[5000])
+    small.update(id=5200, ask_contract_id=5200, machine_id=301, gpu_name="RTX 3050")
+    small.update(gpu_ram=8192, gpu_total_ram=8192, dph_total=0.10, dph_base=0.09)
+    fake_vast.offers[5200] = small
+    backend = make_backend()
+    training = Resources(gpus=1, gpu_memory_gb=16, cpu_cores=1, ram_gb=2)  # not on 8 GB
+    handles = [backend.submit(sh("echo cpu", CPU)), backend.submit(sh("echo gpu", training))]
+    # Packed: the 4090 alone ($0.40) costs less than the 3050 ($0.10) beside it.
+    assert handles[0].billing_key == handles[1].billing_key
+    for handle in handles:
+        assert wait_finished(handle, DEADLINE_S).state is JobState.SUCCEEDED
+    (instance,) = fake_vast.created()
+    assert instance.offer["id"] == 5000
+
+
+def test_stormy_weather_while_renting_a_shared_machine_leaves_nothing(
+    fake_vast: FakeVast, make_backend: Callable[..., VastBackend]
+) -> None:
+    # The cheapest offer vanishes on rent, the next machine's container dies while loading,
+    # and the API rate-limits listing and showing instances.
+    fake_vast.vanish_offers(5000)
+    fake_vast.exit_while_loading(102)
+    fake_vast.rate_limit_burst(4, "/api/v1/instances/")
+    fake_vast.rate_limit_burst(4, "/api/v0/instances/", json_body=True)
+    backend = make_backend()
+    handles = [backend.submit(sh("echo cpu", CPU)), backend.submit(sh("echo gpu", GPU))]
+    for handle in handles:
+        assert wait_finished(handle, DEADLINE_S).state is JobState.SUCCEEDED
+    # The dead one went; both jobs ran on the one replacement.
+    dead, replacement = fake_vast.created()
+    assert dead.machine_id == 102 and dead.destroyed
+    assert [i.id for i in fake_vast.live()] == [replacement.id]

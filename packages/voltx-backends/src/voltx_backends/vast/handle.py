@@ -36,8 +36,8 @@ from voltx_backends.ssh import SSHBackend
 from voltx_backends.ssh.handle import SSHJobHandle
 from voltx_backends.vast._local import LocalState, read_json, write_json
 from voltx_backends.vast.instances import Condition
-from voltx_backends.vast.pool import pinned_argv, share_env
-from voltx_backends.vast.pooled import MachinePool, PooledMachine
+from voltx_backends.vast.pool import PooledMachine, pinned_argv, share_env
+from voltx_backends.vast.pooled import MachinePool
 from voltx_backends.vast.provision import (
     InstanceDiedError,
     ProvisionCancelled,

@@ -11,17 +11,22 @@ docs/vast.md, "Machine pool", states the rules this module implements:
 - An idle machine is kept for as long as the next phase that fits it is expected to become
   ready, never longer than the cap (`idle_window_s`).
 
-The stateful side (renting, waiting, destroying) is `voltx_backends.vast.pooled`.
+`PooledMachine` is the plain record of one machine and its jobs; the stateful side (renting,
+waiting, destroying) is `voltx_backends.vast.pooled`.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from voltx.spec import Resources
+
+if TYPE_CHECKING:
+    from voltx_backends.vast.provision import Rental
 
 # The offer API counts memory in MB of 1000 (docs/vast.md, "Offer search").
 MB_PER_GB = 1000.0
@@ -167,6 +172,49 @@ def idle_window_s(cap_s: float, expected_next_s: float | None = None) -> float:
     if expected_next_s is None:
         return cap_s
     return max(0.0, min(cap_s, expected_next_s))
+
+
+class MachineState(enum.Enum):
+    PLANNED = "planned"  # chosen offer, not rented yet: may still be swapped for a larger one
+    RENTING = "renting"  # one of its jobs rents and prepares it
+    READY = "ready"  # answers SSH (its first job installs voltx, beside its upload)
+    FAILED = "failed"  # could not be had
+    GONE = "gone"  # destroyed (idle, lost, closed)
+
+
+@attrs.define(eq=False)
+class PooledMachine:
+    """One machine of the pool and the jobs placed on it."""
+
+    label: str
+    run_id: str | None
+    shape: MachineShape
+    price: float
+    planned_until: float
+    demands: dict[str, Resources] = attrs.field(factory=dict)
+    shares: dict[str, Share] = attrs.field(factory=dict)
+    state: MachineState = MachineState.PLANNED
+    claimed: bool = False  # one of its jobs rents it (after the gather window)
+    rental: Rental | None = None
+    error: str = ""
+    # Billable time: rented (rent call) -> first job started, and idle stretches.
+    rent_started: float | None = None
+    first_job: float | None = None
+    idle_since: float | None = None
+    idle_s: float = 0.0
+    jobs_run: int = 0
+
+    @property
+    def prep_s(self) -> float:
+        if self.rent_started is None or self.first_job is None:
+            return 0.0
+        return self.first_job - self.rent_started
+
+    def busy_again(self, now: float) -> None:
+        """End an idle stretch (a job came, or the machine goes), adding it to `idle_s`."""
+        if self.idle_since is not None:
+            self.idle_s += now - self.idle_since
+            self.idle_since = None
 
 
 def usage_record(

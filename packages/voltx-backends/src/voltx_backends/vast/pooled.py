@@ -15,13 +15,11 @@ scheduler resumes each from its checkpoint on a new one.
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-import attrs
 import structlog
 
 from voltx.errors import BackendError
@@ -31,6 +29,8 @@ from voltx_backends.vast.instances import LABEL_PREFIX
 from voltx_backends.vast.offers import Offer, OfferQuery
 from voltx_backends.vast.pool import (
     MachineShape,
+    MachineState,
+    PooledMachine,
     Share,
     choose_packing,
     combined,
@@ -69,48 +69,6 @@ class PoolOwner(Protocol):
     def instance_trouble(self, rental: Rental | None) -> str | None: ...
 
     def record_machine(self, record: Mapping[str, object]) -> None: ...
-
-
-class MachineState(enum.Enum):
-    PLANNED = "planned"  # chosen offer, not rented yet: may still be swapped for a larger one
-    RENTING = "renting"  # one of its jobs rents and prepares it
-    READY = "ready"  # answers SSH (its first job installs voltx, beside its upload)
-    FAILED = "failed"  # could not be had
-    GONE = "gone"  # destroyed (idle, lost, closed)
-
-
-@attrs.define(eq=False)
-class PooledMachine:
-    """One machine of the pool and the jobs placed on it."""
-
-    label: str
-    run_id: str | None
-    shape: MachineShape
-    price: float
-    planned_until: float
-    demands: dict[str, Resources] = attrs.field(factory=dict)
-    shares: dict[str, Share] = attrs.field(factory=dict)
-    state: MachineState = MachineState.PLANNED
-    rental: Rental | None = None
-    error: str = ""
-    # Billable time: rented (rent call) -> first job started, and idle stretches.
-    rent_started: float | None = None
-    first_job: float | None = None
-    idle_since: float | None = None
-    idle_s: float = 0.0
-    jobs_run: int = 0
-
-    @property
-    def prep_s(self) -> float:
-        if self.rent_started is None or self.first_job is None:
-            return 0.0
-        return self.first_job - self.rent_started
-
-    def busy_again(self, now: float) -> None:
-        """End an idle stretch (a job came, or the machine goes), adding it to `idle_s`."""
-        if self.idle_since is not None:
-            self.idle_s += now - self.idle_since
-            self.idle_since = None
 
 
 class MachinePool:
@@ -243,10 +201,11 @@ class MachinePool:
         by the others. `ProvisionCancelled` on cancel."""
         while True:
             with self._cond:
-                renter = machine.state is MachineState.PLANNED
-                if renter:
-                    machine.state = MachineState.RENTING
-                while not renter and machine.state is MachineState.RENTING:
+                # The machine stays PLANNED through the gather window, so that jobs submitted
+                # meanwhile may still swap it for a larger offer; one job claims the renting.
+                renter = machine.state is MachineState.PLANNED and not machine.claimed
+                machine.claimed = machine.claimed or renter
+                while not renter and self._pending(machine):
                     if cancel.is_set():
                         raise ProvisionCancelled
                     report(f"waiting for pooled machine {machine.label}")
@@ -260,6 +219,12 @@ class MachinePool:
                     raise InstanceDiedError(reason, None)
             return self._rent(machine, cancel, report)
 
+    @staticmethod
+    def _pending(machine: PooledMachine) -> bool:
+        """Whether another job is renting the machine (or about to)."""
+        planned = machine.state is MachineState.PLANNED
+        return (planned and machine.claimed) or machine.state is MachineState.RENTING
+
     def _rent(
         self, machine: PooledMachine, cancel: threading.Event, report: Callable[[str], None]
     ) -> Rental:
@@ -268,20 +233,26 @@ class MachinePool:
             if wait > 0 and cancel.wait(wait):
                 raise ProvisionCancelled
             with self._cond:
+                if not machine.demands or machine.state is not MachineState.PLANNED:
+                    raise ProvisionCancelled  # every job on it ended while it was planned
+                machine.state = MachineState.RENTING
                 wanted = combined(list(machine.demands.values()))
                 machine.rent_started = self._clock()
             provisioner = self._owner.provisioner
             rental = provisioner.obtain(machine.label, wanted, machine.run_id, cancel, report)
         except ProvisionCancelled:
             with self._cond:
-                machine.state = MachineState.PLANNED
-                machine.planned_until = self._clock()
+                if machine.state in (MachineState.PLANNED, MachineState.RENTING):
+                    machine.state, machine.claimed = MachineState.PLANNED, False
+                    machine.planned_until = self._clock()
+                    machine.rent_started = None
                 self._cond.notify_all()
             raise
         except BaseException as exc:
             with self._cond:
                 machine.state, machine.error = MachineState.FAILED, str(exc)
                 self._drop(machine)
+                self._cond.notify_all()
             raise
         with self._cond:
             machine.rental = rental
