@@ -52,7 +52,7 @@ from voltx_backends.vast.gpus import relative_speed
 from voltx_backends.vast.handle import VastJobHandle
 from voltx_backends.vast.instances import LABEL_PREFIX, Condition, Instance
 from voltx_backends.vast.offers import OfferQuery
-from voltx_backends.vast.pool_plan import OfferChoice, describe, offer_choice, plan_machines
+from voltx_backends.vast.pool_plan import machine_plan_lines
 from voltx_backends.vast.pooled import MachinePool
 from voltx_backends.vast.provision import Provisioner, Rental
 from voltx_backends.vast.settings import VastSettings
@@ -195,25 +195,7 @@ class VastBackend(Backend):
         and what one machine per phase would cost (`voltx_backends.vast.pool_plan`)."""
         if self.pool is None or not slots:
             return []
-        offers: dict[Resources, OfferChoice | None] = {}
-
-        def cheapest(resources: Resources) -> OfferChoice | None:
-            if resources not in offers:
-                try:
-                    found = self.client.search_offers(self._query(resources, limit=1))
-                except (VastAPIError, BackendError) as exc:
-                    log.warning("no Vast.ai offers for the machine plan", error=str(exc))
-                    found = []
-                offers[resources] = offer_choice(found[0], self.settings) if found else None
-            return offers[resources]
-
-        plan = plan_machines(
-            slots,
-            cheapest,
-            prep_h=self.settings.pool_prep_s / 3600,
-            idle_h=self.settings.pool_idle_s / 3600,
-        )
-        return describe(plan)
+        return machine_plan_lines(slots, self.client, self.settings)
 
     def job_disk_gb(self, resources: Resources) -> float:
         # The disk rented with the instance (the offer search asks for the same).

@@ -32,12 +32,12 @@ from voltx.backend import JobHandle, JobRequest, JobState, JobStatus
 from voltx.errors import BackendError
 from voltx.job_document import JOB_FILE, job_document_in
 from voltx_backends import _jobs
-from voltx_backends.ssh import SSHBackend
 from voltx_backends.ssh.handle import SSHJobHandle
 from voltx_backends.vast._local import LocalState, read_json, write_json
 from voltx_backends.vast.instances import Condition
 from voltx_backends.vast.pool import PooledMachine, pinned_argv, share_env
 from voltx_backends.vast.pooled import MachinePool
+from voltx_backends.vast.prep import prepare
 from voltx_backends.vast.provision import (
     InstanceDiedError,
     ProvisionCancelled,
@@ -350,35 +350,13 @@ class VastJobHandle(JobHandle):
         job = job_document_in(files)
         if job is not None:
             files[JOB_FILE] = attrs.evolve(job, devices=devices).to_json()
-        self._prepare(rental, request)
+        prepare(rental, request.files, self.report)
         inner = ssh.submit(attrs.evolve(request, argv=argv, devices=devices, files=files, env=env))
         if pool is not None and self.machine is not None:
             pool.started(self.machine)
         # How a restarted orchestrator finds the job again on the instance.
         write_json(self._kept / SSH_REF_FILE, inner.ref)
         return inner
-
-    def _prepare(self, rental: Rental, request: JobRequest) -> None:
-        """Once SSH answers, the bootstrap (in a thread of its own) and the upload of the job's
-        inputs run side by side: every minute of prep is billed (docs/vast.md, "Machine
-        pool"). The launch then finds both done."""
-        ssh = rental.ssh
-        assert ssh is not None
-        install: threading.Thread | None = None
-        if not ssh.bootstrapped:
-            install = threading.Thread(
-                target=_bootstrap_quietly, args=(ssh,), name=f"voltx-install-{self.job_id}"
-            )
-            install.daemon = True
-            install.start()
-        self.report(f"uploading the job's inputs to {rental.describe()}")
-        try:
-            ssh.stage_ahead(request.files)
-        except (BackendError, OSError) as exc:
-            log.warning("inputs not uploaded ahead; the launch uploads them", error=str(exc))
-        if install is not None:
-            self.report(f"installing voltx on {rental.describe()}")
-            install.join()
 
     # -- the job protocol ------------------------------------------------------------------
 
@@ -498,12 +476,3 @@ class VastJobHandle(JobHandle):
                 except BackendError as exc:
                     log.warning("could not cancel the job on its instance", error=str(exc))
             self._finish(JobStatus(JobState.FAILED, None, "cancelled"))
-
-
-def _bootstrap_quietly(ssh: SSHBackend) -> None:
-    """The bootstrap, ahead of the launch; a failure is logged here and raised again by the
-    launch's own bootstrap, which then fails the job with it."""
-    try:
-        ssh.bootstrap()
-    except Exception as exc:
-        log.warning("bootstrap ahead of the launch failed", host=ssh.destination, error=str(exc))

@@ -13,12 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import attrs
+import structlog
 
 from voltx.backend import PhaseSlot
+from voltx.errors import BackendError
 from voltx.spec import Resources
-from voltx_backends.vast.offers import Offer
+from voltx_backends.vast.client import VastAPIError, VastClient
+from voltx_backends.vast.offers import Offer, OfferQuery
 from voltx_backends.vast.pool import MachineShape, choose_packing, combined, place_all
 from voltx_backends.vast.settings import VastSettings
+
+log = structlog.get_logger(__name__)
 
 # Phases whose starts differ by less than this (hours) start together.
 SAME_TIME_H = 1e-9
@@ -173,3 +178,29 @@ def offer_choice(offer: Offer, settings: VastSettings) -> OfferChoice:
         shape=MachineShape.from_offer(offer.raw, settings.disk_gb),
         dollars_per_hour=offer.dph_total,
     )
+
+
+def machine_plan_lines(
+    slots: Sequence[PhaseSlot], client: VastClient, settings: VastSettings
+) -> list[str]:
+    """`describe` of the plan for `slots` on the offers the API lists now (one search per kind
+    of phase); an API that cannot answer leaves the phases it could not price unplaced."""
+    offers: dict[Resources, OfferChoice | None] = {}
+
+    def cheapest(resources: Resources) -> OfferChoice | None:
+        if resources not in offers:
+            query = OfferQuery.build(
+                resources, settings.offer_filters(), disk_gb=settings.disk_gb, limit=1
+            )
+            try:
+                found = client.search_offers(query)
+            except (VastAPIError, BackendError) as exc:
+                log.warning("no Vast.ai offers for the machine plan", error=str(exc))
+                found = []
+            offers[resources] = offer_choice(found[0], settings) if found else None
+        return offers[resources]
+
+    plan = plan_machines(
+        slots, cheapest, prep_h=settings.pool_prep_s / 3600, idle_h=settings.pool_idle_s / 3600
+    )
+    return describe(plan)
