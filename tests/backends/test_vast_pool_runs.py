@@ -117,3 +117,27 @@ def test_preempting_a_shared_instance_resumes_both_phases_on_a_replacement(
     assert status["phases"]["slow.a"]["attempts"] == 2
     assert status["phases"]["slow.side"]["attempts"] == 2
     assert fake_vast.live() == []
+
+
+def test_killed_orchestrator_the_rerun_adopts_the_pooled_instance(
+    project: Path, env: dict[str, str], fake_vast: FakeVast
+) -> None:
+    fake_vast.loading_s = 2.0
+    orchestrator = subprocess.Popen(
+        [sys.executable, "-m", "voltx", "run", "slow.a"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    fake_vast.wait_for(lambda: fake_vast.instances, "the rental")
+    orchestrator.kill()
+    orchestrator.wait()
+    # Nothing could clean up after a SIGKILL: the pooled machine is still rented ...
+    (left,) = fake_vast.live()
+    assert left.label.endswith("-m1")
+    rerun = voltx("run", "slow.a", cwd=project, env=env)
+    assert statuses(rerun.stdout) == {"slow.a": "succeeded"}
+    # ... and the rerun of the same run found it by its label instead of renting again.
+    assert [i.id for i in fake_vast.created()] == [left.id]
+    assert fake_vast.live() == []
