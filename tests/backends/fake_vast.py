@@ -190,6 +190,8 @@ class FakeInstance:
     server: SSHServer | None = None
     attached_keys: list[str] = attrs.field(factory=list)
     start_date: float = attrs.field(factory=time.time)
+    # When it was destroyed (time.monotonic, like `created`): what it was billed for ends then.
+    destroyed_at: float | None = None
 
     @property
     def label(self) -> str:
@@ -611,6 +613,7 @@ class FakeVast:
                 None,
             )
         instance.destroyed = True
+        instance.destroyed_at = time.monotonic()
         instance.actual_status = "destroyed"
         self._kill(instance)
         shutil.rmtree(instance.folder, ignore_errors=True)

@@ -187,3 +187,28 @@ def test_every_volt_x_phase_is_priced_and_drawn_in_its_lanes(
     for before, after in [("4.1", "4.2"), ("4.2", "4.3"), ("4.3", "5.1"), ("5.1", "5.2a")]:
         assert entries[before].end[0] <= entries[after].start[0]
     assert all(entries[p].end[0] <= entries["5.3"].start[0] for p in ("5.2a", "5.2b", "5.2c"))
+
+
+def test_pooled_plan_packs_0_3_and_2_1_onto_the_many_core_gpu_machine(
+    seed_on_vast: FakeVast, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from voltx.cli import main
+
+    # The quick-start's machine: an RTX 5090 with 192 cores at $0.20/h, the cheapest GPU offer.
+    _offer(seed_on_vast, 5103, machine_id=203, gpu_name="RTX 5090", gpu_ram=32768, dph_total=0.20)
+    seed_on_vast.offers[5103].update(cpu_cores_effective=192.0, cpu_ram=512000, disk_space=1000.0)
+    config = tmp_path / "voltx.toml"
+    config.write_text("[backends.vast]\npool = true\npool_prep_s = 600\n")
+    store = str(tmp_path / "store")
+    code = main(["--store", store, "--config", str(config), "plan", "0.3", "2.1", "-b", "vast"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = out.splitlines()
+    start = lines.index("machines (pool = true; times from the first rental):")
+    (machine,) = [line for line in lines[start + 1 :] if line.startswith("  m")]
+    assert "RTX 5090 (offer 5103)" in machine and "runs 0.3, 2.1" in machine
+    assert "prep 0:10" in machine and "rented at 0:00" in machine
+    summary = lines[start + 2]
+    # One machine for both, against a $0.15 many-core box for 0.3 beside the 5090 for 2.1.
+    assert "one machine per phase (not chosen)" in summary and "pooling saves $" in summary
+    assert seed_on_vast.created() == []

@@ -16,7 +16,7 @@ import attrs
 import structlog
 
 from voltx._logging import ensure_logging
-from voltx.backend import Backend
+from voltx.backend import Backend, PhaseSlot
 from voltx.budget import check_limit, spent_so_far
 from voltx.errors import BackendError, VoltxError
 from voltx.graph import Graph
@@ -115,7 +115,22 @@ def estimate(resolved: ResolvedRun, backend: Backend | RunBackends) -> Plan:
     timeline = _timeline(
         resolved.session, resolved.selected, resolved.plan.phases, backend, resolved.configs
     )
-    return attrs.evolve(resolved.plan, timeline=timeline)
+    resources = {p.phase_id: p.resources for p in resolved.plan.phases}
+    slots = [
+        PhaseSlot(e.phase_id, resources[e.phase_id], e.midpoint_start, e.midpoint_end)
+        for e in timeline.entries
+        if e.estimate is not None and e.phase_id in resources
+    ]
+    # Each backend places the phases routed to it (a pooled Vast backend packs them on machines).
+    routing = resolved.routing
+    machines = tuple(
+        line
+        for name in routing.names(slot.phase_id for slot in slots)
+        for line in backend.get(name).machine_plan(
+            [slot for slot in slots if routing.backend_for(slot.phase_id) == name]
+        )
+    )
+    return attrs.evolve(resolved.plan, timeline=timeline, machines=machines)
 
 
 def run_backends(resolved: ResolvedRun, given: Backend | None = None) -> RunBackends:

@@ -13,7 +13,7 @@ import abc
 import enum
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,17 @@ class JobHandle(abc.ABC):
 
 
 @attrs.frozen
+class PhaseSlot:
+    """One phase of a plan's timeline, for a backend that lays phases onto machines: its
+    resources and when it runs (hours from the start of the run, midpoint estimates)."""
+
+    phase_id: str
+    resources: Resources
+    start_h: float
+    end_h: float
+
+
+@attrs.frozen
 class Quote:
     """What running a phase with some resources would cost on a backend, for plans.
 
@@ -151,6 +162,12 @@ class Backend(abc.ABC):
         The default is this machine: free, reference speed, nothing to transfer.
         """
         return Quote(host=self.name)
+
+    def machine_plan(self, slots: Sequence[PhaseSlot]) -> list[str]:
+        """Lines for ``voltx plan`` on which machine each phase runs, when machines are rented
+        and released, and what the alternative would cost. Must not rent anything. The default
+        says nothing (every phase runs on this backend's hosts as they are)."""
+        return []
 
     def job_disk_gb(self, resources: Resources) -> float:
         """The disk, in GB, a job with `resources` gets here (preflight checks that a phase's

@@ -95,6 +95,8 @@ class Plan:
     timeline: Timeline | None = None
     # Each input of a phase that runs: its size, source and reader, bytes through this machine.
     inputs: tuple[InputRoute, ...] = ()
+    # The backend's word on machines (`Backend.machine_plan`): which phase runs where, and cost.
+    machines: tuple[str, ...] = ()
 
     @property
     def to_run(self) -> list[str]:

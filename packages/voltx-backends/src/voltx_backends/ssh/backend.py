@@ -121,6 +121,8 @@ class SSHBackend(Backend):
         self._ram_gb = settings.ram_gb
         self.dollars_per_hour = float(settings.dollars_per_hour)
         self._lock = threading.Lock()
+        # Held for a whole install: jobs started side by side wait for one install, not run two.
+        self._bootstrap_lock = threading.Lock()
         self._info: _scripts.HostInfo | None = None
         self._bootstrapped = False
 
@@ -165,22 +167,42 @@ class SSHBackend(Backend):
         return self._python
 
     def bootstrap(self, *, force: bool = False) -> bool:
-        """Install this machine's voltx on the host unless it is there; True if it installed."""
+        """Install this machine's voltx on the host unless it is there; True if it installed.
+
+        Callers at the same time share one install: the others wait for it."""
+        with self._bootstrap_lock:
+            with self._lock:
+                if self._bootstrapped and not force:
+                    return False
+            shipment = prepare(self._packages, self._plugins)
+            installed = install(
+                self.transport,
+                self.remote_root,
+                self._python,
+                shipment,
+                system_site_packages=self._system_site_packages,
+                pip_args=self._pip_args,
+            )
+            with self._lock:
+                self._bootstrapped = True
+            return installed
+
+    @property
+    def bootstrapped(self) -> bool:
+        """Whether this backend has installed (or found) voltx on the host."""
         with self._lock:
-            if self._bootstrapped and not force:
-                return False
-        shipment = prepare(self._packages, self._plugins)
-        installed = install(
-            self.transport,
-            self.remote_root,
-            self._python,
-            shipment,
-            system_site_packages=self._system_site_packages,
-            pip_args=self._pip_args,
-        )
-        with self._lock:
-            self._bootstrapped = True
-        return installed
+            return self._bootstrapped or not self._bootstrap
+
+    def stage_ahead(self, files: Mapping[str, bytes]) -> int:
+        """Copy a worker job's inputs to the host's store before the job is submitted (while
+        the bootstrap runs, say); `submit` then finds them there. Only a job on a folder store
+        has inputs to copy; returns the files copied."""
+        job = job_document_in(files)
+        if job is None or not staging.is_folder_store(job.store):
+            return 0
+        store = ArtifactStore.open(job.store)
+        remote_store = f"{self.remote_root}/{staging.REMOTE_STORE_DIR}"
+        return staging.push_inputs(self.transport, store, remote_store, list(job.inputs.values()))
 
     def capacity(self) -> Resources:
         info = self.host_info()

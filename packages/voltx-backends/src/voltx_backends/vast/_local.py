@@ -28,7 +28,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ import attrs
 from voltx.errors import BackendError
 
 KEY_NAME = "id_ed25519"
+# One line per pooled machine given back: what its prep, idle and busy time cost.
+MACHINES_FILE = "machines.jsonl"
 # A lease whose heartbeat is older than this, held from another machine, is considered dead.
 LEASE_STALE_S = 600.0
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -272,6 +274,28 @@ class LocalState:
             return  # another live process took it over: not ours to drop
         with contextlib.suppress(FileNotFoundError):
             self._lease_path(label).unlink()
+
+    # -- pooled machines -------------------------------------------------------------------
+
+    def record_machine(self, record: Mapping[str, Any]) -> None:
+        """Append what a pooled machine cost (prep, idle, busy) to ``machines.jsonl``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / MACHINES_FILE, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(dict(record), sort_keys=True) + "\n")
+
+    def machine_records(self) -> list[dict[str, Any]]:
+        """Every record `record_machine` wrote, oldest first (unreadable lines skipped)."""
+        try:
+            lines = (self.root / MACHINES_FILE).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        records = []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    records.append(record)
+        return records
 
     # -- finished jobs ---------------------------------------------------------------------
 

@@ -35,13 +35,13 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from voltx.backend import Backend, JobRequest, Quote
+from voltx.backend import Backend, JobRequest, PhaseSlot, Quote
 from voltx.errors import BackendError
 from voltx.job_document import job_document_in
 from voltx.spec import Resources
@@ -52,6 +52,8 @@ from voltx_backends.vast.gpus import relative_speed
 from voltx_backends.vast.handle import VastJobHandle
 from voltx_backends.vast.instances import LABEL_PREFIX, Condition, Instance
 from voltx_backends.vast.offers import OfferQuery
+from voltx_backends.vast.pool_plan import machine_plan_lines
+from voltx_backends.vast.pooled import MachinePool
 from voltx_backends.vast.provision import Provisioner, Rental
 from voltx_backends.vast.settings import VastSettings
 
@@ -106,6 +108,8 @@ class VastBackend(Backend):
         self._runs: set[str] = set()
         self._heartbeats: dict[str, float] = {}
         self._quotes: dict[Resources, tuple[float, Quote]] = {}
+        # Jobs share and reuse machines (``pool = true``; voltx_backends.vast.pooled).
+        self.pool = MachinePool(self) if self.settings.pool else None
         _open_backends.add(self)
 
     def __repr__(self) -> str:
@@ -186,6 +190,13 @@ class VastBackend(Backend):
         self._quotes[resources] = (now, quote)
         return quote
 
+    def machine_plan(self, slots: Sequence[PhaseSlot]) -> list[str]:
+        """With ``pool = true``: which machine each phase runs on, priced from live offers,
+        and what one machine per phase would cost (`voltx_backends.vast.pool_plan`)."""
+        if self.pool is None or not slots:
+            return []
+        return machine_plan_lines(slots, self.client, self.settings)
+
     def job_disk_gb(self, resources: Resources) -> float:
         # The disk rented with the instance (the offer search asks for the same).
         return max(self.settings.disk_gb, resources.disk_gb)
@@ -243,7 +254,26 @@ class VastBackend(Backend):
                 f"{holder.owner.pid} on {holder.owner.host}); two runs cannot share it",
                 self.name,
             )
+        if self.pool is not None:
+            return self._submit_pooled(request, run_id)
         handle = VastJobHandle(self, request.job_id, label, run_id, owner=True)
+        self._track(handle)
+        handle.start(handle.provision, request)
+        return handle
+
+    def _submit_pooled(self, request: JobRequest, run_id: str | None) -> VastJobHandle:
+        """Place the job on a pooled machine now (so its label and billing key are the
+        machine's from the start), and get the machine ready in the job's thread."""
+        assert self.pool is not None
+        try:
+            machine = self.pool.reserve(request.job_id, request.resources, run_id)
+        except BackendError as exc:
+            # As without the pool: the job fails with the reason, and the scheduler says so.
+            handle = VastJobHandle(self, request.job_id, job_label(request)[0], run_id, owner=True)
+            handle.fail(f"no Vast.ai instance: {exc}")
+            return handle
+        handle = VastJobHandle(self, request.job_id, machine.label, run_id, owner=True)
+        handle.machine = machine
         self._track(handle)
         handle.start(handle.provision, request)
         return handle
@@ -313,6 +343,10 @@ class VastBackend(Backend):
                 "instance not destroyed; will retry on close", instance=rental.id, error=str(exc)
             )
 
+    def record_machine(self, record: Mapping[str, object]) -> None:
+        """Keep what a pooled machine cost (``voltx vast machines`` lists it)."""
+        self.state.record_machine(record)
+
     def instance_trouble(self, rental: Rental | None) -> str | None:
         """Why the job's instance can no longer run it (gone, exited, offline), or None."""
         if rental is None:
@@ -371,6 +405,8 @@ class VastBackend(Backend):
             handles = list(self._handles)
         if self._client is None:
             return  # never talked to Vast: nothing rented
+        if self.pool is not None:
+            self.pool.close()
         for handle in handles:
             if handle.owner is not False:
                 handle.cancelled.set()

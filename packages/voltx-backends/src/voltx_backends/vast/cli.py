@@ -4,6 +4,7 @@
     voltx vast ls --all      # every instance of the account
     voltx vast reap -n       # which voltx instances no live run owns (nothing destroyed)
     voltx vast reap          # destroy them
+    voltx vast machines      # pooled machines given back: prep, idle and busy time, and cost
 
 The core CLI hands ``voltx vast ...`` to `main` here, by module name, without importing this
 package itself (voltx never imports voltx_backends). The backend settings and the work folder
@@ -38,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     reap = commands.add_parser("reap", help="destroy voltx instances no live run owns")
     reap.add_argument("--dry-run", "-n", action="store_true", help="only say what would go")
     reap.set_defaults(handler=cmd_reap)
+    machines = commands.add_parser(
+        "machines", help="pooled machines given back: prep, idle and busy time and their cost"
+    )
+    machines.add_argument("--run", help="only this run's machines")
+    machines.add_argument("--json", action="store_true", help="print as JSON")
+    machines.set_defaults(handler=cmd_machines)
     return parser
 
 
@@ -138,4 +145,40 @@ def cmd_reap(args: argparse.Namespace, backend: VastBackend) -> int:
         print(f"{verb} instance {instance.id} ({instance.label}, {instance.state})")
     if not orphans:
         print("no orphan voltx instances")
+    return 0
+
+
+def cmd_machines(args: argparse.Namespace, backend: VastBackend) -> int:
+    records = backend.state.machine_records()
+    if args.run is not None:
+        records = [r for r in records if r.get("run_id") == args.run]
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return 0
+    if not records:
+        print("no pooled machines recorded")
+        return 0
+
+    def spent(record: dict[str, Any], what: str) -> str:
+        time_s = float(record.get(f"{what}_s") or 0.0)
+        return f"{time_s:.0f} s (${float(record.get(f'{what}_dollars') or 0.0):.2f})"
+
+    rows = [
+        (
+            r.get("label", "-"),
+            f"{float(r.get('dollars_per_hour') or 0.0):.3f}",
+            r.get("jobs_run", 0),
+            spent(r, "prep"),
+            spent(r, "idle"),
+            f"{float(r.get('busy_s') or 0.0):.0f} s",
+            f"{float(r.get('dollars') or 0.0):.2f}",
+            r.get("released", "-"),
+        )
+        for r in records
+    ]
+    print(table(["label", "$/h", "jobs", "prep", "idle", "busy", "$", "released"], rows))
+    prep = sum(float(r.get("prep_dollars") or 0.0) for r in records)
+    idle = sum(float(r.get("idle_dollars") or 0.0) for r in records)
+    total = sum(float(r.get("dollars") or 0.0) for r in records)
+    print(f"\n{len(records)} machine(s): ${total:.2f}, of which prep ${prep:.2f}, idle ${idle:.2f}")
     return 0

@@ -35,6 +35,9 @@ from voltx_backends import _jobs
 from voltx_backends.ssh.handle import SSHJobHandle
 from voltx_backends.vast._local import LocalState, read_json, write_json
 from voltx_backends.vast.instances import Condition
+from voltx_backends.vast.pool import PooledMachine, pinned_argv, share_env
+from voltx_backends.vast.pooled import MachinePool
+from voltx_backends.vast.prep import prepare
 from voltx_backends.vast.provision import (
     InstanceDiedError,
     ProvisionCancelled,
@@ -78,6 +81,9 @@ class VastJobOwner(Protocol):
 
     @property
     def python(self) -> str: ...  # the interpreter the scheduler put in the argv
+
+    @property
+    def pool(self) -> MachinePool | None: ...  # the machine pool, with ``pool = true``
 
     def take_over(self, handle: VastJobHandle) -> bool:
         """Whether a re-attached job becomes the caller's (no other live process holds it)."""
@@ -130,6 +136,8 @@ class VastJobHandle(JobHandle):
         self._last_read = 0.0
         self._next_check = 0.0
         self._kept = backend.state.job_dir(job_id)
+        # The pooled machine the job was placed on (``pool = true``), else None.
+        self.machine: PooledMachine | None = None
 
     def __repr__(self) -> str:
         return f"VastJobHandle(job_id={self.job_id!r}, label={self.label!r})"
@@ -232,6 +240,10 @@ class VastJobHandle(JobHandle):
             log.error("no instance for the job", job_id=self.job_id, error=str(exc))
             self._fail(JobState.FAILED, f"no Vast.ai instance: {exc}")
 
+    def fail(self, detail: str) -> None:
+        """End the job before it started (no machine could be had for it)."""
+        self._fail(JobState.FAILED, detail)
+
     def _fail(self, state: JobState, detail: str) -> None:
         with self._lock:
             if self._failure is None:
@@ -245,6 +257,11 @@ class VastJobHandle(JobHandle):
 
     def provision(self, request: JobRequest) -> None:
         """Find or rent the job's instance and start the job there (the thread's work)."""
+        pool = self._backend.pool
+        if self.machine is not None and pool is not None:
+            pooled = pool.ready(self.machine, self.cancelled, self.report)
+            self._use(pooled, lambda: self._launch(pooled, request))
+            return
         rental = self._backend.provisioner.obtain(
             self.label, request.resources, self.run_id, self.cancelled, self.report
         )
@@ -295,7 +312,14 @@ class VastJobHandle(JobHandle):
             inner.cancel(grace_s=1.0)
         self._give_back(rental)
 
-    def _give_back(self, rental: Rental) -> None:
+    def _give_back(self, rental: Rental | None, *, lost: bool = False) -> None:
+        pool = self._backend.pool
+        if self.machine is not None and pool is not None:
+            # A pooled machine outlives its jobs: the share goes back, the pool decides.
+            pool.release(self.job_id, lost=lost)
+            return
+        if rental is None:
+            return
         if self.owner:
             self._backend.release(rental)
         else:
@@ -312,11 +336,24 @@ class VastJobHandle(JobHandle):
             argv = (ssh.python, *argv[1:])
         # The scheduler numbers GPUs over every instance; on its own instance a job has 0..n-1.
         devices = tuple(range(len(request.devices)))
+        env = dict(request.env)
+        pool = self._backend.pool
+        share = pool.share(self.job_id) if pool is not None and self.machine else None
+        if share is not None:
+            # On a shared machine the job gets its share's GPUs and cores, and no more.
+            devices = share.gpus
+            env.update(share_env(share))
+            argv = pinned_argv(
+                ssh.python, share, argv, limit_memory=self._backend.settings.pin_memory
+            )
         files = dict(request.files)
         job = job_document_in(files)
         if job is not None:
             files[JOB_FILE] = attrs.evolve(job, devices=devices).to_json()
-        inner = ssh.submit(attrs.evolve(request, argv=argv, devices=devices, files=files))
+        prepare(rental, request.files, self.report)
+        inner = ssh.submit(attrs.evolve(request, argv=argv, devices=devices, files=files, env=env))
+        if pool is not None and self.machine is not None:
+            pool.started(self.machine)
         # How a restarted orchestrator finds the job again on the instance.
         write_json(self._kept / SSH_REF_FILE, inner.ref)
         return inner
@@ -376,8 +413,7 @@ class VastJobHandle(JobHandle):
             )
         self._final = status
         rental, self._rental = self._rental, None
-        if rental is not None:
-            self._give_back(rental)
+        self._give_back(rental, lost=status.state is JobState.LOST)
         log.info(
             "vast job finished",
             job_id=self.job_id,

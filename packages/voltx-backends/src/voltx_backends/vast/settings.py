@@ -84,6 +84,20 @@ class VastSettings(OfferFilters):
     # How often a running job's instance is checked with the API even while SSH answers.
     instance_check_s: float = attrs.field(default=60.0, validator=_positive)
 
+    # -- the machine pool (docs/vast.md, "Machine pool") ---------------------------------
+    # Off: one instance per job, destroyed when it ends. On: jobs share and reuse machines.
+    pool: bool = False
+    # How long a pooled machine with nothing to run is kept for the next job that fits it.
+    pool_idle_s: float = attrs.field(default=120.0, validator=_not_negative)
+    # How long the first job of a new machine waits before renting it, so that the phases the
+    # scheduler starts together can be packed onto one offer.
+    pool_gather_s: float = attrs.field(default=1.0, validator=_not_negative)
+    # Cap a CPU-only job's address space at its RAM share. Off by default: torch and CUDA
+    # reserve far more address space than they use.
+    pin_memory: bool = False
+    # What a plan counts per machine for its boot, bootstrap and uploads (billed, no phase runs).
+    pool_prep_s: float = attrs.field(default=600.0, validator=_not_negative)
+
     # -- reaching the instance (as for the ssh backend) -----------------------------------
     ssh_user: str = "root"
     python: str = "python3"

@@ -93,6 +93,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
             title = f"voltx plan {' '.join(args.target)} ({result.profile}, {result.backend})"
             print(f"Gantt chart: {render_gantt(timeline, Path(args.gantt), title)}")
+    for line in result.machines:
+        print(line)
     if result.pinned:
         print(f"using added artifacts as they are: {', '.join(result.pinned)}")
     print(f"profile {result.profile}, backend {result.backend}, store {result.store}")
