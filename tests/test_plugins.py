@@ -293,7 +293,7 @@ class NotAttrsSettingsPlugin:
 def test_a_backend_gets_its_project_table_as_its_settings_class(
     bare_host: PluginHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from voltx.api import make_backend
+    from voltx.backend_factory import make_backend
     from voltx.errors import ConfigError
     from voltx.session import open_session
 

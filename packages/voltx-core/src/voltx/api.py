@@ -8,15 +8,15 @@ session's backend; each backend a run uses is made once (`run_backends`) and clo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import structlog
 
 from voltx._logging import ensure_logging
-from voltx.backend import Backend, PhaseSlot
+from voltx.backend import Backend
+from voltx.backend_factory import run_backends
 from voltx.budget import check_limit, spent_so_far
 from voltx.errors import BackendError, VoltxError
 from voltx.graph import Graph
@@ -30,24 +30,15 @@ from voltx.ledger import (
     since_last_start,
     target_key,
 )
-from voltx.planning.estimates import (
-    PhaseEstimate,
-    artifact_bytes,
-    estimate_phase,
-    measured_hours,
-)
 from voltx.planning.input_routes import (
-    THIS_MACHINE,
     input_routes,
-    reader_of,
-    remote_document,
 )
 from voltx.planning.preflight import PreflightError, preflight_problems
-from voltx.planning.timeline import BackendLanes, Timeline, backend_lanes, build_timeline
+from voltx.planning.priced import estimate
 from voltx.plugins import registry
 from voltx.resolve import ResolvedRun, resolve
-from voltx.results import ManifestEntry, PhaseResult, Plan, PlannedPhase, RunResult
-from voltx.routing import RunBackends, resolve_routing
+from voltx.results import PhaseResult, Plan, RunResult
+from voltx.routing import RunBackends
 from voltx.run_lease import RunLease
 from voltx.scheduler import Scheduler
 from voltx.session import (
@@ -56,7 +47,6 @@ from voltx.session import (
     Session,
     SessionOptions,
     open_session,
-    settings_for,
 )
 from voltx.spec import PhaseSpec
 
@@ -100,49 +90,6 @@ def plan(
     return attrs.evolve(planned, inputs=routes)
 
 
-def estimate(resolved: ResolvedRun, backend: Backend | RunBackends) -> Plan:
-    """The resolved plan with its timeline: each phase that will run, priced on its backend.
-
-    `backend` is the run's backends, or one `Backend` standing for the run's backend (any other
-    backend a phase is routed to is then made here, and closed).
-    """
-    if not isinstance(backend, RunBackends):
-        backends = run_backends(resolved, backend)
-        try:
-            return estimate(resolved, backends)
-        finally:
-            backends.close()
-    timeline = _timeline(
-        resolved.session, resolved.selected, resolved.plan.phases, backend, resolved.configs
-    )
-    resources = {p.phase_id: p.resources for p in resolved.plan.phases}
-    slots = [
-        PhaseSlot(e.phase_id, resources[e.phase_id], e.midpoint_start, e.midpoint_end)
-        for e in timeline.entries
-        if e.estimate is not None and e.phase_id in resources
-    ]
-    # Each backend places the phases routed to it (a pooled Vast backend packs them on machines).
-    routing = resolved.routing
-    machines = tuple(
-        line
-        for name in routing.names(slot.phase_id for slot in slots)
-        for line in backend.get(name).machine_plan(
-            [slot for slot in slots if routing.backend_for(slot.phase_id) == name]
-        )
-    )
-    return attrs.evolve(resolved.plan, timeline=timeline, machines=machines)
-
-
-def run_backends(resolved: ResolvedRun, given: Backend | None = None) -> RunBackends:
-    """The backends of a resolved run, each made (with its project settings) when first used.
-
-    `given` stands for the run's backend (and for its own name); it stays open when the others
-    are closed.
-    """
-    session = resolved.session
-    return RunBackends(resolved.routing, lambda name: make_backend(session, name), given=given)
-
-
 def _options(
     options: SessionOptions | None,
     backend: str | None,
@@ -154,48 +101,6 @@ def _options(
     return (options or SessionOptions()).replace(
         backend=backend, store=store, config=config, profile=profile, overrides=overrides
     )
-
-
-def _timeline(
-    session: Session,
-    selected: Sequence[str],
-    planned: Sequence[PlannedPhase],
-    backends: RunBackends,
-    configs: Mapping[str, Mapping[str, Any]],
-) -> Timeline:
-    """Estimates of every phase that will run, each on its backend, laid out in time within
-    each backend's capacity."""
-    registry_ = session.registry
-    declared: dict[str, float] = {}
-    for spec in registry_.phases.values():
-        for name in spec.produces:
-            declared[name] = spec.output_gb / max(1, len(spec.produces))
-    estimates: dict[str, PhaseEstimate | None] = {}
-    lanes: dict[str, BackendLanes] = {}
-    for item in planned:
-        if item.action != "run":
-            estimates[item.phase_id] = None
-            continue
-        spec = registry_.phase(item.phase_id)
-        name = backends.routing.backend_for(item.phase_id)
-        backend = backends.get(name)
-        if name not in lanes:
-            lanes[name] = backend_lanes(backend)
-        quote = backend.quote(spec.resources_for(session.profile))
-        moved = artifact_bytes(session.store, (*spec.requires, *spec.produces), declared)
-        measured = measured_hours(session.store, spec.id, session.profile, quote.host)
-        estimates[item.phase_id] = estimate_phase(
-            spec, session.profile, quote, moved, measured, configs[item.phase_id]
-        )
-    graph = session.graph
-    placement = {
-        pid: (
-            backends.routing.backend_for(pid),
-            registry_.phase(pid).resources_for(session.profile),
-        )
-        for pid in selected
-    }
-    return build_timeline(selected, graph.upstream, estimates, placement, lanes)
 
 
 def run(
@@ -370,33 +275,6 @@ def _continue_or_start(session: Session, key: str, force: bool) -> str:
     return new_run_id()
 
 
-def make_backend(session: Session, name: str | None = None) -> Backend:
-    """The backend `name` (by default the session's) with its project settings."""
-    name = name or session.backend
-    factory = session.registry.backend(name)
-    # Named, not made: a plan or a refused run leaves the store as it found it.
-    work_dir = session.store.local_dir("work", create=False) or _user_work_dir()
-    settings = settings_for(session, name)
-    try:
-        if settings is not None:
-            backend = factory(work_dir=work_dir, settings=settings)
-        else:
-            backend = factory(work_dir=work_dir, **session.project.backends.get(name, {}))
-    except TypeError as exc:
-        raise BackendError(f"backend {name}: bad settings: {exc}") from exc
-    if not isinstance(backend, Backend):
-        raise BackendError(f"backend {name!r} factory returned {backend!r}")
-    return backend
-
-
-def _user_work_dir() -> Path:
-    import os
-
-    base = Path(os.environ.get("VOLTX_HOME", Path.home() / ".voltx"))
-    base.mkdir(parents=True, exist_ok=True)
-    return base
-
-
 def preflight(
     target: str | Sequence[str] = "all",
     *,
@@ -415,49 +293,6 @@ def preflight(
         return preflight_problems(resolved.session, resolved.selected, backends, resolved.to_run)
     finally:
         backends.close()
-
-
-def manifest(
-    phase_id: str, *, store: str | None = None, config: ProjectConfig = None
-) -> list[ManifestEntry]:
-    """What a phase needs on its host: each input, its size, and where it comes from."""
-    session = open_session(store=store, config=config)
-    spec = session.registry.phase(phase_id)
-    entries: list[ManifestEntry] = []
-    for name in (*spec.requires, *spec.optional):
-        optional = name in spec.optional
-        digest = session.store.ref(name)
-        producer = session.graph.producer.get(name)
-        remote = remote_document(session, name) if producer is None else None
-        if remote is not None:
-            # A URL input: listed by its files, read by the phase's host from their URLs.
-            routed = resolve_routing(
-                session.project.routing, [spec], session.profile, session.backend
-            )
-            reader = reader_of(routed.backend_for(phase_id))
-            said = f"read by {reader} from its URL"
-            said += "" if reader == THIS_MACHINE else f"; 0 B through {THIS_MACHINE}"
-            entries.extend(
-                ManifestEntry(name, f.url, f.size, said, None, optional) for f in remote.files
-            )
-        elif digest is not None:
-            artifact = session.store.load_manifest(digest)
-            made_by = artifact.lineage.get("phase")
-            source = f"phase {made_by}" if made_by else f"added ({artifact.lineage.get('source')})"
-            entries.extend(
-                ManifestEntry(name, f.path, f.size, source, digest[:12], optional)
-                for f in artifact.files
-            )
-        elif name in session.project.inputs:
-            path = Path(session.project.inputs[name])
-            size = path.stat().st_size if path.is_file() else None
-            entries.append(
-                ManifestEntry(name, str(path), size, "[inputs] in voltx.toml", None, optional)
-            )
-        else:
-            source = f"phase {producer} (not run yet)" if producer else "missing"
-            entries.append(ManifestEntry(name, "-", None, source, None, optional))
-    return entries
 
 
 def status(run_id: str | None = None, *, store: str | None = None) -> RunResult:

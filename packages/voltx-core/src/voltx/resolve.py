@@ -29,8 +29,9 @@ class ResolvedRun:
     `targets` are the phase ids the target names (an artifact name becomes its producer);
     `plan` lists every selected phase in graph order with its action (``run`` or ``skip``),
     the reason and, where the inputs are known, its fingerprint (its `timeline` is None: an
-    estimate needs a backend, see `voltx.api.estimate`). `configs` holds each selected phase's
-    resolved config as plain data; `routing` the backend of each (`voltx.routing`).
+    estimate needs a backend, see `voltx.planning.priced.estimate`). `configs` holds each
+    selected phase's resolved config as plain data; `routing` the backend of each
+    (`voltx.routing`).
     """
 
     session: Session

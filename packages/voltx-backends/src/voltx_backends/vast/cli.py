@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def open_backend(store: str | None, config: str | None) -> VastBackend:
     """The Vast backend as a run of this project would make it (settings and work folder)."""
-    from voltx.api import make_backend
+    from voltx.backend_factory import make_backend
     from voltx.session import open_session
 
     backend = make_backend(open_session(store=store, config=config), "vast")

@@ -119,8 +119,10 @@ def _dollars(span: tuple[float, float]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from voltx.api import estimate, execute, run_backends
+    from voltx.api import execute
+    from voltx.backend_factory import run_backends
     from voltx.cli.live import with_live_view
+    from voltx.planning.priced import estimate
     from voltx.resolve import resolve
 
     # Resolved once: the live view draws, and the run runs, this very plan, on these backends.
@@ -171,7 +173,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from voltx.api import manifest
+    from voltx.planning.manifest import manifest
 
     entries = manifest(args.phase_id, store=args.store, config=args.config)
     rows = [
@@ -228,7 +230,7 @@ def _store_for(args: argparse.Namespace) -> str | None:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from voltx.api import make_backend
+    from voltx.backend_factory import make_backend
     from voltx.cli.follow import print_log
     from voltx.ledger import latest_run_id
     from voltx.session import open_session

@@ -343,7 +343,7 @@ def with_live_view(
         return run
 
     def live_run(*args: P.args, **kwargs: P.kwargs) -> R:
-        from voltx.api import make_backend
+        from voltx.backend_factory import make_backend
 
         try:
             costs = planned_costs(estimate().timeline)
