@@ -62,6 +62,7 @@ def preflight_problems(
     problems.extend(_disk_problems(session, backend, to_run))
     resources = {pid: session.registry.phase(pid).resources_for(session.profile) for pid in to_run}
     problems.extend(backend.preflight(resources))
+    problems.extend(backend.store_problems(session.store.url))
     return problems
 
 
