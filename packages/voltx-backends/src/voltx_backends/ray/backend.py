@@ -69,9 +69,11 @@ class RayBackend(Backend):
             raise BackendError("ray: give settings or keyword settings, not both", self.name)
         self.settings = settings or RaySettings.from_options(options)
         self.work_dir = Path(work_dir) if work_dir is not None else None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # `ray` builds the runtime env under it
         self._ray: Any = None
         self._runner_class: Any = None
+        self._env: dict[str, Any] | None = None
+        self._env_built = False
 
     def __repr__(self) -> str:
         return f"RayBackend({self.settings.resolved_address()!r})"
@@ -90,12 +92,14 @@ class RayBackend(Backend):
             address = self.settings.resolved_address()
             if not ray.is_initialized():
                 _check_reachable(address)
-                env = self._runtime_env()
+                # Ray uploads a local folder only as the whole connection's runtime environment
+                # (not per actor), so the first backend to connect in a process sets it.
+                shipped = self._runtime_env()
                 try:
                     ray.init(
                         address=address,
                         namespace=self.settings.namespace,
-                        runtime_env=env,
+                        runtime_env=shipped,
                         log_to_driver=False,
                         logging_level="WARNING",
                         configure_logging=False,
@@ -110,11 +114,18 @@ class RayBackend(Backend):
             return ray
 
     def _runtime_env(self) -> dict[str, Any] | None:
-        if self.settings.runtime_env == "inherit":
-            return {"pip": list(self.settings.pip)} if self.settings.pip else None
-        cache = (self.work_dir or Path.home() / ".cache" / "voltx") / "ray-wheels"
-        wheels = runtime_env.voltx_wheels(cache)
-        return runtime_env.runtime_env_for(wheels, self.settings.pip)
+        """The connection's runtime environment, built once (the wheels once per content)."""
+        with self._lock:
+            if self._env_built:
+                return self._env
+            if self.settings.runtime_env == "inherit":
+                self._env = {"pip": list(self.settings.pip)} if self.settings.pip else None
+            else:
+                cache = (self.work_dir or Path.home() / ".cache" / "voltx") / "ray-wheels"
+                site = runtime_env.unpacked_site(runtime_env.voltx_wheels(cache), cache)
+                self._env = runtime_env.runtime_env_for(site, self.settings.pip)
+            self._env_built = True
+            return self._env
 
     @property
     def python(self) -> str:

@@ -53,6 +53,7 @@ class RayJobHandle(JobHandle):
         self._started = started  # the ObjectRef of the runner's `start`, for the submitter
         self._node_id = node_id
         self._leader_pid = leader_pid
+        self._agent_handle: Any = None  # asked for once: every status call would cost a lookup
 
     def __repr__(self) -> str:
         return f"RayJobHandle(job_id={self.job_id!r}, node_id={self._node_id!r})"
@@ -88,10 +89,14 @@ class RayJobHandle(JobHandle):
                 self._node_id, self._leader_pid = where["node_id"], where["pid"]
             if self._node_id is None:
                 return None
-        try:
-            return ray.get_actor(agent_name(self._node_id), namespace=self._namespace)
-        except ValueError:
-            return None  # the node's agent is gone: the node left the cluster
+        if self._agent_handle is None:
+            try:
+                self._agent_handle = ray.get_actor(
+                    agent_name(self._node_id), namespace=self._namespace
+                )
+            except ValueError:
+                return None  # the node's agent is gone: the node left the cluster
+        return self._agent_handle
 
     def _where(self, ray: Any) -> Any:
         """The runner's answer: a dict, `PENDING`, or None (no runner, or its start failed)."""
@@ -191,6 +196,11 @@ class RayJobHandle(JobHandle):
             with contextlib.suppress(ValueError):
                 ray.kill(ray.get_actor(runner_name(self.job_id), namespace=self._namespace))
             self._started = None
-            return
+            # The runner may have started the job just before it was killed: that job is
+            # stopped like any other, through its node's agent.
+            self._node_id = self._scan_nodes(ray)
+            agent = self._agent() if self._node_id is not None else None
+            if agent is None or agent is PENDING:
+                return
         if agent is not None:
             self._ask(agent, "cancel", grace_s, self._leader_pid)

@@ -4,9 +4,14 @@ The nodes need voltx-core, voltx-backends, voltx-phases and every installed plug
 registers through the ``voltx`` entry-point group, at the versions this machine runs. Each is
 built into a wheel from its source folder (where pip installed it from: an editable install or
 a local folder), once per content: the wheel's folder is named after a digest of the source
-files, so an unchanged package is never built twice. The wheels go to Ray as ``py_modules``
-(Ray installs a local ``.whl`` on each node into the job's environment), with the packages'
-third-party dependencies, which the nodes' image is expected to have (torch, numpy), left alone.
+files, so an unchanged package is never built twice.
+
+The wheels are unpacked side by side into one folder (also named by content) that goes to Ray as
+the ``working_dir``: Ray uploads it once, unpacks it on each node and puts it first on the
+workers' ``PYTHONPATH``, which the job's worker process inherits. The unpacked ``.dist-info``
+folders come along, so the nodes find the plugins' ``voltx`` entry points. (Ray's ``py_modules``
+also takes ``.whl`` files, but installs them with ``pip install`` and their dependencies, torch
+included; the nodes' image is expected to have those.)
 
 A distribution installed from an index rather than a folder has no source here to build:
 that one is taken from the nodes' own Python (add it to the ``pip`` setting otherwise).
@@ -17,10 +22,12 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata as metadata
 import json
+import shutil
 import subprocess
 import sys
 import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,7 +100,8 @@ def build_wheel(name: str, folder: Path, cache: Path) -> Path:
     if built:
         return built[0]
     partial = target.with_name(target.name + ".partial")
-    partial.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(partial, ignore_errors=True)  # an interrupted build's leftovers
+    partial.mkdir(parents=True)
     # No build isolation and no network: the build backend (hatchling) is this environment's.
     command = [
         sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
@@ -125,9 +133,25 @@ def voltx_wheels(cache: Path, names: Iterable[str] | None = None) -> list[Path]:
     return wheels
 
 
-def runtime_env_for(wheels: Sequence[Path], pip: Sequence[str] = ()) -> dict[str, Any]:
-    """Ray's ``runtime_env``: the wheels as ``py_modules``, and any extra pip requirements."""
-    env: dict[str, Any] = {"py_modules": [str(wheel) for wheel in wheels]}
+def unpacked_site(wheels: Sequence[Path], cache: Path) -> Path:
+    """One folder holding every wheel's files (packages and dist-info), built once per set."""
+    digest = hashlib.sha256("\n".join(str(wheel) for wheel in wheels).encode()).hexdigest()[:20]
+    site = cache / f"site-{digest}"
+    if site.is_dir():
+        return site
+    partial = site.with_name(site.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(partial)  # our own wheels, just built from our own sources
+    partial.mkdir(parents=True, exist_ok=True)
+    partial.rename(site)
+    return site
+
+
+def runtime_env_for(site: Path, pip: Sequence[str] = ()) -> dict[str, Any]:
+    """Ray's ``runtime_env``: the unpacked wheels as the working dir, and any pip requirements."""
+    env: dict[str, Any] = {"working_dir": str(site)}
     if pip:
         env["pip"] = list(pip)
     return env
