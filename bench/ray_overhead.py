@@ -96,7 +96,9 @@ def main() -> int:
     temp_dir = Path(tempfile.mkdtemp(prefix="vray-bench-", dir="/tmp"))
     forward = ("PYTHONPATH", "VOLTX_PLUGINS", "VOLTX_LOAD_PLUGINS")
     try:
-        address = start_head(temp_dir, cpus=args.width)
+        # Twice the lanes: a finished job's actor gives its CPU back as its process exits, and
+        # the next phase's actor should not queue behind that exit.
+        address = start_head(temp_dir, cpus=2 * args.width)
         settings = RaySettings(
             address=address,
             runtime_env="inherit",

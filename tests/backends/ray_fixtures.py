@@ -28,7 +28,7 @@ import attrs
 import pytest
 
 START_TIMEOUT_S = 90.0
-STOP_GRACE_S = 10.0
+STOP_GRACE_S = 5.0
 # Logical CPUs the head offers: enough for the diamond's two lanes and a contract job at once.
 HEAD_CPUS = 4
 RAY_ENV = {
