@@ -194,6 +194,13 @@ class Backend(abc.ABC):
                 )
         return problems
 
+    def store_problems(self, url: str) -> list[str]:
+        """Problems the backend's jobs would have reaching the store at `url`, as lines.
+
+        Preflight asks it. The default has none: jobs on this machine reach any store it does.
+        """
+        return []
+
     @property
     def runs_in_process(self) -> bool:
         """True when jobs share this process (and so may use a ``memory://`` store)."""

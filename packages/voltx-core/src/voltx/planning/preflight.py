@@ -85,6 +85,7 @@ def preflight_problems(
             pid: session.registry.phase(pid).resources_for(session.profile) for pid in routed
         }
         problems.extend(executor.preflight(resources))
+        problems.extend(executor.store_problems(session.store.url))
     return problems
 
 

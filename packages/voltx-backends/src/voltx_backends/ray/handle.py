@@ -1,0 +1,206 @@
+"""The driver's side of a job on Ray: `RayJobHandle` finds the job's node and asks its agent.
+
+Where a job runs is known once its runner actor has started it. Until then the job is waiting
+for the cluster's resources, and reported as running ("waiting for resources"), as a queued job
+is. A handle made by `RayBackend.attach` (after an orchestrator crash) asks the runner actor by
+name, and once that has exited, every live node's agent, which node holds the job's folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from voltx.backend import JobHandle, JobState, JobStatus
+from voltx.errors import BackendError
+from voltx_backends import _jobs
+from voltx_backends.ray.node import BACKEND, agent_name, runner_name
+
+if TYPE_CHECKING:
+    from voltx_backends.ray.backend import RayBackend
+
+log = structlog.get_logger(__name__)
+
+# How long one question to the cluster may take before the handle gives up on it.
+CALL_TIMEOUT_S = 60.0
+# How long a status call waits for a runner's answer before reporting the job as still queued.
+PENDING_WAIT_S = 0.2
+WAITING = "waiting for resources on the Ray cluster"
+
+
+class _Pending:
+    """The job's runner has not started it yet (it waits for resources)."""
+
+
+PENDING = _Pending()
+
+
+class RayJobHandle(JobHandle):
+    """A job run by a `JobRunner` actor on some node of the cluster."""
+
+    def __init__(
+        self,
+        backend: RayBackend,
+        job_id: str,
+        started: Any = None,
+        node_id: str | None = None,
+        leader_pid: int | None = None,
+    ) -> None:
+        self._backend = backend
+        self.job_id = job_id
+        self._started = started  # the ObjectRef of the runner's `start`, for the submitter
+        self._node_id = node_id
+        self._leader_pid = leader_pid
+        self._agent_handle: Any = None  # asked for once: every status call would cost a lookup
+
+    def __repr__(self) -> str:
+        return f"RayJobHandle(job_id={self.job_id!r}, node_id={self._node_id!r})"
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        ref: dict[str, Any] = {
+            "backend": BACKEND,
+            "job_id": self.job_id,
+            "namespace": self._backend.settings.namespace,
+            "job_root": self._backend.settings.job_root,
+        }
+        if self._node_id is not None:
+            ref["node_id"] = self._node_id
+        return ref
+
+    @property
+    def price_per_hour(self) -> float:
+        return self._backend.settings.dollars_per_hour
+
+    # -- finding the job ---------------------------------------------------------------------
+
+    def _agent(self) -> Any:
+        """The agent of the job's node; `PENDING` while queued; None when nothing holds it."""
+        ray = self._backend.ray()
+        if self._node_id is None:
+            where = self._where(ray)
+            if where is PENDING:
+                return PENDING
+            if where is None:
+                self._node_id = self._scan_nodes(ray)
+            else:
+                self._node_id, self._leader_pid = where["node_id"], where["pid"]
+            if self._node_id is None:
+                return None
+        if self._agent_handle is None:
+            try:
+                self._agent_handle = ray.get_actor(
+                    agent_name(self._node_id), namespace=self._namespace
+                )
+            except ValueError:
+                return None  # the node's agent is gone: the node left the cluster
+        return self._agent_handle
+
+    def _where(self, ray: Any) -> Any:
+        """The runner's answer: a dict, `PENDING`, or None (no runner, or its start failed)."""
+        started = self._started
+        if started is None:
+            try:
+                runner = ray.get_actor(runner_name(self.job_id), namespace=self._namespace)
+            except ValueError:
+                return None  # the runner has exited: the job is over (or never ran)
+            started = runner.where.remote()
+        ready, _ = ray.wait([started], timeout=PENDING_WAIT_S)
+        if not ready:
+            return PENDING
+        try:
+            return ray.get(started, timeout=CALL_TIMEOUT_S)
+        except ray.exceptions.RayError as exc:
+            # The start failed, or the runner died before answering (it was cancelled, or its
+            # node went away): whatever folder it left, if any, tells the rest.
+            log.debug("job runner gave no start", job_id=self.job_id, error=str(exc)[:500])
+            self._started = None
+            return None
+
+    def _scan_nodes(self, ray: Any) -> str | None:
+        for node in ray.nodes():
+            if not node.get("Alive"):
+                continue
+            try:
+                agent = ray.get_actor(agent_name(node["NodeID"]), namespace=self._namespace)
+                if ray.get(
+                    agent.has_job.remote(self._job_root, self.job_id), timeout=CALL_TIMEOUT_S
+                ):
+                    return str(node["NodeID"])
+            except (ValueError, ray.exceptions.RayError):
+                continue
+        return None
+
+    def _ask(self, agent: Any, method: str, *args: Any) -> Any:
+        ray = self._backend.ray()
+        try:
+            return ray.get(
+                getattr(agent, method).remote(self._job_root, self.job_id, *args),
+                timeout=CALL_TIMEOUT_S,
+            )
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if isinstance(exc.cause, BackendError) else None
+            if cause is not None:
+                raise BackendError(str(cause), BACKEND) from None
+            raise BackendError(f"job {self.job_id}: {method} failed: {exc}", BACKEND) from exc
+
+    @property
+    def _namespace(self) -> str:
+        return self._backend.settings.namespace
+
+    @property
+    def _job_root(self) -> str:
+        return self._backend.settings.job_root
+
+    # -- the job protocol --------------------------------------------------------------------
+
+    def status(self) -> JobStatus:
+        ray = self._backend.ray()
+        agent = self._agent()
+        if agent is PENDING:
+            return JobStatus(JobState.RUNNING, detail=WAITING)
+        if agent is None:
+            return JobStatus(
+                JobState.LOST, detail="no node of the Ray cluster holds the job's folder"
+            )
+        try:
+            status: JobStatus = self._ask(agent, "status", self._leader_pid)
+        except ray.exceptions.RayActorError:
+            return JobStatus(JobState.LOST, detail="the job's node left the Ray cluster")
+        return status
+
+    def read_log(self, offset: int = 0) -> tuple[bytes, int]:
+        if offset < 0:
+            raise BackendError(f"log offset must not be negative, got {offset}", BACKEND)
+        agent = self._agent()
+        if agent is PENDING or agent is None:
+            return b"", offset
+        data: tuple[bytes, int] = self._ask(agent, "read_log", offset)
+        return data
+
+    def read_file(self, name: str) -> bytes | None:
+        _jobs.check_file_name(name, BACKEND)
+        agent = self._agent()
+        if agent is PENDING or agent is None:
+            return None
+        data: bytes | None = self._ask(agent, "read_file", name)
+        return data
+
+    def cancel(self, grace_s: float = 10.0) -> None:
+        ray = self._backend.ray()
+        agent = self._agent()
+        if agent is PENDING:
+            # Not started: taking the runner away is the whole cancel (it holds no process yet).
+            with contextlib.suppress(ValueError):
+                ray.kill(ray.get_actor(runner_name(self.job_id), namespace=self._namespace))
+            self._started = None
+            # The runner may have started the job just before it was killed: that job is
+            # stopped like any other, through its node's agent.
+            self._node_id = self._scan_nodes(ray)
+            agent = self._agent() if self._node_id is not None else None
+            if agent is None or agent is PENDING:
+                return
+        if agent is not None:
+            self._ask(agent, "cancel", grace_s, self._leader_pid)
