@@ -16,7 +16,10 @@ import structlog
 
 from voltx._logging import ensure_logging
 from voltx.backend import Backend
-from voltx.backend_factory import run_backends
+
+# Also importable from here, where they were first defined.
+from voltx.backend_factory import make_backend as make_backend
+from voltx.backend_factory import run_backends as run_backends
 from voltx.budget import check_limit, spent_so_far
 from voltx.errors import BackendError, VoltxError
 from voltx.graph import Graph
@@ -33,8 +36,9 @@ from voltx.ledger import (
 from voltx.planning.input_routes import (
     input_routes,
 )
+from voltx.planning.manifest import manifest as manifest
 from voltx.planning.preflight import PreflightError, preflight_problems
-from voltx.planning.priced import estimate
+from voltx.planning.priced import estimate as estimate
 from voltx.plugins import registry
 from voltx.resolve import ResolvedRun, resolve
 from voltx.results import PhaseResult, Plan, RunResult
