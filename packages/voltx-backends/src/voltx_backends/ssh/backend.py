@@ -92,6 +92,12 @@ class SSHBackend(Backend):
         if settings is not None and options:
             raise BackendError("ssh: give settings or keyword settings, not both", self.name)
         settings = settings or SSHSettings.from_options(options)
+        if settings.host is None:
+            # A pool is its own backend: `voltx_backends.ssh.pool.ssh_backend` makes either.
+            raise BackendError(
+                "ssh: SSHBackend reaches one host; for a list of hosts use SSHPoolBackend",
+                self.name,
+            )
         self.settings = settings
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self.target = SSHTarget(
