@@ -113,6 +113,29 @@ def test_host_and_hosts_together_are_refused(sshd_server: SSHServer) -> None:
         SSHSettings.from_options({})
 
 
+def test_a_project_file_lists_hosts_and_a_bad_entry_is_named_by_its_path(tmp_path: Path) -> None:
+    from voltx.errors import ConfigError
+    from voltx.plugins import registry
+    from voltx.project import load_project
+
+    path = tmp_path / "voltx.toml"
+    path.write_text(
+        "[backends.ssh]\n"
+        'user = "me"\n'
+        'hosts = [{ host = "cpu-box", cpu_cores = 192, gpus = 0, ram_gb = 512 },\n'
+        '         { host = "gpu-box", port = 2222, gpus = 1, dollars_per_hour = 1.2 }]\n'
+    )
+    settings = load_project(path, registry()).backend_settings["ssh"]
+    pool = ssh_backend(tmp_path, settings=settings)
+    assert isinstance(pool, SSHPoolBackend)
+    assert [host.destination for host in pool.hosts] == ["me@cpu-box", "me@gpu-box:2222"]
+    assert pool.hosts[0].settings.cpu_cores == 192 and pool.hosts[1].dollars_per_hour == 1.2
+    path.write_text('[backends.ssh]\nhosts = [{ host = "a" }, { host = "b", cpu_core = 4 }]\n')
+    with pytest.raises(ConfigError) as error:
+        load_project(path, registry())
+    assert any("backends.ssh.hosts[1].cpu_core: unknown key" in p for p in error.value.problems)
+
+
 # --- Capacity, placement and pinning ------------------------------------------------------
 
 
@@ -254,3 +277,13 @@ class TestOneHostFormContract(BackendContract):
         backend = ssh_backend(root / "work", **sshd_server.settings(root / "remote"))
         yield backend
         backend.close()
+
+
+class TestPoolContract(BackendContract):
+    """The pool keeps the contract too: its jobs run pinned, through the same job folders."""
+
+    jobs_run_locally = True
+
+    @pytest.fixture
+    def backend(self, pool: SSHPoolBackend) -> SSHPoolBackend:
+        return pool
