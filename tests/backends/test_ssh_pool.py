@@ -8,6 +8,9 @@ commands, so placement, pinning, refusal and re-attachment are seen without the 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +20,11 @@ import pytest
 import ssh_fixtures
 from ssh_fixtures import SSHServer, known_hosts_line
 
+from _support import statuses, subprocess_env
 from voltx.backend import JobHandle, JobRequest, JobState, PhaseSlot
 from voltx.errors import BackendError
 from voltx.spec import Resources
+from voltx.store import ArtifactStore
 from voltx.testing.backend_contract import (
     BackendContract,
     read_whole_log,
@@ -261,6 +266,64 @@ def test_a_job_that_started_after_its_ref_was_recorded_is_found(
         fresh.close()
     for handle in busy:
         wait_finished(handle)
+
+
+# --- A whole run -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_voltx_run_spreads_the_phases_over_the_pool(
+    pool_settings: SSHSettings, example_site: Path, tmp_path: Path
+) -> None:
+    """`voltx plan` and `voltx run` on the pool, with a folder store staged to each host."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shared = {
+        "user": pool_settings.user,
+        "identity_file": pool_settings.identity_file,
+        "known_hosts": pool_settings.known_hosts,
+        "remote_root": str(tmp_path / "remote"),
+        "bootstrap": False,
+        "python": sys.executable,
+        "forward_env": ["PYTHONPATH", "VOLTX_PLUGINS", "VOLTX_HOME", "VOLTX_CACHE_DIR"],
+    }
+    hosts = ", ".join(
+        f'{{ host = "{e.host}", port = {pool_settings.port}, cpu_cores = {e.cpu_cores}, '
+        f"ram_gb = {e.ram_gb} }}"
+        for e in pool_settings.hosts
+    )
+    lines = ["[backends.ssh]", *(f"{k} = {json.dumps(v)}" for k, v in shared.items())]
+    (project / "voltx.toml").write_text("\n".join([*lines, f"hosts = [{hosts}]"]) + "\n")
+    env = subprocess_env(example_site)
+
+    def voltx(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "voltx", *args],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, f"voltx {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    plan = voltx("plan", "ex.report", "--backend", "ssh")
+    small, large = (
+        f"{pool_settings.user}@{e.host}:{pool_settings.port}" for e in pool_settings.hosts
+    )
+    # The small host has one core: of ex.lines and ex.tokens, which run together, one goes to
+    # the larger host.
+    assert f"{small} (1 cores, 1 GB RAM) runs ex.corpus, ex.lines, ex.report" in plan, plan
+    assert f"{large} (2 cores, 4 GB RAM) runs ex.tokens" in plan, plan
+    run = voltx("run", "ex.report", "--backend", "ssh")
+    assert set(statuses(run).values()) == {"succeeded"}, run
+    store = ArtifactStore.open(str(project / ".voltx"))
+    store.verify("ex_report")
+    # The ledger's job refs name the host each job ran on: both were used.
+    refs = [p.read_text() for p in (project / ".voltx").rglob("*") if p.is_file()]
+    assert any(f'"host": "{large}"' in text for text in refs if '"job_dir"' in text)
+    assert any(f'"host": "{small}"' in text for text in refs if '"job_dir"' in text)
 
 
 # --- The one-host form keeps the backend contract -----------------------------------------

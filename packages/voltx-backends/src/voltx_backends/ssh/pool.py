@@ -183,9 +183,11 @@ class SSHPoolBackend(Backend):
 
     def quote(self, resources: Resources) -> Quote:
         # The rate of the host the phase would go to first (free unless dollars_per_hour is set).
+        # Measured hours are kept under the backend's name, as for one host: a phase may run on
+        # another host of the pool than the first that fits it.
         candidates = self._candidates(resources)
         host = candidates[0][0] if candidates else self.hosts[0]
-        return Quote(host=f"{self.name}:{host.destination}", dollars_per_hour=host.dollars_per_hour)
+        return Quote(host=self.name, dollars_per_hour=host.dollars_per_hour)
 
     def preflight(self, resources: Mapping[str, Resources]) -> list[str]:
         """One line for each phase that no host of the pool can hold, even when idle."""
