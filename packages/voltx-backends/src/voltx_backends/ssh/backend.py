@@ -78,6 +78,9 @@ class SSHBackend(Backend):
     it (plans price phases with it, and run budgets count it once however many jobs share the
     host). `checkpoint_pull_s` is how often a job on a folder store has its new checkpoints
     copied back here (`voltx_backends.ssh.checkpoint_mirror`).
+
+    Settings with ``hosts`` instead of `host` describe several hosts: `SSHPoolBackend` runs
+    those, each host through an `SSHBackend` of its own (docs/ssh.md, "Several hosts").
     """
 
     name = "ssh"
