@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import ssh_fixtures
 from ssh_fixtures import SSHServer, known_hosts_line
@@ -33,6 +34,7 @@ from voltx.testing.backend_contract import (
     wait_until,
 )
 from voltx_backends.ssh import SSHBackend, SSHPoolBackend, SSHSettings, ssh_backend
+from voltx_backends.ssh import backend as ssh_backend_module
 
 pytestmark = pytest.mark.integration
 
@@ -197,6 +199,37 @@ def test_the_job_gets_its_share_of_gpus(pool: SSHPoolBackend, handles: list[JobH
     assert read_whole_log(cpu) == b"gpus=\n"  # a CPU job never takes GPU 0 by default
 
 
+def test_each_host_is_bootstrapped_once(
+    pool_settings: SSHSettings,
+    tmp_path: Path,
+    handles: list[JobHandle],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The install itself is the one-host backend's (tested there); here only who asks for it.
+    installs: list[str] = []
+
+    def install(transport: Any, *_args: Any, **_kwargs: Any) -> bool:
+        installs.append(transport.target.destination)
+        return True
+
+    monkeypatch.setattr(ssh_backend_module, "prepare", lambda *_args, **_kwargs: None)
+    monkeypatch.setattr(ssh_backend_module, "install", install)
+    settings = attrs.evolve(pool_settings, bootstrap=True, remote_root=str(tmp_path / "remote"))
+    pool = ssh_backend(tmp_path / "work", settings=settings)
+    try:
+        for resources in (SMALL, LARGE_ONLY, LARGE_ONLY, SMALL):
+            handles.append(
+                pool.submit(
+                    JobRequest(f"boot-{uuid.uuid4().hex[:8]}", sh("true"), resources=resources)
+                )
+            )
+        assert sorted(installs) == sorted(host.destination for host in pool.hosts)
+    finally:
+        for handle in handles:
+            wait_finished(handle)
+        pool.close()
+
+
 # --- Preflight and plans ------------------------------------------------------------------
 
 
@@ -209,6 +242,8 @@ def test_preflight_refuses_a_phase_no_single_host_holds_in_one_line(
     assert len(problems) == 1
     assert problems[0].startswith("phase 9.9 needs 2 GPU(s)")
     assert "no single host" in problems[0] and "\n" not in problems[0]
+    # GPUs declared without nvidia-smi on the host have no known memory: none is claimed.
+    assert "1 GPU(s), 2 cores, 4 GB RAM" in problems[0]
     with pytest.raises(BackendError, match="no single host"):
         pool.submit(JobRequest("too-big", sh("true"), resources=Resources(gpus=2)))
 

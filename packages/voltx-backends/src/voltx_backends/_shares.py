@@ -45,7 +45,8 @@ class MachineShape:
         )
 
     def describe(self) -> str:
-        gpus = f"{self.gpus} GPU(s) of {self.gpu_memory_gb:g} GB, " if self.gpus else ""
+        memory = f" of {self.gpu_memory_gb:g} GB" if self.gpu_memory_gb != float("inf") else ""
+        gpus = f"{self.gpus} GPU(s){memory}, " if self.gpus else ""
         return f"{gpus}{self.cpu_cores} cores, {self.ram_gb:g} GB RAM"
 
 
