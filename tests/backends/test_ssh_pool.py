@@ -44,7 +44,7 @@ SMALL = Resources(cpu_cores=1, ram_gb=1.0, disk_gb=0.0)
 # More RAM than the small host has: only the large one holds it.
 LARGE_ONLY = Resources(cpu_cores=1, ram_gb=2.0, disk_gb=0.0)
 # Reads the cores this job may run on, as the kernel sees it.
-ALLOWED_CPUS = "grep Cpus_allowed_list /proc/self/status; sleep 1"
+ALLOWED_CPUS = "grep Cpus_allowed_list /proc/self/status; sleep 2"
 
 
 @pytest.fixture(scope="module")
