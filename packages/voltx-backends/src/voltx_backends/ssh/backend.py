@@ -78,6 +78,9 @@ class SSHBackend(Backend):
     it (plans price phases with it, and run budgets count it once however many jobs share the
     host). `checkpoint_pull_s` is how often a job on a folder store has its new checkpoints
     copied back here (`voltx_backends.ssh.checkpoint_mirror`).
+
+    Settings with ``hosts`` instead of `host` describe several hosts: `SSHPoolBackend` runs
+    those, each host through an `SSHBackend` of its own (docs/ssh.md, "Several hosts").
     """
 
     name = "ssh"
@@ -92,6 +95,12 @@ class SSHBackend(Backend):
         if settings is not None and options:
             raise BackendError("ssh: give settings or keyword settings, not both", self.name)
         settings = settings or SSHSettings.from_options(options)
+        if settings.host is None:
+            # A pool is its own backend: `voltx_backends.ssh.pool.ssh_backend` makes either.
+            raise BackendError(
+                "ssh: SSHBackend reaches one host; for a list of hosts use SSHPoolBackend",
+                self.name,
+            )
         self.settings = settings
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self.target = SSHTarget(
