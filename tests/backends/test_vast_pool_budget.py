@@ -83,8 +83,8 @@ def test_a_budget_reached_while_a_machine_idles_stops_the_run_and_counts_the_idl
     stopped = voltx("run", "slow.join", *args, "--budget", "0.002", cwd=project, env=env)
     assert stopped.returncode == BUDGET_EXIT_CODE, stopped.stderr
     assert [(i.id, i.label, i.actual_status) for i in fake_vast.live()] == []
-    first, second = fake_vast.created()  # slow.a's machine and slow.side's
-    assert first.label.endswith("-m1") and second.label.endswith("-m2")
+    rented = fake_vast.created()  # slow.a's machine and slow.side's, in either order
+    assert sorted(i.label[-3:] for i in rented) == ["-m1", "-m2"]
 
     status = json.loads(voltx("status", "--json", cwd=project, env=env).stdout)
     assert status["status"] == "budget_exceeded"
@@ -96,15 +96,15 @@ def test_a_budget_reached_while_a_machine_idles_stops_the_run_and_counts_the_idl
     # The idle machine's time is part of what was spent, and no phase's.
     assert finished["idle"] > 0 and finished["spent"] >= 0.002
     assert sum(finished["phases"].values()) < finished["spent"]
-    machines = {m["label"]: m for m in status["machines"]}
-    assert set(machines) == {first.label, second.label}
-    idle = machines[first.label]
+    machines = sorted(status["machines"], key=lambda m: m["idle_s"])
+    assert {m["label"] for m in machines} == {i.label for i in rented}
+    busy, idle = machines  # slow.side's, then slow.a's
     # Kept while slow.join (which fits it) waited on slow.side, until the stop ended the run.
     assert idle["released"] == "" and idle["jobs_run"] == 1
     assert idle["idle_s"] > 1.0 and idle["prep_s"] > 0
-    assert idle["dollars_per_hour"] == 0.40
-    assert machines[second.label]["idle_s"] < 1.0
+    assert idle["dollars_per_hour"] in (0.40, 0.45)  # the two 4090 offers
+    assert busy["idle_s"] < 1.0
 
     shown = voltx("status", cwd=project, env=env).stdout
-    assert "machines:" in shown and first.label in shown
+    assert "machines:" in shown and idle["label"] in shown
     assert "2 machine(s): prep $" in shown and "run ended" in shown
