@@ -136,13 +136,14 @@ def run_in_s3(project: Path, store_url: str, remote: Path) -> subprocess.Complet
 # --- Vast.ai -----------------------------------------------------------------------------------
 
 
-def vast_settings(remote: Path) -> dict[str, Any]:
+def vast_settings(remote: Path, **overrides: Any) -> dict[str, Any]:
     return quick_settings(
         remote,
         status_interval_s=0.1,
         provision_timeout_s=60.0,
         ssh_timeout_s=30.0,
         forward_env=FORWARD_ENV,
+        **overrides,
     )
 
 
@@ -152,12 +153,12 @@ def test_vast_run_of_2_1_on_an_s3_store(fake_vast: FakeVast, s3: S3Server, tmp_p
     project = write_project(tmp_path / "project", "vast", vast_settings(remote), store_url)
     run_in_s3(project, store_url, remote)
 
-    # One instance per phase, each destroyed.
+    # The pool (the default): the chain runs on one machine, destroyed at the end.
     assert [(i.id, i.label) for i in fake_vast.live()] == []
     store = ArtifactStore.open(store_url)
     run_id = latest_run_id(store)
     labels = sorted(i.label for i in fake_vast.created())
-    assert labels == sorted(f"voltx-{run_id}-{phase}" for phase in PIPELINE)
+    assert labels == [f"voltx-{run_id}-m1"]
     # Everything went to S3, nothing through a folder store here.
     assert_pipeline_committed(store)
     assert s3.keys("vast/manifests/")
@@ -212,7 +213,8 @@ def test_independent_phases_run_on_two_instances_at_once(
     fake_vast: FakeVast, tmp_path: Path
 ) -> None:
     remote = tmp_path / "remote"
-    project = write_project(tmp_path / "project", "vast", vast_settings(remote))
+    # One instance per job (pool = false): each lane on a machine of its own.
+    project = write_project(tmp_path / "project", "vast", vast_settings(remote, pool=False))
     env = subprocess_env(TEST_PLUGINS, VOLTX_PLUGINS="slow_pipeline")
     seconds = ("--set", "slow.a.seconds=2", "--set", "slow.side.seconds=2")
     began = time.monotonic()
@@ -248,7 +250,9 @@ def test_preempted_training_resumes_on_a_new_instance_to_the_same_weights(
 ) -> None:
     """The instance dies under 2.1 once a checkpoint reached S3; the new one ends bit-exact."""
     remote = tmp_path / "remote"
-    settings = vast_settings(remote)
+    # One instance per job, found by its phase's label (a pooled machine's preemption:
+    # tests/backends/test_vast_pool_runs.py).
+    settings = vast_settings(remote, pool=False)
     reference = write_project(tmp_path / "reference", "vast", settings, s3.url("reference"))
     voltx("run", "2.1", *SHRINK, cwd=reference, env=subprocess_env())
     expected = ArtifactStore.open(s3.url("reference")).resolve("scaled_vfn")
@@ -346,7 +350,8 @@ def test_budget_stops_training_and_a_larger_one_resumes_to_the_same_weights(
     """2.1's own time limit stops it after a checkpoint reached S3: every instance goes, the run
     is budget_exceeded; a larger limit resumes from that checkpoint and ends bit-exact."""
     remote = tmp_path / "remote"
-    settings = vast_settings(remote)
+    # One instance per job: 2.1's rentals are found by its label below.
+    settings = vast_settings(remote, pool=False)
     env = subprocess_env()
     began = time.monotonic()
     reference = write_project(tmp_path / "reference", "vast", settings, s3.url("reference"))

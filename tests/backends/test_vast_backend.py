@@ -40,7 +40,9 @@ DEADLINE_S = 30.0
 
 def fast_settings(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     """Settings that make the backend quick against the fake: short polls, no bootstrap."""
-    return quick_settings(tmp_path / "remote", **overrides)
+    # One instance per job: these tests are about renting and giving back one instance (the
+    # pooled path, the default, is tests/backends/test_vast_pool*.py).
+    return quick_settings(tmp_path / "remote", **{"pool": False, **overrides})
 
 
 @pytest.fixture

@@ -114,7 +114,8 @@ def test_budget_stops_the_run_destroys_every_instance_and_a_larger_budget_finish
     assert after["phases"]["slow.a"]["attempts"] == 2
     assert [(i.id, i.label, i.actual_status) for i in fake_vast.live()] == []
     labels = [i.label for i in fake_vast.created()]
-    assert labels == [f"voltx-{run_id}-slow.a", f"voltx-{run_id}-slow.a", f"voltx-{run_id}-slow.b"]
+    # Pooled (the default): the stopped run's machine, then one for the rest of the chain.
+    assert labels == [f"voltx-{run_id}-m1", f"voltx-{run_id}-m1"]
     spends = [e for e in run_events(project, run_id) if e["kind"] == "run_finished"]
     final = spends[-1]["data"]
     assert isinstance(final, dict) and final["spent"] > data["spent"]

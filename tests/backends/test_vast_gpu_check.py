@@ -38,7 +38,8 @@ def make_backend(tmp_path: Path, fake_vast: FakeVast) -> Iterator[Callable[..., 
     made: list[VastBackend] = []
 
     def make(**overrides: Any) -> VastBackend:
-        settings = quick_settings(tmp_path / "remote", **overrides)
+        # One instance per job: the check runs on each new instance, pooled or not.
+        settings = quick_settings(tmp_path / "remote", **{"pool": False, **overrides})
         backend = VastBackend(work_dir=tmp_path / "work", **settings)
         made.append(backend)
         return backend

@@ -15,6 +15,7 @@ import voltx
 import voltx.plugins
 from _support import TEST_PLUGINS
 from voltx.planning.estimates import spec_hours
+from voltx_backends.vast.backend import QUOTE_OFFERS
 from voltx_backends.vast.gpus import relative_speed
 
 sys.path.insert(0, str(TEST_PLUGINS))
@@ -88,9 +89,13 @@ def test_each_phase_is_priced_from_the_cheapest_matching_offer(
         speed = relative_speed(gpu) if spec.resources.gpus else 1.0
         assert estimate.hours[0] == pytest.approx(low / speed)
         assert estimate.dollars[0] == pytest.approx((low / speed + estimate.transfer_hours) * price)
-    # One offer search per kind of phase, however many phases share it; nothing rented.
+    # One price search per kind of phase, however many phases share it; nothing rented. (The
+    # pool's machine plan, on by default, searches once per machine it lays out, for one offer.)
     searches = [r for r in seed_on_vast.requests if r.path in SEARCH_PATHS]
-    assert len(searches) == len({s.resources for s in seed_phase_table.PHASES}) == 4
+    quotes = [r for r in searches if r.body.get("limit") == QUOTE_OFFERS]
+    assert len(quotes) == len({s.resources for s in seed_phase_table.PHASES}) == 4
+    assert all(r.body.get("limit") == 1 for r in searches if r not in quotes)
+    assert plan.machines
     assert seed_on_vast.created() == []
     assert timeline.dollars[0] > 0
 

@@ -19,13 +19,14 @@ import fake_vast as fakes
 import pytest
 from fake_vast import FakeVast, quick_settings
 
-from voltx.backend import JobRequest, JobState
+from voltx.backend import JobRequest, JobState, UpcomingPhase
 from voltx.spec import Resources
 from voltx.testing.backend_contract import read_whole_log, wait_finished, wait_for
 from voltx_backends.ssh import SSHBackend
 from voltx_backends.ssh import backend as ssh_backend
 from voltx_backends.vast import VastBackend
 from voltx_backends.vast.cli import cmd_machines
+from voltx_backends.vast.pool import NEXT_PHASE_GRACE_S
 
 pytestmark = pytest.mark.integration
 
@@ -160,6 +161,21 @@ def test_an_idle_instance_is_destroyed_after_its_window(
     cmd_machines(argparse.Namespace(run=None, json=False), backend)
     out = capsys.readouterr().out
     assert first_machine["label"] in out and "2 machine(s)" in out and "of which prep $" in out
+
+
+def test_an_idle_instance_no_phase_to_come_fits_goes_after_the_grace_not_the_cap(
+    fake_vast: FakeVast, make_backend: Callable[..., VastBackend]
+) -> None:
+    backend = make_backend(pool_idle_s=120.0)
+    # The scheduler's hint: the one phase still to come needs more GPU memory than a 4090 has.
+    backend.expect([UpcomingPhase("big", Resources(gpus=1, gpu_memory_gb=80), None)])
+    job = backend.submit(sh("echo one", GPU))
+    assert wait_finished(job, DEADLINE_S).state is JobState.SUCCEEDED
+    ended = time.monotonic()
+    fake_vast.wait_for(lambda: not fake_vast.live(), "the idle instance to go", 20.0)
+    assert time.monotonic() - ended < 20.0  # NEXT_PHASE_GRACE_S, far below the 120 s cap
+    (machine,) = backend.machines()
+    assert machine.released == "idle" and machine.idle_s >= NEXT_PHASE_GRACE_S - 0.5
 
 
 def test_a_cpu_and_a_gpu_job_share_one_instance_each_in_its_share(

@@ -15,6 +15,7 @@ from voltx_backends.vast.pool import (
     Share,
     choose_packing,
     combined,
+    hinted_idle_window,
     idle_window_s,
     index_ranges,
     pinned_argv,
@@ -93,6 +94,24 @@ def test_idle_window_follows_the_next_phase_up_to_the_cap() -> None:
     assert idle_window_s(120.0) == 120.0
     assert idle_window_s(120.0, expected_next_s=30.0) == 30.0
     assert idle_window_s(120.0, expected_next_s=900.0) == 120.0
+
+
+def test_hinted_idle_window_waits_for_a_phase_that_fits_and_no_longer() -> None:
+    now, grace = 1000.0, 5.0
+    big_gpu = Resources(gpus=1, gpu_memory_gb=80)
+
+    def window(*upcoming: tuple[Resources, float | None]) -> float:
+        return hinted_idle_window(120.0, BIG, upcoming, now, grace)
+
+    # Nothing still to start fits the machine: only the grace.
+    assert window() == grace
+    assert window((big_gpu, None)) == grace
+    # A fitting phase expected in 30 s (the unfitting one does not count); one overdue gets the
+    # grace; one far off, or of unknown time, the cap.
+    assert window((TRAIN, now + 30.0), (big_gpu, now + 1.0)) == 30.0
+    assert window((TRAIN, now - 10.0)) == grace
+    assert window((TRAIN, now + 900.0)) == 120.0
+    assert window((TRAIN, now + 30.0), (TOKENIZE, None)) == 120.0
 
 
 def test_index_ranges() -> None:

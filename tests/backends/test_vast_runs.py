@@ -93,7 +93,7 @@ def job_started(tmp_path: Path, phase: str) -> bool:
     return any((tmp_path / "remote" / "jobs").glob(f"*{phase}*/outputs/*/part-1.txt"))
 
 
-def test_run_rents_per_phase_destroys_each_and_never_shows_the_key(
+def test_run_rents_one_pooled_machine_destroys_it_and_never_shows_the_key(
     project: Path, env: dict[str, str], fake_vast: FakeVast, tmp_path: Path
 ) -> None:
     with CommandLineWatch(fake_vast.api_key) as watch:
@@ -102,7 +102,8 @@ def test_run_rents_per_phase_destroys_each_and_never_shows_the_key(
     no_live_instances(fake_vast)
     run_id = json.loads((project / ".voltx" / "records" / "runs" / "latest.json").read_text())
     labels = sorted(i.label for i in fake_vast.created())
-    assert labels == [f"voltx-{run_id['run_id']}-slow.a", f"voltx-{run_id['run_id']}-slow.b"]
+    # The pool (the default): the chain slow.a -> slow.b runs on one machine.
+    assert labels == [f"voltx-{run_id['run_id']}-m1"]
     # The log is read from what was kept here: the instance is long gone.
     logs = voltx("logs", "slow.b", cwd=project, env=env)
     assert "phase finished" in logs.stdout

@@ -90,6 +90,14 @@ PHASES = (
         config_class=SleepConfig,
     ),
     PhaseSpec(
+        id="slow.join",
+        name="joins both lanes",
+        entry=f"{__name__}:sleep_then_write",
+        requires=("slow_a", "slow_side"),
+        produces=("slow_join",),
+        config_class=SleepConfig,
+    ),
+    PhaseSpec(
         id="slow.fail",
         name="fails",
         entry=f"{__name__}:fail",

@@ -33,6 +33,7 @@ from voltx.ledger import (
     since_last_start,
     target_key,
 )
+from voltx.machine_watch import machine_events
 from voltx.planning.input_routes import (
     input_routes,
 )
@@ -354,4 +355,5 @@ def status(run_id: str | None = None, *, store: str | None = None) -> RunResult:
         store=session_store.url,
         detail=detail,
         spent=spent,
+        machines=tuple(machine_events(events)),
     )

@@ -131,6 +131,59 @@ class Quote:
     dollars_per_hour_high: float | None = None
 
 
+@attrs.frozen
+class MachineUsage:
+    """A machine a backend rented for its jobs, and the billable time no job's meter covers.
+
+    `prep_s` runs from the rent call to its first job running (the jobs' meters already count
+    it: a job is metered from its submission); `idle_s` is the time the machine was held with no
+    job on it, which no job pays for, so the run's budget meter charges `idle_dollars`
+    (docs/concepts.md, "Backends"). `released` says why it was given back (``idle``, ``lost``,
+    ``closed``); empty while it is held.
+    """
+
+    label: str
+    dollars_per_hour: float
+    held_s: float = 0.0
+    prep_s: float = 0.0
+    idle_s: float = 0.0
+    jobs_run: int = 0
+    released: str = ""
+
+    @property
+    def prep_dollars(self) -> float:
+        return self.dollars_per_hour * self.prep_s / 3600
+
+    @property
+    def idle_dollars(self) -> float:
+        return self.dollars_per_hour * self.idle_s / 3600
+
+    def record(self) -> dict[str, Any]:
+        """The fields as the ledger keeps them (seconds and dollars, rounded)."""
+        return {
+            "label": self.label,
+            "dollars_per_hour": self.dollars_per_hour,
+            "held_s": round(self.held_s, 3),
+            "prep_s": round(self.prep_s, 3),
+            "idle_s": round(self.idle_s, 3),
+            "jobs_run": self.jobs_run,
+            "released": self.released,
+            "prep_dollars": round(self.prep_dollars, 6),
+            "idle_dollars": round(self.idle_dollars, 6),
+        }
+
+
+@attrs.frozen
+class UpcomingPhase:
+    """A phase routed to a backend that has not started yet, as the scheduler sees it now:
+    `ready_in_s` is when it is expected to be ready to start (0: its inputs are there), None
+    when nobody can tell (an upstream phase has not started, or has no estimate)."""
+
+    phase_id: str
+    resources: Resources
+    ready_in_s: float | None
+
+
 class Backend(abc.ABC):
     """Runs jobs. Subclass it and register the class with the `register_backends` hook."""
 
@@ -200,6 +253,18 @@ class Backend(abc.ABC):
         Preflight asks it. The default has none: jobs on this machine reach any store it does.
         """
         return []
+
+    def machines(self) -> Sequence[MachineUsage]:
+        """The machines this backend rented and holds (or gave back) for its jobs, with their
+        prep and idle time so far. The scheduler polls it: idle time is charged to the run's
+        budget, and each machine goes into the ledger. The default: none (the jobs' meters
+        cover every billed second)."""
+        return []
+
+    def expect(self, upcoming: Sequence[UpcomingPhase]) -> None:  # noqa: B027 (optional hook)
+        """A hint from the scheduler, on every poll: the phases routed here still to start. A
+        backend that keeps idle machines may keep one as long as a phase that fits it is
+        expected; the default ignores it."""
 
     @property
     def runs_in_process(self) -> bool:

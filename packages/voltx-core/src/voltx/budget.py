@@ -167,6 +167,8 @@ class BudgetMeter:
         self.spent = spent_before
         self.warned = False
         self._meters: dict[str, _Meter] = {}
+        # Idle machine time no job pays for, by backend: what each reported last (dollars).
+        self.idle_spent: dict[str, float] = {}
 
     # -- what runs -------------------------------------------------------------------------
 
@@ -189,6 +191,19 @@ class BudgetMeter:
         self._accrue(self.clock())
         self._meters.pop(phase_id, None)
         return self.phase_spent.get(phase_id, 0.0)
+
+    def charge_idle(self, backend: str, idle_dollars: float) -> None:
+        """Backend `backend`'s machines have stood idle for `idle_dollars` in all so far this
+        invocation (`Backend.machines`): the increase since the last report is spent."""
+        increase = idle_dollars - self.idle_spent.get(backend, 0.0)
+        if increase > 0:
+            self.idle_spent[backend] = idle_dollars
+            self.spent += increase
+
+    @property
+    def idle_dollars(self) -> float:
+        """What idle machines cost in this invocation (it is part of `spent`)."""
+        return sum(self.idle_spent.values())
 
     @property
     def rate(self) -> float:
@@ -270,6 +285,7 @@ class BudgetMeter:
             "phases": {pid: round(v, 6) for pid, v in sorted(self.phase_spent.items()) if v > 0},
             "rate_per_hour": round(self.rate, 6),
             "budget": self.config.run.dollars,
+            **({"idle": round(self.idle_dollars, 6)} if self.idle_dollars > 0 else {}),
         }
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from voltx.backend import MachineUsage
 from voltx.errors import VoltxError
 from voltx.planning.timeline import Timeline
 from voltx.spec import Resources
@@ -47,6 +48,9 @@ class RunResult:
     store: str
     detail: str = ""  # why a status is what it is, where that is not obvious (stale)
     spent: float = 0.0  # dollars, all invocations of the run together (voltx.budget)
+    # The machines its backends rented and kept between jobs, with their prep and idle time
+    # (`voltx.machine_watch`); empty where every machine lived and died with its job.
+    machines: tuple[MachineUsage, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import structlog
 
-from voltx.backend import Backend, JobHandle, JobState
+from voltx.backend import Backend, JobHandle, JobState, UpcomingPhase
 from voltx.budget import (
     DEFAULT_RECORD_EVERY_S,
     BudgetConfig,
@@ -36,6 +36,7 @@ from voltx.job_document import JobDocument
 from voltx.job_outcome import describe_failure, read_result, result_outputs, retry_reason
 from voltx.job_request import job_request
 from voltx.ledger import Ledger
+from voltx.machine_watch import MachineWatch, upcoming_phases
 from voltx.planning.estimates import record_measurement
 from voltx.plugins import host
 from voltx.remote_inputs import credential_env
@@ -106,6 +107,7 @@ class Scheduler:
         self._record_every_s = record_spend_every_s
         self._recorded_spend = (before, clock())
         self.projection = CostProjection(self.session, self.backends, self.meter, self.configs)
+        self.machines = MachineWatch(self.meter, clock)
 
     def _slots(self, name: str) -> BackendSlots:
         """The capacity of backend `name`, asked once: each backend's is its own."""
@@ -133,6 +135,8 @@ class Scheduler:
         except KeyboardInterrupt:
             self._cancel_all()
             raise RunInterruptedError("interrupted: every job was cancelled") from None
+        finally:
+            self.machines.record(self.ledger)
         if self.stopped is not None:
             status = "budget_exceeded"
         else:
@@ -401,6 +405,8 @@ class Scheduler:
 
     def _check_budget(self) -> bool:
         """Accrue the spend, warn once, stop what a limit stops; True when the run stops."""
+        # Idle rented machines cost money too, and may wait for a phase that fits them.
+        self.machines.poll(self._used_backends(), self._upcoming, force=not self.running)
         for phase_id, job in self.running.items():
             self.meter.set_price(phase_id, job.handle.price_per_hour)
         projected = self._projected_remaining() if self._wants_projection() else 0.0
@@ -417,6 +423,41 @@ class Scheduler:
             self._stop_jobs([str(stop.phase_id)], stop.reason)
         self._maybe_record_spend()
         return False
+
+    def _used_backends(self) -> dict[str, Backend]:
+        return {name: slots.backend for name, slots in self.slots.items()}
+
+    def _upcoming(self) -> dict[str, list[UpcomingPhase]]:
+        """The phases still to start, by backend, with when each should be ready."""
+        waiting = [
+            p
+            for p in self.order
+            if p in self.to_run and p not in self.results and p not in self.running
+        ]
+        profile = self.session.profile
+        found = upcoming_phases(
+            waiting,
+            self._upstream,
+            self.results,
+            self.running,
+            self._hours_left,
+            lambda phase_id: self.session.registry.phase(phase_id).resources_for(profile),
+        )
+        by_backend: dict[str, list[UpcomingPhase]] = {}
+        for phase in found:
+            name = self.backends.routing.backend_for(phase.phase_id)
+            by_backend.setdefault(name, []).append(phase)
+        return by_backend
+
+    def _hours_left(self, phase_id: str) -> float | None:
+        """How much longer the running `phase_id` should take, by its estimate (None: none)."""
+        try:
+            hours = self.projection.estimated_hours(phase_id)
+        except Exception:  # no estimate: the backend is told it cannot know
+            return None
+        if hours <= 0:
+            return None  # a spec without hours has no estimate, not a zero one
+        return max(0.0, hours - self.meter.running_hours(phase_id))
 
     def _wants_projection(self) -> bool:
         return self.budget.run.dollars is not None and not self.meter.warned

@@ -41,7 +41,7 @@ from typing import Any
 
 import structlog
 
-from voltx.backend import Backend, JobRequest, PhaseSlot, Quote
+from voltx.backend import Backend, JobRequest, MachineUsage, PhaseSlot, Quote, UpcomingPhase
 from voltx.errors import BackendError
 from voltx.job_document import job_document_in
 from voltx.spec import Resources
@@ -342,6 +342,15 @@ class VastBackend(Backend):
             log.error(
                 "instance not destroyed; will retry on close", instance=rental.id, error=str(exc)
             )
+
+    def machines(self) -> Sequence[MachineUsage]:
+        """The pooled machines, held or given back, with their prep and idle time so far."""
+        return [] if self.pool is None else self.pool.machines()
+
+    def expect(self, upcoming: Sequence[UpcomingPhase]) -> None:
+        """Keep an idle pooled machine while a phase that fits it is expected (docs/vast.md)."""
+        if self.pool is not None:
+            self.pool.expect(upcoming)
 
     def record_machine(self, record: Mapping[str, object]) -> None:
         """Keep what a pooled machine cost (``voltx vast machines`` lists it)."""

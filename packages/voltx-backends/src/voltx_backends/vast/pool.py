@@ -19,11 +19,12 @@ stateful side (renting, waiting, destroying) is `voltx_backends.vast.pooled`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from voltx.backend import MachineUsage
 from voltx.spec import Resources
 from voltx_backends._shares import (
     MB_PER_GB,
@@ -97,6 +98,34 @@ def idle_window_s(cap_s: float, expected_next_s: float | None = None) -> float:
     return max(0.0, min(cap_s, expected_next_s))
 
 
+# A phase expected now (or already overdue) is submitted at one of the scheduler's next polls:
+# an idle machine it fits waits at least this long for it.
+NEXT_PHASE_GRACE_S = 5.0
+
+
+def hinted_idle_window(
+    cap_s: float,
+    shape: MachineShape,
+    upcoming: Iterable[tuple[Resources, float | None]] | None,
+    now: float,
+    grace_s: float = NEXT_PHASE_GRACE_S,
+) -> float:
+    """How long a machine of `shape`, idle from `now`, waits, given the phases still to start
+    (`upcoming`: each one's resources and the clock time it should be ready, None if unknown):
+    the cap when a phase that fits has no known time; until the soonest one that fits is
+    expected (at least `grace_s`, the time the scheduler takes to submit a phase that is ready)
+    when all are known; `grace_s` alone when none fits. No hints at all (None): the cap."""
+    if upcoming is None:
+        return idle_window_s(cap_s)
+    fitting = [at for wanted, at in upcoming if place(shape, (), wanted) is not None]
+    if not fitting:
+        return min(cap_s, grace_s)
+    known = [at for at in fitting if at is not None]
+    if len(known) < len(fitting):
+        return idle_window_s(cap_s)
+    return idle_window_s(cap_s, max(grace_s, min(known) - now))
+
+
 class MachineState(enum.Enum):
     PLANNED = "planned"  # chosen offer, not rented yet: may still be swapped for a larger one
     RENTING = "renting"  # one of its jobs rents and prepares it
@@ -138,6 +167,23 @@ class PooledMachine:
         if self.idle_since is not None:
             self.idle_s += now - self.idle_since
             self.idle_since = None
+
+
+def machine_usage(machine: PooledMachine, now: float, released: str = "") -> MachineUsage:
+    """What a rented `machine` has cost so far (`Backend.machines`): its prep, and its idle
+    time with the stretch going on `now`."""
+    assert machine.rent_started is not None
+    idle_now = now - machine.idle_since if machine.idle_since is not None else 0.0
+    rental = machine.rental
+    return MachineUsage(
+        label=machine.label,
+        dollars_per_hour=rental.instance.dph_total if rental is not None else machine.price,
+        held_s=now - machine.rent_started,
+        prep_s=machine.prep_s,
+        idle_s=machine.idle_s + idle_now,
+        jobs_run=machine.jobs_run,
+        released=released,
+    )
 
 
 def usage_record(

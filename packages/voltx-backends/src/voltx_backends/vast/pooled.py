@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import structlog
 
+from voltx.backend import MachineUsage, UpcomingPhase
 from voltx.errors import BackendError
 from voltx.spec import Resources
 from voltx_backends.vast.client import VastAPIError, VastClient
@@ -34,7 +35,8 @@ from voltx_backends.vast.pool import (
     Share,
     choose_packing,
     combined,
-    idle_window_s,
+    hinted_idle_window,
+    machine_usage,
     place,
     place_all,
     usage_record,
@@ -81,6 +83,10 @@ class MachinePool:
         self._machines: list[PooledMachine] = []
         self._timers: list[threading.Timer] = []
         self._numbers: dict[str, int] = {}
+        self._given_back: list[MachineUsage] = []
+        # The scheduler's last hint (`expect`): each phase still to start, and the clock time it
+        # should be ready (None: unknown). None until a hint came: then every window is the cap.
+        self._upcoming: list[tuple[Resources, float | None]] | None = None
 
     @property
     def settings(self) -> VastSettings:
@@ -302,12 +308,23 @@ class MachinePool:
             if machine.shares or machine.state is not MachineState.READY:
                 return
             since = machine.idle_since = self._clock()
-            window = idle_window_s(self.settings.pool_idle_s)
+            cap = self.settings.pool_idle_s
+            window = hinted_idle_window(cap, machine.shape, self._upcoming, since)
             timer = threading.Timer(window, self._expire, (machine, since))
             timer.daemon = True
             self._timers = [t for t in self._timers if t.is_alive()] + [timer]
         log.info("pooled machine idle", label=machine.label, window_s=window)
         timer.start()
+
+    def expect(self, upcoming: Sequence[UpcomingPhase]) -> None:
+        """The scheduler's hint: the phases still to start on this backend (an idle machine
+        waits for one that fits it: `hinted_idle_window`)."""
+        now = self._clock()
+        hint = [
+            (u.resources, None if u.ready_in_s is None else now + u.ready_in_s) for u in upcoming
+        ]
+        with self._cond:
+            self._upcoming = hint
 
     def _expire(self, machine: PooledMachine, since: float) -> None:
         with self._cond:
@@ -320,14 +337,28 @@ class MachinePool:
         with self._cond:
             if machine.state is MachineState.GONE:
                 return
-            machine.busy_again(self._clock())
-            machine.state = MachineState.GONE
+            self._gone(machine, reason)
             self._drop(machine)
             rental = machine.rental
             self._cond.notify_all()
         if rental is not None:
             self._owner.release(rental)
         self._account(machine, reason)
+
+    def machines(self) -> list[MachineUsage]:
+        """Every machine rented so far, held or given back, with its prep and idle time."""
+        with self._cond:
+            now = self._clock()
+            held = [machine_usage(m, now) for m in self._machines if m.rent_started is not None]
+            return [*self._given_back, *held]
+
+    def _gone(self, machine: PooledMachine, reason: str) -> None:
+        """Mark `machine` given back (under the lock), keeping what it cost for `machines`."""
+        now = self._clock()
+        machine.busy_again(now)
+        machine.state = MachineState.GONE
+        if machine.rent_started is not None:
+            self._given_back.append(machine_usage(machine, now, reason))
 
     def _account(self, machine: PooledMachine, reason: str) -> None:
         """Log and record what the machine cost: its prep, idle and busy time."""
@@ -359,8 +390,7 @@ class MachinePool:
             timers, self._timers = self._timers, []
             closing = list(self._machines)
             for machine in closing:
-                machine.busy_again(self._clock())
-                machine.state = MachineState.GONE
+                self._gone(machine, "closed")
             self._machines.clear()
             self._cond.notify_all()
         for timer in timers:

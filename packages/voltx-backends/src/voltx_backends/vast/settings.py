@@ -85,8 +85,9 @@ class VastSettings(OfferFilters):
     instance_check_s: float = attrs.field(default=60.0, validator=_positive)
 
     # -- the machine pool (docs/vast.md, "Machine pool") ---------------------------------
-    # Off: one instance per job, destroyed when it ends. On: jobs share and reuse machines.
-    pool: bool = False
+    # On (the default): jobs share and reuse machines. Off: one instance per job, destroyed
+    # when it ends.
+    pool: bool = True
     # How long a pooled machine with nothing to run is kept for the next job that fits it.
     pool_idle_s: float = attrs.field(default=120.0, validator=_not_negative)
     # How long the first job of a new machine waits before renting it, so that the phases the

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 
+from voltx.backend import MachineUsage
 from voltx.cli._render import human_bytes, table
 from voltx.errors import VoltxError
 from voltx.session import SessionOptions
@@ -215,8 +217,37 @@ def cmd_status(args: argparse.Namespace) -> int:
     headers = ["phase", "status", "backend", "attempts", "started", "finished", "spent", "reason"]
     print(table(headers, rows))
     detail = f" ({result.detail})" if result.detail else ""
+    if result.machines:
+        print(machines_section(result.machines))
     print(f"\nrun {result.run_id}: {result.status}{detail}; spent ${result.spent:.2f}")
     return 0
+
+
+def machines_section(machines: Sequence[MachineUsage]) -> str:
+    """`voltx status`'s lines on the rented machines kept between jobs: the billable prep
+    (rented -> first phase running) and idle time of each, with their dollars."""
+    from voltx.budget import dollars
+
+    rows = [
+        (
+            m.label,
+            f"${m.dollars_per_hour:.2f}",
+            m.jobs_run,
+            f"{m.prep_s:.0f} s",
+            dollars(m.prep_dollars),
+            f"{m.idle_s:.0f} s",
+            dollars(m.idle_dollars),
+            m.released or "run ended",
+        )
+        for m in machines
+    ]
+    headers = ["machine", "$/h", "phases", "prep", "prep $", "idle", "idle $", "released"]
+    prep = sum(m.prep_dollars for m in machines)
+    idle = sum(m.idle_dollars for m in machines)
+    return (
+        f"\nmachines:\n{table(headers, rows)}\n"
+        f"{len(machines)} machine(s): prep {dollars(prep)}, idle {dollars(idle)}"
+    )
 
 
 def _store_for(args: argparse.Namespace) -> str | None:
