@@ -160,7 +160,7 @@ def test_without_ray_the_backend_says_what_to_install(monkeypatch: pytest.Monkey
 def test_the_example_project_file_configures_the_ray_backend(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from voltx.api import make_backend
+    from voltx.backend_factory import make_backend
     from voltx.session import open_session
 
     example = Path(__file__).resolve().parents[2] / "examples" / "ray-cluster" / "voltx.toml"
