@@ -124,6 +124,8 @@ class RayJobHandle(JobHandle):
         if reservation is None:
             return None
         table = ray.util.placement_group_table(reservation)
+        if table.get("state") == "RESCHEDULING":
+            return None  # its node left the cluster: the job, if it started, went with it
         node_id = (table.get("bundles_to_node_id") or {}).get(0)
         if table.get("state") != "CREATED" or not node_id:
             return PENDING
