@@ -101,6 +101,9 @@ def test_a_job_waiting_for_resources_is_running_and_can_be_cancelled(
     queued = submit(ray_backend, sh("echo never"), resources=Resources(cpu_cores=1))
     status = queued.status()
     assert status.state is JobState.RUNNING and "waiting" in status.detail
+    # A handle attached after a crash finds the job's reservation by name, still queued.
+    attached = ray_backend.attach(json.loads(json.dumps(queued.ref))).status()
+    assert attached.state is JobState.RUNNING and "waiting" in attached.detail
     queued.cancel(grace_s=1.0)
     assert wait_finished(queued).state is JobState.LOST
     hog.cancel(grace_s=1.0)
@@ -160,7 +163,7 @@ def test_without_ray_the_backend_says_what_to_install(monkeypatch: pytest.Monkey
 def test_the_example_project_file_configures_the_ray_backend(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from voltx.api import make_backend
+    from voltx.backend_factory import make_backend
     from voltx.session import open_session
 
     example = Path(__file__).resolve().parents[2] / "examples" / "ray-cluster" / "voltx.toml"

@@ -5,13 +5,15 @@
 
     voltx run all --backend ray
 
-A job is a `JobRunner` actor (`voltx_backends.ray.node`) holding the phase's resources as Ray
-resources (CPUs, GPUs, memory), placed by Ray's scheduler. It runs the same worker command and
-job folder protocol as every other backend, on its node; status, logs, files and cancel go
-through the node's `NodeAgent`. Why an actor and not a task or a Ray job: a detached actor is
-named (a crashed orchestrator's successor finds it), outlives its driver (a task dies with the
-driver that owns it), and costs one worker process, where a Ray job adds a supervisor actor and
-the dashboard's job API to every phase.
+A job holds the phase's resources (CPUs, GPUs, memory) as a detached placement group named after
+it, placed by Ray's scheduler; a short task in that reservation has the node's long-lived
+`NodeAgent` (`voltx_backends.ray.node`) start the same worker command and job folder protocol as
+every other backend, and the agent gives the reservation back when the job exits. Status, logs,
+files and cancel go through the node's agent. Why a placement group and not an actor per job, a
+task or a Ray job: a detached placement group is named (a crashed orchestrator's successor finds
+it), outlives its driver (a task dies with the driver that owns it), and starts no process, where
+an actor starts a Ray worker process per phase and a Ray job adds a supervisor actor and the
+dashboard's job API to every phase (docs/ray.md, "Overhead").
 
 Ray is imported on first use, so this package loads without it; using the backend without Ray
 installed is one line that says to install ``voltx-backends[ray]``.
@@ -37,7 +39,7 @@ from voltx_backends import _jobs
 from voltx_backends._store_env import is_object_store, store_environment
 from voltx_backends.ray import runtime_env
 from voltx_backends.ray.handle import RayJobHandle
-from voltx_backends.ray.node import BACKEND, NODE_PYTHON, JobRunner, runner_name
+from voltx_backends.ray.node import BACKEND, NODE_PYTHON, launch, reservation_name
 from voltx_backends.ray.settings import RaySettings
 
 log = structlog.get_logger(__name__)
@@ -71,7 +73,7 @@ class RayBackend(Backend):
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self._lock = threading.RLock()  # `ray` builds the runtime env under it
         self._ray: Any = None
-        self._runner_class: Any = None
+        self._launch: Any = None
         self._env: dict[str, Any] | None = None
         self._env_built = False
 
@@ -109,7 +111,7 @@ class RayBackend(Backend):
                     raise BackendError(
                         f"cannot reach the Ray cluster at {address}: {first_line}", self.name
                     ) from None
-            self._runner_class = ray.remote(JobRunner)
+            self._launch = ray.remote(launch)
             self._ray = ray
             return ray
 
@@ -195,30 +197,33 @@ class RayBackend(Backend):
             problems = self.store_problems(job.store)
             if problems:
                 raise BackendError(problems[0], self.name)
-        self.ray()  # connect (the runner class needs Ray)
-        wanted = request.resources
-        options: dict[str, Any] = {
-            "name": runner_name(request.job_id),
-            "namespace": self.settings.namespace,
-            "lifetime": "detached",
-            "num_cpus": wanted.cpu_cores,
-            "num_gpus": wanted.gpus,
-            # `start`, `where` and `wait` are answered at once, while `wait` blocks.
-            "max_concurrency": 4,
-            "max_restarts": 0,
-        }
-        if wanted.ram_gb > 0 and wanted.ram_gb != float("inf"):
-            options["memory"] = int(wanted.ram_gb * GIB)
+        ray = self.ray()
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
         env = self._job_env(request, job is not None and is_object_store(job.store))
         try:
-            runner = self._runner_class.options(**options).remote(
-                self.settings.namespace, {"num_cpus": 0, "max_concurrency": AGENT_CONCURRENCY}
+            reservation = ray.util.placement_group(
+                [_bundle(request.resources)],
+                strategy="STRICT_PACK",
+                name=reservation_name(self.settings.namespace, request.job_id),
+                lifetime="detached",
             )
         except ValueError as exc:
             raise BackendError(f"cannot start job {request.job_id}: {exc}", self.name) from exc
-        started = runner.start.remote(self.settings.job_root, request, env)
-        runner.wait.remote()
-        log.debug("job submitted", job_id=request.job_id, resources=str(wanted))
+        # The task takes none of the bundle's resources: they are the job's, held until it exits.
+        started = self._launch.options(
+            num_cpus=0,
+            max_retries=0,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(reservation, 0),
+        ).remote(
+            self.settings.namespace,
+            {"num_cpus": 0, "max_concurrency": AGENT_CONCURRENCY},
+            self.settings.job_root,
+            request,
+            env,
+            reservation,
+        )
+        log.debug("job submitted", job_id=request.job_id, resources=str(request.resources))
         return RayJobHandle(self, request.job_id, started=started)
 
     def attach(self, ref: Mapping[str, Any]) -> RayJobHandle:
@@ -269,6 +274,16 @@ def _check_reachable(address: str) -> None:
         raise BackendError(
             f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}", BACKEND
         ) from None
+
+
+def _bundle(wanted: Resources) -> dict[str, float]:
+    """The job's placement group bundle: what the phase asks of one node."""
+    bundle: dict[str, float] = {"CPU": float(wanted.cpu_cores), "GPU": float(wanted.gpus)}
+    if wanted.ram_gb > 0 and wanted.ram_gb != float("inf"):
+        bundle["memory"] = float(int(wanted.ram_gb * GIB))
+    bundle = {name: amount for name, amount in bundle.items() if amount > 0}
+    # Ray refuses an empty bundle; a phase that asks for nothing holds a sliver of a CPU.
+    return bundle or {"CPU": 0.01}
 
 
 def _node_fits(available: Mapping[str, float], wanted: Resources) -> bool:

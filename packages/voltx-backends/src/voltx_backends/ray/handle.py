@@ -1,9 +1,10 @@
 """The driver's side of a job on Ray: `RayJobHandle` finds the job's node and asks its agent.
 
-Where a job runs is known once its runner actor has started it. Until then the job is waiting
-for the cluster's resources, and reported as running ("waiting for resources"), as a queued job
-is. A handle made by `RayBackend.attach` (after an orchestrator crash) asks the runner actor by
-name, and once that has exited, every live node's agent, which node holds the job's folder.
+Where a job runs is known once its launch task has had the node's agent start it. Until then the
+job is waiting for the cluster's resources, and reported as running ("waiting for resources"), as
+a queued job is. A handle made by `RayBackend.attach` (after an orchestrator crash) asks the job's
+placement group by name where it was placed, and once that is gone (the job is over), every live
+node's agent, which node holds the job's folder.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import structlog
 from voltx.backend import JobHandle, JobState, JobStatus
 from voltx.errors import BackendError
 from voltx_backends import _jobs
-from voltx_backends.ray.node import BACKEND, agent_name, runner_name
+from voltx_backends.ray.node import BACKEND, agent_name, reservation_name
 
 if TYPE_CHECKING:
     from voltx_backends.ray.backend import RayBackend
@@ -31,14 +32,14 @@ WAITING = "waiting for resources on the Ray cluster"
 
 
 class _Pending:
-    """The job's runner has not started it yet (it waits for resources)."""
+    """The job has not been started yet (it waits for resources)."""
 
 
 PENDING = _Pending()
 
 
 class RayJobHandle(JobHandle):
-    """A job run by a `JobRunner` actor on some node of the cluster."""
+    """A job started by the `NodeAgent` of the node its placement group is on."""
 
     def __init__(
         self,
@@ -50,10 +51,11 @@ class RayJobHandle(JobHandle):
     ) -> None:
         self._backend = backend
         self.job_id = job_id
-        self._started = started  # the ObjectRef of the runner's `start`, for the submitter
+        self._started = started  # the ObjectRef of the launch task, for the submitter
         self._node_id = node_id
         self._leader_pid = leader_pid
         self._agent_handle: Any = None  # asked for once: every status call would cost a lookup
+        self._released = False
 
     def __repr__(self) -> str:
         return f"RayJobHandle(job_id={self.job_id!r}, node_id={self._node_id!r})"
@@ -99,25 +101,60 @@ class RayJobHandle(JobHandle):
         return self._agent_handle
 
     def _where(self, ray: Any) -> Any:
-        """The runner's answer: a dict, `PENDING`, or None (no runner, or its start failed)."""
+        """Where the job started: a dict, `PENDING`, or None (not started, or already over)."""
         started = self._started
         if started is None:
-            try:
-                runner = ray.get_actor(runner_name(self.job_id), namespace=self._namespace)
-            except ValueError:
-                return None  # the runner has exited: the job is over (or never ran)
-            started = runner.where.remote()
+            return self._placed(ray)
         ready, _ = ray.wait([started], timeout=PENDING_WAIT_S)
         if not ready:
             return PENDING
         try:
             return ray.get(started, timeout=CALL_TIMEOUT_S)
         except ray.exceptions.RayError as exc:
-            # The start failed, or the runner died before answering (it was cancelled, or its
-            # node went away): whatever folder it left, if any, tells the rest.
-            log.debug("job runner gave no start", job_id=self.job_id, error=str(exc)[:500])
+            # The start failed, or its reservation was removed (a cancel): whatever folder it
+            # left, if any, tells the rest.
+            log.debug("job launch gave no start", job_id=self.job_id, error=str(exc)[:500])
             self._started = None
             return None
+
+    def _placed(self, ray: Any) -> Any:
+        """For an attached handle: `PENDING` while the job's reservation waits for resources or
+        for its start; None once it is gone (the job is over), when the folders tell the rest."""
+        reservation = self._reservation(ray)
+        if reservation is None:
+            return None
+        table = ray.util.placement_group_table(reservation)
+        if table.get("state") == "RESCHEDULING":
+            return None  # its node left the cluster: the job, if it started, went with it
+        node_id = (table.get("bundles_to_node_id") or {}).get(0)
+        if table.get("state") != "CREATED" or not node_id:
+            return PENDING
+        try:
+            agent = ray.get_actor(agent_name(node_id), namespace=self._namespace)
+            if not ray.get(
+                agent.has_job.remote(self._job_root, self.job_id), timeout=CALL_TIMEOUT_S
+            ):
+                return PENDING
+        except ValueError:
+            return PENDING  # placed, but its launch task has not made the node's agent yet
+        return {"node_id": node_id, "pid": None}
+
+    def _reservation(self, ray: Any) -> Any:
+        try:
+            return ray.util.get_placement_group(reservation_name(self._namespace, self.job_id))
+        except ValueError:
+            return None
+
+    def _release(self, ray: Any) -> None:
+        """Give the job's reservation back, once: its agent does that when the job exits, but
+        not when the agent went away with its node (Ray would place the reservation again)."""
+        if self._released:
+            return
+        self._released = True
+        reservation = self._reservation(ray)
+        if reservation is not None:
+            with contextlib.suppress(Exception):  # removed meanwhile
+                ray.util.remove_placement_group(reservation)
 
     def _scan_nodes(self, ray: Any) -> str | None:
         for node in ray.nodes():
@@ -162,13 +199,16 @@ class RayJobHandle(JobHandle):
         if agent is PENDING:
             return JobStatus(JobState.RUNNING, detail=WAITING)
         if agent is None:
+            self._release(ray)
             return JobStatus(
                 JobState.LOST, detail="no node of the Ray cluster holds the job's folder"
             )
         try:
             status: JobStatus = self._ask(agent, "status", self._leader_pid)
         except ray.exceptions.RayActorError:
-            return JobStatus(JobState.LOST, detail="the job's node left the Ray cluster")
+            status = JobStatus(JobState.LOST, detail="the job's node left the Ray cluster")
+        if status.state is not JobState.RUNNING:
+            self._release(ray)
         return status
 
     def read_log(self, offset: int = 0) -> tuple[bytes, int]:
@@ -192,12 +232,11 @@ class RayJobHandle(JobHandle):
         ray = self._backend.ray()
         agent = self._agent()
         if agent is PENDING:
-            # Not started: taking the runner away is the whole cancel (it holds no process yet).
-            with contextlib.suppress(ValueError):
-                ray.kill(ray.get_actor(runner_name(self.job_id), namespace=self._namespace))
+            # Not started: taking the reservation away is the whole cancel (no process yet).
+            self._release(ray)
             self._started = None
-            # The runner may have started the job just before it was killed: that job is
-            # stopped like any other, through its node's agent.
+            # The launch may have started the job just before the reservation went: that job
+            # is stopped like any other, through its node's agent.
             self._node_id = self._scan_nodes(ray)
             agent = self._agent() if self._node_id is not None else None
             if agent is None or agent is PENDING:

@@ -1,23 +1,31 @@
-"""What runs on the Ray cluster's nodes: a job's runner actor, and each node's folder agent.
+"""What runs on the Ray cluster's nodes: each node's long-lived agent, and a job's launch task.
 
-A job is a detached actor, `JobRunner`, created with the phase's resources (so Ray places it on a
-node that has them and holds them for the job). It writes the job folder under the node's job
-root and starts the same ``run.sh`` wrapper as the local backend (`voltx_backends._jobs`), in a
-session of its own, then waits for it and exits, giving the resources back. Detached, it outlives
-the orchestrator that created it; a later orchestrator finds it by name.
+A job's resources are held by a detached placement group of one bundle (the phase's CPUs, GPUs,
+memory), named after the job, which Ray places on a node that has them. A short task scheduled
+into that reservation (`launch`) finds the node and asks the node's `NodeAgent` to write the job
+folder under the node's job root and start the same ``run.sh`` wrapper as the local backend
+(`voltx_backends._jobs`), in a session of its own. The agent waits for the wrapper and removes
+the placement group when it exits, giving the resources back.
 
-The job folder outlives the runner: each node has one `NodeAgent` (detached, named after the
-node, no resources) that reads status, logs and files from the folders on its node and kills a
-job's process group on cancel, with the very functions the local backend uses. A node that is
-lost takes its agent with it, which the driver's handle sees as a lost job.
+Why not an actor per job: a new actor is a new Ray worker process (about a second per phase, see
+docs/ray.md "Overhead"), where the agent and the task's worker are started once and reused. The
+placement group keeps what the actor gave: it is detached (it outlives the orchestrator), named
+(a later orchestrator finds it), and holds the resources until the job's wrapper exits.
 
-Neither class imports ray at module level: `voltx_backends.ray.backend` wraps them with
+Each node has one agent (detached, named after the node, no resources) that also reads status,
+logs and files from the folders on its node and kills a job's process group on cancel, with the
+very functions the local backend uses. A node that is lost takes its agent with it, which the
+driver's handle sees as a lost job.
+
+Nothing here imports ray at module level: `voltx_backends.ray.backend` wraps these with
 ``ray.remote`` once Ray is imported, so this module loads without Ray installed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import subprocess
 import sys
 import threading
@@ -31,16 +39,16 @@ from voltx.backend import JobRequest, JobStatus
 from voltx_backends import _jobs
 
 BACKEND = "ray"
-# The interpreter a job's argv starts with, as the driver cannot know the node's: the runner puts
-# its own (the Python of the Ray worker, with the runtime environment's packages) in its place.
+# The interpreter a job's argv starts with, as the driver cannot know the node's: the launch task
+# puts its own (the Python of the Ray worker, with the runtime environment's packages) in its place.
 NODE_PYTHON = "<ray-node-python>"
-RUNNER_PREFIX = "voltx-job-"
+RESERVATION_PREFIX = "voltx-job-"
 AGENT_PREFIX = "voltx-node-"
 
 
-def runner_name(job_id: str) -> str:
-    """The runner actor's name in the backend's namespace (one per job id)."""
-    return RUNNER_PREFIX + job_id
+def reservation_name(namespace: str, job_id: str) -> str:
+    """The name of the job's placement group (one per job id and namespace)."""
+    return f"{RESERVATION_PREFIX}{namespace}-{job_id}"
 
 
 def agent_name(node_id: str) -> str:
@@ -55,7 +63,39 @@ def job_dir(job_root: str, job_id: str) -> Path:
 
 
 class NodeAgent:
-    """Serves the job folders of one node: status, log, files, cancel (threaded actor)."""
+    """Starts and serves the jobs of one node: start, status, log, files, cancel (threaded)."""
+
+    def start(
+        self, job_root: str, request: JobRequest, env: Mapping[str, str], reservation: Any
+    ) -> dict[str, Any]:
+        """Write the folder, start the wrapper; `reservation` is removed when it exits.
+
+        `env` is the whole environment of the launch task's worker (so the job runs with the
+        submitting driver's runtime environment, not the one this agent was created with).
+        """
+        ray: Any = importlib.import_module("ray")  # untyped; loaded only on a node
+
+        folder = job_dir(job_root, request.job_id)
+        _jobs.write_folder(folder, request, BACKEND)
+        # Its own session: cancel reaches everything the job starts, and nothing of Ray's
+        # signals to this worker reach the job.
+        process = subprocess.Popen(
+            _jobs.launch_argv(request.job_id, shell="/bin/sh"),
+            cwd=folder,
+            env=dict(env),
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def release() -> None:
+            process.wait()
+            with contextlib.suppress(Exception):  # removed already (a cancel while queued)
+                ray.util.remove_placement_group(reservation)
+
+        threading.Thread(target=release, name=f"release-{request.job_id}", daemon=True).start()
+        return {"node_id": ray.get_runtime_context().get_node_id(), "pid": process.pid}
 
     def has_job(self, job_root: str, job_id: str) -> bool:
         return (job_dir(job_root, job_id) / _jobs.RUN_SCRIPT).exists()
@@ -73,73 +113,37 @@ class NodeAgent:
         _jobs.cancel(job_dir(job_root, job_id), job_id, grace_s, leader_pid, BACKEND)
 
 
-class JobRunner:
-    """Starts one job on the node Ray placed it on, waits for it, then exits (threaded actor).
+def launch(
+    namespace: str,
+    agent_options: Mapping[str, Any],
+    job_root: str,
+    request: JobRequest,
+    env: Mapping[str, str],
+    reservation: Any,
+) -> dict[str, Any]:
+    """Run inside the job's reservation: have this node's agent start the job (a Ray task).
 
-    `start` and `wait` are called together by the driver; `wait` waits for `start` first (a
-    threaded actor may run them in either order), and exits the actor when the job is over, or
-    at once when the start failed, so the job's resources go back to the cluster either way.
+    Returns the node id and the wrapper's pid.
     """
+    ray: Any = importlib.import_module("ray")
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    def __init__(self, namespace: str, agent_options: Mapping[str, Any]) -> None:
-        self._namespace = namespace
-        self._agent_options = dict(agent_options)
-        self._settled = threading.Event()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._where: dict[str, Any] | None = None
-
-    def start(self, job_root: str, request: JobRequest, env: Mapping[str, str]) -> dict[str, Any]:
-        """Write the folder, start the wrapper; returns the node id, the folder and the pid."""
-        import os
-
-        import ray
-
-        try:
-            if request.argv and request.argv[0] == NODE_PYTHON:
-                request = attrs.evolve(request, argv=(sys.executable, *request.argv[1:]))
-            folder = job_dir(job_root, request.job_id)
-            node_id = ray.get_runtime_context().get_node_id()
-            self._ensure_agent(node_id)
-            _jobs.write_folder(folder, request, BACKEND)
-            # Its own session: cancel reaches everything the job starts, and nothing of Ray's
-            # signals to this worker reach the job.
-            self._process = subprocess.Popen(
-                _jobs.launch_argv(request.job_id, shell="/bin/sh"),
-                cwd=folder,
-                env={**os.environ, **env},
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            self._where = {"node_id": node_id, "pid": self._process.pid}
-            return self._where
-        finally:
-            self._settled.set()
-
-    def where(self) -> dict[str, Any] | None:
-        """The node and pid of the started job (None if the start failed)."""
-        self._settled.wait()
-        return self._where
-
-    def wait(self) -> int | None:
-        """Wait for the job's wrapper to exit, then end this actor (freeing its resources)."""
-        ray: Any = importlib.import_module("ray")  # untyped; loaded only on a node
-
-        self._settled.wait()
-        code = self._process.wait() if self._process is not None else None
-        ray.actor.exit_actor()
-        return code  # not reached: exit_actor raises to end the actor
-
-    def _ensure_agent(self, node_id: str) -> None:
-        import ray
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        ray.remote(NodeAgent).options(
+    if request.argv and request.argv[0] == NODE_PYTHON:
+        request = attrs.evolve(request, argv=(sys.executable, *request.argv[1:]))
+    node_id = ray.get_runtime_context().get_node_id()
+    agent = (
+        ray.remote(NodeAgent)
+        .options(
             name=agent_name(node_id),
-            namespace=self._namespace,
+            namespace=namespace,
             lifetime="detached",
             get_if_exists=True,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-            **self._agent_options,
-        ).remote()
+            **agent_options,
+        )
+        .remote()
+    )
+    where: dict[str, Any] = ray.get(
+        agent.start.remote(job_root, request, {**os.environ, **env}, reservation)
+    )
+    return where
