@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from ray_fixtures import RayCluster
 import voltx
 from _support import statuses, subprocess_env
 from voltx.ledger import Ledger
+from voltx.plugins import registered
 from voltx.store import ArtifactStore
 from voltx.testing.backend_contract import wait_until
 from voltx_backends.ray import RayBackend, RaySettings
@@ -39,13 +41,18 @@ FORWARD_ENV = ("PYTHONPATH", "VOLTX_PLUGINS", "VOLTX_LOAD_PLUGINS", "VOLTX_HOME"
 
 
 @pytest.fixture
-def sleep_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+def sleep_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """bench/_sleep_plugin.py's graph, two wide, for this process and the workers."""
     monkeypatch.setenv("VOLTX_BENCH_WIDTH", "2")
-    monkeypatch.setenv("VOLTX_PLUGINS", "_sleep_plugin")
     monkeypatch.setenv("VOLTX_LOAD_PLUGINS", "backends")
     monkeypatch.syspath_prepend(str(BENCH))
     monkeypatch.setenv("PYTHONPATH", str(BENCH))
+    import _sleep_plugin
+
+    # Registered in this process's plugin host (whatever an earlier test left loaded there), and
+    # named in VOLTX_PLUGINS for the workers.
+    with registered(_sleep_plugin):
+        yield
 
 
 def _at(stamp: str | None) -> float:

@@ -10,7 +10,7 @@ node's agent, which node holds the job's folder.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -18,11 +18,19 @@ from voltx.backend import JobHandle, JobState, JobStatus
 from voltx.errors import BackendError
 from voltx_backends import _jobs
 from voltx_backends.ray.node import BACKEND, agent_name, reservation_name
-
-if TYPE_CHECKING:
-    from voltx_backends.ray.backend import RayBackend
+from voltx_backends.ray.settings import RaySettings
 
 log = structlog.get_logger(__name__)
+
+
+class RayConnection(Protocol):
+    """What a handle asks of its backend (`RayBackend`, which imports this module): the
+    settings, and the ``ray`` module connected to the cluster."""
+
+    settings: RaySettings
+
+    def ray(self) -> Any: ...
+
 
 # How long one question to the cluster may take before the handle gives up on it.
 CALL_TIMEOUT_S = 60.0
@@ -43,7 +51,7 @@ class RayJobHandle(JobHandle):
 
     def __init__(
         self,
-        backend: RayBackend,
+        backend: RayConnection,
         job_id: str,
         started: Any = None,
         node_id: str | None = None,

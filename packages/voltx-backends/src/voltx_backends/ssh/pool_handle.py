@@ -13,7 +13,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import structlog
@@ -21,14 +21,28 @@ import structlog
 from voltx.backend import JobHandle, JobRequest, JobState, JobStatus
 from voltx.errors import BackendError, VoltxError
 from voltx.job_document import JOB_FILE, job_document_in
+from voltx.spec import Resources
 from voltx_backends._shares import Share, pinned_argv, share_env
 from voltx_backends.ssh.handle import SSHJobHandle
 
 if TYPE_CHECKING:
     from voltx_backends.ssh.backend import SSHBackend
-    from voltx_backends.ssh.pool import SSHPoolBackend
 
 log = structlog.get_logger(__name__)
+
+
+class HostPool(Protocol):
+    """What a pool job asks of its pool (`SSHPoolBackend`, which imports this module)."""
+
+    name: str
+
+    @property
+    def python(self) -> str: ...
+    def reserve(self, job_id: str, wanted: Resources) -> tuple[SSHBackend, Share] | None: ...
+    def track(self, handle: SSHPoolJobHandle) -> None: ...
+    def poll_running(self) -> None: ...
+    def release(self, job_id: str) -> None: ...
+    def launched_file(self, job_id: str) -> Path | None: ...
 
 
 def share_ref(share: Share) -> dict[str, Any]:
@@ -76,7 +90,7 @@ class SSHPoolJobHandle(JobHandle):
 
     def __init__(
         self,
-        pool: SSHPoolBackend,
+        pool: HostPool,
         job_id: str,
         *,
         request: JobRequest | None = None,
