@@ -856,3 +856,29 @@ def quick_settings(remote_root: Path, **overrides: Any) -> dict[str, Any]:
     }
     settings.update(overrides)
     return settings
+
+
+# What a worker on a fake "instance" needs from the test's environment: the test plugin (as a
+# real host would need it installed), and caches kept out of the real home.
+WORKER_ENV = ["VOLTX_PLUGINS", "PYTHONPATH", "VOLTX_HOME", "VOLTX_CACHE_DIR"]
+
+
+def write_project(root: Path, *, grace_s: float | None = None, **overrides: Any) -> Path:
+    """A project folder under `root` whose backend is the fake Vast, with quick settings
+    (`overrides` on top) and, with `grace_s`, a ``[budget]`` grace period for stops."""
+    folder = root / "project"
+    folder.mkdir()
+    settings = quick_settings(
+        root / "remote",
+        status_interval_s=0.1,
+        provision_timeout_s=30.0,
+        forward_env=WORKER_ENV,
+        **overrides,
+    )
+    lines = ["[project]", 'backend = "vast"', ""]
+    if grace_s is not None:
+        lines += ["[budget]", f"grace_s = {grace_s:g}", ""]
+    lines += ["[backends.vast]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    (folder / "voltx.toml").write_text("\n".join(lines) + "\n")
+    return folder

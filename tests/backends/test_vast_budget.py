@@ -14,7 +14,7 @@ from pathlib import Path
 
 import fake_vast as fakes
 import pytest
-from fake_vast import FakeVast, quick_settings
+from fake_vast import FakeVast, write_project
 
 from _support import TEST_PLUGINS, subprocess_env
 from voltx.budget import BUDGET_EXIT_CODE
@@ -29,21 +29,7 @@ RUN_TIMEOUT_S = 90
 @pytest.fixture
 def project(tmp_path: Path, fake_vast: FakeVast) -> Path:
     """A project on the fake Vast with quick settings, and a short grace period for stops."""
-    folder = tmp_path / "project"
-    folder.mkdir()
-    settings = quick_settings(
-        tmp_path / "remote",
-        status_interval_s=0.1,
-        provision_timeout_s=30.0,
-        # The worker on the "instance" needs the test plugin, as a real host would need it
-        # installed; the rest keeps its caches out of the real home.
-        forward_env=["VOLTX_PLUGINS", "PYTHONPATH", "VOLTX_HOME", "VOLTX_CACHE_DIR"],
-    )
-    lines = ["[project]", 'backend = "vast"', "", "[budget]", "grace_s = 2", ""]
-    lines += ["[backends.vast]"]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
-    (folder / "voltx.toml").write_text("\n".join(lines) + "\n")
-    return folder
+    return write_project(tmp_path, grace_s=2)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import fake_vast as fakes
 import pytest
-from fake_vast import FakeVast, quick_settings
+from fake_vast import FakeVast, write_project
 
 from _support import TEST_PLUGINS, subprocess_env
 from voltx.budget import BUDGET_EXIT_CODE
@@ -30,21 +30,7 @@ RUN_TIMEOUT_S = 90
 
 @pytest.fixture
 def project(tmp_path: Path, fake_vast: FakeVast) -> Path:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    settings = quick_settings(
-        tmp_path / "remote",
-        status_interval_s=0.1,
-        provision_timeout_s=30.0,
-        forward_env=["VOLTX_PLUGINS", "PYTHONPATH", "VOLTX_HOME", "VOLTX_CACHE_DIR"],
-        pool=True,
-        pool_gather_s=0.3,
-        pool_idle_s=60.0,
-    )
-    lines = ["[project]", 'backend = "vast"', "", "[budget]", "grace_s = 2", ""]
-    lines += ["[backends.vast]"]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
-    (folder / "voltx.toml").write_text("\n".join(lines) + "\n")
+    folder = write_project(tmp_path, grace_s=2, pool=True, pool_gather_s=0.3, pool_idle_s=60.0)
     for offer in fake_vast.offers.values():
         offer["cpu_cores_effective"] = 1.0
     return folder

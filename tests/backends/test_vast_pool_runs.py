@@ -14,7 +14,7 @@ from pathlib import Path
 
 import fake_vast as fakes
 import pytest
-from fake_vast import FakeVast, quick_settings
+from fake_vast import FakeVast, write_project
 
 from _support import TEST_PLUGINS, statuses, subprocess_env
 
@@ -27,21 +27,7 @@ RUN_TIMEOUT_S = 90
 
 @pytest.fixture
 def project(tmp_path: Path, fake_vast: FakeVast) -> Path:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    settings = quick_settings(
-        tmp_path / "remote",
-        status_interval_s=0.1,
-        provision_timeout_s=30.0,
-        forward_env=["VOLTX_PLUGINS", "PYTHONPATH", "VOLTX_HOME", "VOLTX_CACHE_DIR"],
-        pool=True,
-        pool_gather_s=0.3,
-        pool_idle_s=30.0,
-    )
-    lines = ["[project]", 'backend = "vast"', "", "[backends.vast]"]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
-    (folder / "voltx.toml").write_text("\n".join(lines) + "\n")
-    return folder
+    return write_project(tmp_path, pool=True, pool_gather_s=0.3, pool_idle_s=30.0)
 
 
 @pytest.fixture
