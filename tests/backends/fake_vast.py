@@ -58,6 +58,8 @@ import attrs
 import pytest
 from ssh_fixtures import SSHD, SSHServer, _free_port, _keygen
 
+from _support import TEST_PLUGINS, subprocess_env
+
 API_KEY = "planted-vast-key-7Qx93LmZ"
 RUNTYPE_TOKENS = frozenset(
     {"ssh", "ssh_direc", "ssh_direct", "ssh_proxy", "jupyter", "jupyter_direc", "jupyter_direct"}
@@ -882,3 +884,16 @@ def write_project(root: Path, *, grace_s: float | None = None, **overrides: Any)
     lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
     (folder / "voltx.toml").write_text("\n".join(lines) + "\n")
     return folder
+
+
+def worker_env(fake: FakeVast) -> dict[str, str]:
+    """The environment of a `voltx` subprocess that runs tests/plugins' slow pipeline on `fake`."""
+    return subprocess_env(
+        TEST_PLUGINS, VOLTX_PLUGINS="slow_pipeline", VAST_URL=fake.url, VAST_API_KEY=fake.api_key
+    )
+
+
+def run_events(project: Path, run_id: str) -> list[dict[str, object]]:
+    """The events of run `run_id` in the project's ledger, in order."""
+    folder = project / ".voltx" / "records" / "runs" / run_id / "events"
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]

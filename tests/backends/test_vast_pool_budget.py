@@ -16,9 +16,8 @@ from pathlib import Path
 
 import fake_vast as fakes
 import pytest
-from fake_vast import FakeVast, write_project
+from fake_vast import FakeVast, run_events, worker_env, write_project
 
-from _support import TEST_PLUGINS, subprocess_env
 from voltx.budget import BUDGET_EXIT_CODE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -38,12 +37,7 @@ def project(tmp_path: Path, fake_vast: FakeVast) -> Path:
 
 @pytest.fixture
 def env(fake_vast: FakeVast) -> dict[str, str]:
-    return subprocess_env(
-        TEST_PLUGINS,
-        VOLTX_PLUGINS="slow_pipeline",
-        VAST_URL=fake_vast.url,
-        VAST_API_KEY=fake_vast.api_key,
-    )
+    return worker_env(fake_vast)
 
 
 def voltx(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -55,11 +49,6 @@ def voltx(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedPro
         text=True,
         timeout=RUN_TIMEOUT_S,
     )
-
-
-def run_events(project: Path, run_id: str) -> list[dict[str, object]]:
-    folder = project / ".voltx" / "records" / "runs" / run_id / "events"
-    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
 
 
 def test_a_budget_reached_while_a_machine_idles_stops_the_run_and_counts_the_idle_time(

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import fake_vast as fakes
 import pytest
-from fake_vast import FakeVast, write_project
+from fake_vast import FakeVast, worker_env, write_project
 
-from _support import TEST_PLUGINS, CommandLineWatch, statuses, subprocess_env
+from _support import CommandLineWatch, statuses
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,12 +34,7 @@ def project(tmp_path: Path, fake_vast: FakeVast) -> Path:
 
 @pytest.fixture
 def env(fake_vast: FakeVast) -> dict[str, str]:
-    return subprocess_env(
-        TEST_PLUGINS,
-        VOLTX_PLUGINS="slow_pipeline",
-        VAST_URL=fake_vast.url,
-        VAST_API_KEY=fake_vast.api_key,
-    )
+    return worker_env(fake_vast)
 
 
 def voltx(
