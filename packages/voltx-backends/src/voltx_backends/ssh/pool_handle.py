@@ -170,10 +170,9 @@ class SSHPoolJobHandle(JobHandle):
             if self._released:
                 return
             self._released = True
+        # The launched file stays: a new orchestrator that attaches after the job has ended
+        # still finds the host holding its exit code and log, rather than running it again.
         self._pool.release(self.job_id)
-        path = self._pool.launched_file(self.job_id)
-        if path is not None:
-            path.unlink(missing_ok=True)
 
     def status(self) -> JobStatus:
         if self._inner is None:
