@@ -12,13 +12,18 @@ process, so no body byte may be logged against ``os.getpid()``.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
+import tarfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import attrs
+import pytest
 
 
 @attrs.frozen
@@ -170,3 +175,30 @@ def serve() -> tuple[CountingServer, threading.Thread]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, thread
+
+
+@pytest.fixture(scope="module")
+def url_server() -> Iterator[CountingServer]:
+    """A `CountingServer` on 127.0.0.1 for the test module, shut down after it."""
+    served, thread = serve()
+    try:
+        yield served
+    finally:
+        served.shutdown()
+        thread.join()
+
+
+def jsonl(rows: list[dict[str, Any]]) -> bytes:
+    """`rows` as JSONL bytes, one object per line."""
+    return "".join(json.dumps(row) + "\n" for row in rows).encode()
+
+
+def tar(members: dict[str, bytes], mode: str = "w:gz") -> bytes:
+    """A tar archive (gzipped by default) holding `members`, name to bytes."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:  # type: ignore[call-overload]
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

@@ -15,14 +15,13 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import zstandard
 
 import voltx
-from _url_server import CountingServer, serve
+from _url_server import CountingServer, jsonl, url_server
 from voltx.errors import ConfigError, InputUnreachableError
 from voltx.planning.preflight import PreflightError
 from voltx.project import load_project
@@ -36,22 +35,11 @@ STACK_ROWS = [
 ]
 
 
-def jsonl(rows: list[dict[str, object]]) -> bytes:
-    return "".join(json.dumps(row) + "\n" for row in rows).encode()
-
-
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[CountingServer]:
-    served, thread = serve()
-    try:
-        yield served
-    finally:
-        served.shutdown()
-        thread.join()
+server = url_server
 
 
 def write_project(folder: Path, raw_stack: str, extra: str = "") -> Path:

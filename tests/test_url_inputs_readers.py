@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from _url_server import jsonl, tar
 from voltx_phases.datasets import readers
 from voltx_phases.datasets.readers import ReadStats
 from voltx_phases.datasets.schema import DatasetLineError
@@ -26,20 +27,6 @@ from voltx_phases.datasets.schema import DatasetLineError
 ROWS = [
     {"content": f"def k{i}(v):\n    return v - {i}\n" * 4, "path": f"k{i}.py"} for i in range(7)
 ]
-
-
-def jsonl(rows: list[dict[str, object]]) -> bytes:
-    return "".join(json.dumps(row) + "\n" for row in rows).encode()
-
-
-def tar(members: dict[str, bytes], mode: str = "w:gz") -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode=mode) as archive:  # type: ignore[call-overload]
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def paths(path: Path) -> list[str]:

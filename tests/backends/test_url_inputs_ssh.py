@@ -11,14 +11,11 @@ store here nor the host's staged copy holds the content's bytes, only its identi
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import subprocess
 import sys
-import tarfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import ssh_fixtures
@@ -26,7 +23,7 @@ import zstandard
 from ssh_fixtures import SSHServer
 
 from _support import statuses, subprocess_env
-from _url_server import CountingServer, serve
+from _url_server import CountingServer, jsonl, tar, url_server
 from voltx.store import ArtifactStore
 
 if TYPE_CHECKING:
@@ -51,28 +48,7 @@ ROWS = [
 ]
 
 
-def jsonl(rows: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(row) + "\n" for row in rows).encode()
-
-
-def tar_gz(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[CountingServer]:
-    served, thread = serve()
-    try:
-        yield served
-    finally:
-        served.shutdown()
-        thread.join()
+server = url_server
 
 
 def write_project(folder: Path, sshd: SSHServer, raw_stack: str) -> Path:
@@ -117,7 +93,7 @@ def stack_count(store: ArtifactStore, tmp_path: Path) -> int:
 def test_ssh_host_reads_an_http_tar_gz_itself(
     sshd_server: SSHServer, server: CountingServer, tmp_path: Path
 ) -> None:
-    archive = tar_gz({"stack/a.jsonl": jsonl(ROWS[:2]), "stack/b.jsonl": jsonl(ROWS[2:])})
+    archive = tar({"stack/a.jsonl": jsonl(ROWS[:2]), "stack/b.jsonl": jsonl(ROWS[2:])})
     server.files["ssh/stack_python.tar.gz"] = archive
     project = write_project(
         tmp_path / "project", sshd_server, json.dumps(server.url("ssh/stack_python.tar.gz"))
@@ -162,7 +138,7 @@ def test_ssh_host_reads_an_http_tar_gz_itself(
     # Unchanged: skipped. Changed: read again.
     _, output = run_0_2(project)
     assert statuses(output) == {"0.2": "skipped"}, output
-    server.files["ssh/stack_python.tar.gz"] = tar_gz({"stack/a.jsonl": jsonl(ROWS[:3])})
+    server.files["ssh/stack_python.tar.gz"] = tar({"stack/a.jsonl": jsonl(ROWS[:3])})
     _, output = run_0_2(project)
     assert statuses(output) == {"0.2": "succeeded"}, output
     assert stack_count(store, tmp_path) == 3
