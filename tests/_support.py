@@ -16,6 +16,29 @@ EXAMPLE = REPO / "examples" / "voltx-example-textstats"
 TEST_PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 
+def install_plugin(source: Path, site: Path) -> Path:
+    """Install the plugin project at `source` from its own pyproject into `site`, offline and
+    without its dependencies (they are this venv's), and return `site`."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return site
+
+
 def subprocess_env(*python_paths: Path, **extra: str) -> dict[str, str]:
     """The environment for a voltx subprocess that sees `python_paths` first."""
     env = dict(os.environ)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _support import EXAMPLE
+from _support import EXAMPLE, install_plugin
 
 
 def _is_loopback(host: Any) -> bool:
@@ -62,22 +60,4 @@ def _isolated_home(
 @pytest.fixture(scope="session")
 def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugin, installed from its own pyproject into a fresh folder (once per run)."""
-    site = tmp_path_factory.mktemp("example-site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-index",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(EXAMPLE),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return site
+    return install_plugin(EXAMPLE, tmp_path_factory.mktemp("example-site"))

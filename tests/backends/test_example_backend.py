@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from _support import REPO
+from _support import REPO, install_plugin
 from voltx.backend import Backend
 from voltx.testing.backend_contract import BackendContract
 
@@ -28,24 +28,7 @@ EXAMPLE = REPO / "examples" / "voltx-example-backend"
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The example, installed from its own pyproject into a fresh folder on sys.path."""
-    site = tmp_path_factory.mktemp("example-backend-site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-index",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(EXAMPLE),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    site = install_plugin(EXAMPLE, tmp_path_factory.mktemp("example-backend-site"))
     sys.path.insert(0, str(site))
     yield site
     sys.path.remove(str(site))

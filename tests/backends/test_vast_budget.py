@@ -7,15 +7,15 @@ of rental: no fast clock is needed, only a tiny budget.
 
 from __future__ import annotations
 
+import functools
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import fake_vast as fakes
 import pytest
 from fake_vast import FakeVast, run_events, worker_env, write_project
 
+from _support import voltx_cli
 from voltx.budget import BUDGET_EXIT_CODE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,15 +36,7 @@ def env(fake_vast: FakeVast) -> dict[str, str]:
     return worker_env(fake_vast)
 
 
-def voltx(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "voltx", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
+voltx = functools.partial(voltx_cli, timeout=RUN_TIMEOUT_S, check=False)
 
 
 def test_budget_stops_the_run_destroys_every_instance_and_a_larger_budget_finishes(

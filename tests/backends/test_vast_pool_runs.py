@@ -7,6 +7,7 @@ live instance at the fake.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import fake_vast as fakes
 import pytest
 from fake_vast import FakeVast, worker_env, write_project
 
-from _support import statuses
+from _support import statuses, voltx_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,17 +36,7 @@ def env(fake_vast: FakeVast) -> dict[str, str]:
     return worker_env(fake_vast)
 
 
-def voltx(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "voltx", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    return result
+voltx = functools.partial(voltx_cli, timeout=RUN_TIMEOUT_S)
 
 
 def test_a_chain_of_three_phases_rents_one_instance(

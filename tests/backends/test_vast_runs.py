@@ -7,6 +7,7 @@ API and its sshd-backed instances live in the test process, and each phase's wor
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import fake_vast as fakes
 import pytest
 from fake_vast import FakeVast, worker_env, write_project
 
-from _support import CommandLineWatch, statuses
+from _support import CommandLineWatch, statuses, voltx_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,22 +38,7 @@ def env(fake_vast: FakeVast) -> dict[str, str]:
     return worker_env(fake_vast)
 
 
-def voltx(
-    *args: str, cwd: Path, env: dict[str, str], check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "voltx", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"voltx {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-        )
-    return result
+voltx = functools.partial(voltx_cli, timeout=RUN_TIMEOUT_S)
 
 
 def start(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
