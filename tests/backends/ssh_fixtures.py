@@ -31,6 +31,8 @@ from typing import Any
 import attrs
 import pytest
 
+from voltx.backend import JobHandle
+
 SSHD = Path("/usr/sbin/sshd")
 START_TIMEOUT_S = 10.0
 
@@ -218,6 +220,16 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]
 
 
 # --- A host venv that already has voltx's dependencies (so bootstrap needs no network) ---
+
+
+@pytest.fixture
+def handles() -> Iterator[list[JobHandle]]:
+    """Jobs a test started; any still running at the end is cancelled."""
+    started: list[JobHandle] = []
+    yield started
+    for handle in started:
+        if not handle.status().state.finished:
+            handle.cancel(grace_s=1.0)
 
 
 def _needed(requirements: list[str]) -> list[str]:

@@ -74,14 +74,7 @@ def own_backend(sshd_server: SSHServer, tmp_path: Path) -> Iterator[SSHBackend]:
     backend.close()
 
 
-@pytest.fixture
-def handles() -> Iterator[list[JobHandle]]:
-    """Jobs a test started; any still running at the end is cancelled."""
-    started: list[JobHandle] = []
-    yield started
-    for handle in started:
-        if not handle.status().state.finished:
-            handle.cancel(grace_s=1.0)
+handles = ssh_fixtures.handles
 
 
 def submit(

@@ -79,13 +79,7 @@ def pool(pool_settings: SSHSettings, tmp_path_factory: pytest.TempPathFactory) -
     backend.close()
 
 
-@pytest.fixture
-def handles() -> Iterator[list[JobHandle]]:
-    started: list[JobHandle] = []
-    yield started
-    for handle in started:
-        if not handle.status().state.finished:
-            handle.cancel(grace_s=1.0)
+handles = ssh_fixtures.handles
 
 
 def submit(
