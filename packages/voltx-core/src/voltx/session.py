@@ -113,13 +113,16 @@ class Session:
         needed = {a for pid in phase_ids for a in self.registry.phase(pid).requires}
         produced = {a for pid in phase_ids for a in self.registry.phase(pid).produces}
         optional = {a for pid in phase_ids for a in self.registry.phase(pid).optional}
+        from_outside = sorted((needed | optional) - produced)
         listed = {
             name: Path(self.project.inputs[name])
-            for name in sorted(((needed | optional) - produced) & set(self.project.inputs))
+            for name in from_outside
+            if name in self.project.inputs
         }
         remote = {
             name: self.project.remote_inputs[name]
-            for name in sorted(((needed | optional) - produced) & set(self.project.remote_inputs))
+            for name in from_outside
+            if name in self.project.remote_inputs
         }
         # Re-read each URL's identity now (one listing or info per file): a changed remote gets a
         # new document, hence a new digest, and the phases reading it run again.
