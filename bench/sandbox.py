@@ -5,7 +5,8 @@
 The programs are HumanEval's 164 canonical solutions with their tests (the real file,
 ``../shared/data/humaneval.jsonl`` beside the repository; the bench says so and stops if it is
 absent). One side runs them through `voltx_phases.execution.sandbox.run_many` (bubblewrap:
-namespaces, read-only runtime view, own uid, rlimits); the other runs the same program files
+namespaces, read-only runtime view, own uid, rlimits; as root, one warm sandbox per worker,
+docs/sandbox.md "Batches"); the other runs the same program files
 with ``subprocess.run([python, "-I", "-S", file], timeout=...)``: no isolation, no limits. Both
 use the same number of programs at a time and the same interpreter.
 

@@ -172,3 +172,40 @@ def test_stdio_tests_run_the_solution_file_with_their_own_stdin() -> None:
     assert solution not in assemble_program(solution, tests)
     assert run_tests(solution, tests).passed
     assert run_tests(solution, [stdio_test("1 2\n", "4\n")]).status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("isolation", "batch"),
+    [("bubblewrap", False), ("bubblewrap", True), ("rlimits-only", False)],
+    ids=["one bubblewrap", "warm sandbox", "rlimits-only"],
+)
+@pytest.mark.filterwarnings("ignore:the sandbox runs in the rlimits-only mode")
+def test_a_python_program_starts_as_python_main_py_would_start_it_with_its_limits_set(
+    isolation: str, batch: bool
+) -> None:
+    limits = SandboxLimits(
+        memory_bytes=512 << 20,
+        open_files=32,
+        isolation=isolation,  # type: ignore[arg-type]
+    )
+    program = (
+        "import resource, sys\n"
+        "print(__name__, __file__, sys.argv)\n"
+        "print(sorted(name for name in globals() if not name.startswith('__')))\n"
+        "print(resource.getrlimit(resource.RLIMIT_AS),"
+        " resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+        "class Point: pass\n"
+        "print(Point.__module__, sys.modules['__main__'].Point is Point)\n"
+    )
+    if batch:
+        result = run_many([(program, [])], limits, workers=1)[0]
+    else:
+        result = run_program(program, limits)
+    assert result.passed, result.stderr_tail
+    main_line, names_line, limits_line, class_line = result.stdout.splitlines()
+    name, path, argv = main_line.split(" ", 2)
+    assert name == "__main__" and path.startswith("/") and path.endswith("/work/main.py")
+    assert argv == "['main.py']"
+    assert names_line == "['resource', 'sys']"
+    assert limits_line == f"({512 << 20}, {512 << 20}) (32, 32)"
+    assert class_line == "__main__ True"

@@ -1,9 +1,11 @@
 """Hostile programs against the bubblewrap sandbox: each is contained and leaves nothing behind.
 
-Every test checks afterwards that no process runs as a sandbox uid, and that no folder of a run
-is left in the temporary folder (the `contained` fixture). The limits are small so that each
-test takes seconds. How the same programs fare as an ordinary user is in
-test_sandbox_unprivileged.py.
+Every test runs twice: through `run_program` (one bubblewrap for the program) and through
+`run_many` (a warm sandbox whose launcher starts the program; as root). Every test checks
+afterwards that no process runs as a sandbox uid, and that no folder of a run is left in the
+temporary folder (the `contained` fixture). The limits are small so that each test takes
+seconds. How the same programs fare as an ordinary user is in test_sandbox_unprivileged.py;
+what a warm sandbox keeps from one program to the next is in test_sandbox_warm.py.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from voltx_phases.execution import isolation
 from voltx_phases.execution.runner import RUNS_ENV
 from voltx_phases.execution.sandbox import (
     SandboxLimits,
+    SandboxResult,
     SandboxUnavailableError,
+    run_many,
     run_program,
 )
 
@@ -48,6 +52,18 @@ def _sandbox_processes() -> list[str]:
             except FileNotFoundError:
                 continue
     return found
+
+
+def _in_a_warm_sandbox(source: str, limits: SandboxLimits | None = None) -> SandboxResult:
+    return run_many([(source, [])], limits, workers=1)[0]
+
+
+@pytest.fixture(autouse=True, params=["one bubblewrap", "warm sandbox"])
+def sandbox_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which way the test's `run_program` calls go (module docstring)."""
+    if request.param == "warm sandbox":
+        monkeypatch.setitem(globals(), "run_program", _in_a_warm_sandbox)
+    return str(request.param)
 
 
 @pytest.fixture(autouse=True)
@@ -280,18 +296,21 @@ def _cmdlines_with(token: str) -> list[str]:
     return found
 
 
-def test_the_sandbox_dies_with_its_parent(tmp_path: Path) -> None:
+def test_the_sandbox_dies_with_its_parent(tmp_path: Path, sandbox_path: str) -> None:
     token = secrets.token_hex(8)
     program = (
         "import subprocess, sys, time\n"
         f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {token!r}])\n"
         "time.sleep(60)\n"
     )
+    call = f"run_program({program!r})"
+    if sandbox_path == "warm sandbox":
+        call = f"run_many([({program!r}, [])], workers=1)"
     driver = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            f"from voltx_phases.execution.sandbox import run_program\nrun_program({program!r})",
+            f"from voltx_phases.execution.sandbox import run_many, run_program\n{call}",
         ],
         env={**os.environ, "TMPDIR": str(tmp_path)},
     )

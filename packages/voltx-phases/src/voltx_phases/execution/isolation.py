@@ -232,13 +232,20 @@ def bwrap_command(
     tmp_bytes: int,
     mounts: Sequence[Mount],
     env: Mapping[str, str],
+    drop_uid: bool = True,
+    work_inside: str | None = None,
 ) -> list[str]:
     """The full command line: bwrap, its mounts and environment, the uid drop, then `argv`.
 
     `work` appears at its own path (so the program's ``os.getcwd()`` names the folder that is
-    deleted afterwards); ``/tmp`` is a fresh tmpfs of at most `tmp_bytes` (in memory, so
-    nothing of it reaches the host's disk and nothing is left to delete).
+    deleted afterwards), or at `work_inside`; ``/tmp`` is a fresh tmpfs of at most `tmp_bytes`
+    (in memory, so nothing of it reaches the host's disk and nothing is left to delete).
+
+    A warm sandbox's launcher (`warm`) passes `drop_uid` False, keeping root inside to drop each
+    program to `uid` itself (as an ordinary user the user namespace sets the uid either way),
+    and a `work_inside` away from ``/tmp`` and ``/dev/shm``, which it empties between programs.
     """
+    inside = work_inside or str(work)
     command = [bwrap, *namespace_flags(), "--die-with-parent", "--new-session", "--clearenv"]
     command += _system_view()
     for mount in mounts:
@@ -246,12 +253,12 @@ def bwrap_command(
         command += ["--bind" if mount.writable else "--ro-bind", mount.source, mount.target]
     command += ["--proc", "/proc", "--dev", "/dev"]
     command += ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
-    command += _make_parents(str(work))
-    command += ["--bind", str(work), str(work), "--chdir", str(work)]
+    command += _make_parents(inside)
+    command += ["--bind", str(work), inside, "--chdir", inside]
     for name, value in env.items():
         command += ["--setenv", name, value]
     command += ["--remount-ro", "/", "--"]
-    if as_root():
+    if as_root() and drop_uid:
         command += [
             "/usr/bin/setpriv",
             f"--reuid={uid}",

@@ -107,7 +107,10 @@ def _python_facts(python: str) -> dict[str, object]:
     return facts
 
 
+@functools.lru_cache(maxsize=32)
 def _python(limits: SandboxLimits, isolated: bool) -> Toolchain:
+    # Remembered: every Python program resolves it, and the answer depends only on the limits'
+    # interpreter and site flag, whose facts are themselves read once.
     flags = ["-I", "-X", "utf8"] + ([] if limits.site_packages else ["-S"])
     if not isolated:
         return Toolchain(run_argv=(limits.python, *flags, "main.py"))

@@ -28,6 +28,7 @@ import time
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -49,6 +50,9 @@ from voltx_phases.execution.limits import (
     rlimit_settings,
 )
 from voltx_phases.execution.results import FailureReason, SandboxResult, Status
+
+if TYPE_CHECKING:
+    from voltx_phases.execution.warm import Launcher
 
 
 @attrs.frozen
@@ -85,20 +89,28 @@ def runs_folder() -> str | None:
 class Workspace:
     """The host folder of one sandboxed run, and the uid it runs as (see module docstring)."""
 
-    def __init__(self, limits: SandboxLimits, toolchain: Toolchain) -> None:
+    def __init__(
+        self, limits: SandboxLimits, toolchain: Toolchain, launcher: Launcher | None = None
+    ) -> None:
         self.limits = limits
         self.toolchain = toolchain
-        self.isolated = resolve_mode(limits.isolation) == "bubblewrap"
+        self.launcher = launcher
+        self.isolated = launcher is not None or resolve_mode(limits.isolation) == "bubblewrap"
         self._stack = ExitStack()
         self.bwrap = ""
         self.uid = 0
-        if self.isolated:
-            self.bwrap = bwrap_executable()
-            check_namespaces(self.bwrap)
-            if as_root():
-                self.uid = self._stack.enter_context(uid_pool.lease())
-        self.root = Path(tempfile.mkdtemp(prefix="voltx-sandbox-", dir=runs_folder()))
-        self._stack.callback(_remove_tree, self.root)
+        if launcher is not None:
+            # A warm sandbox's run (`warm`): its folder is inside the launcher's view.
+            self.uid = launcher.uid
+            self.root = launcher.new_run_folder()
+        else:
+            if self.isolated:
+                self.bwrap = bwrap_executable()
+                check_namespaces(self.bwrap)
+                if as_root():
+                    self.uid = self._stack.enter_context(uid_pool.lease())
+            self.root = Path(tempfile.mkdtemp(prefix="voltx-sandbox-", dir=runs_folder()))
+        self._stack.callback(remove_tree, self.root)
         self.work = self.root / "work"
         self.work.mkdir(mode=0o700)
         if self.uid:
@@ -123,7 +135,25 @@ class Workspace:
 
     def execute(self, step: Step, stdin: str = "") -> tuple[int | None, bool, float]:
         """Run `step`; the exit code in the program's terms, whether it timed out, seconds."""
-        (self.root / "stdin").write_text(stdin, encoding="utf-8")
+        if stdin:
+            (self.root / "stdin").write_text(stdin, encoding="utf-8")
+        settings = rlimit_settings(
+            timeout_s=step.timeout_s,
+            memory_bytes=step.memory_bytes,
+            file_size_bytes=step.file_size_bytes or self.limits.file_size_bytes,
+            open_files=self.limits.open_files,
+            processes=self._processes(),
+        )
+        if self.launcher is not None:
+            return self.launcher.run(
+                step.argv,
+                env={"PATH": "/usr/bin:/bin", **dict(self.toolchain.env)},
+                run_folder=self.root,
+                cwd=self.work,
+                stdin=bool(stdin),
+                settings=settings,
+                timeout_s=step.timeout_s,
+            )
         argv = list(step.argv)
         if self.isolated:
             argv = bwrap_command(
@@ -135,13 +165,6 @@ class Workspace:
                 mounts=self.toolchain.mounts,
                 env={"PATH": "/usr/bin:/bin", **dict(self.toolchain.env)},
             )
-        settings = rlimit_settings(
-            timeout_s=step.timeout_s,
-            memory_bytes=step.memory_bytes,
-            file_size_bytes=step.file_size_bytes or self.limits.file_size_bytes,
-            open_files=self.limits.open_files,
-            processes=self._processes(),
-        )
         preexec = None
         prlimit = find_on_path("prlimit")
         if prlimit:
@@ -149,7 +172,7 @@ class Workspace:
         else:
             preexec = limiter(settings)
         with (
-            open(self.root / "stdin", "rb") as stdin_file,
+            open(self.root / "stdin" if stdin else os.devnull, "rb") as stdin_file,
             open(self.root / "stdout", "wb") as stdout_file,
             open(self.root / "stderr", "wb") as stderr_file,
         ):
@@ -198,12 +221,8 @@ class Workspace:
     def output(self) -> tuple[str, str, str]:
         """The head of stdout, its tail and the tail of stderr, `output_bytes` of each."""
         size = self.limits.output_bytes
-        stdout = self.root / "stdout"
-        return (
-            _read_head(stdout, size),
-            _read_tail(stdout, 4096),
-            _read_tail(self.root / "stderr", size),
-        )
+        head, tail = _read_head_and_tail(self.root / "stdout", size, 4096)
+        return head, tail, _read_head_and_tail(self.root / "stderr", 0, size)[1]
 
 
 def result_of(
@@ -303,7 +322,9 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def _remove_tree(root: Path) -> None:
+def remove_tree(root: Path) -> None:
+    """Delete a run's folder, whatever the program did to the permissions inside it."""
+
     def unlock(function: object, name: str, error: object) -> None:
         # The program may have made what it wrote unreadable or unwritable: undo and retry.
         path = Path(name)
@@ -319,18 +340,15 @@ def _remove_tree(root: Path) -> None:
     shutil.rmtree(root, onerror=unlock)
 
 
-def _read_head(path: Path, limit: int) -> str:
+def _read_head_and_tail(path: Path, head_bytes: int, tail_bytes: int) -> tuple[str, str]:
+    """The first `head_bytes` of a file and its last `tail_bytes`, through one open."""
     with suppress(FileNotFoundError), open(path, "rb") as stream:
-        return stream.read(limit).decode("utf-8", errors="replace")
-    return ""
-
-
-def _read_tail(path: Path, limit: int) -> str:
-    with suppress(FileNotFoundError), open(path, "rb") as stream:
+        head = stream.read(head_bytes) if head_bytes else b""
         size = stream.seek(0, os.SEEK_END)
-        stream.seek(max(0, size - limit))
-        return stream.read().decode("utf-8", errors="replace")
-    return ""
+        stream.seek(max(0, size - tail_bytes))
+        tail = stream.read()
+        return head.decode("utf-8", errors="replace"), tail.decode("utf-8", errors="replace")
+    return "", ""
 
 
-__all__ = ["Step", "Workspace", "classify", "result_of"]
+__all__ = ["Step", "Workspace", "classify", "remove_tree", "result_of"]

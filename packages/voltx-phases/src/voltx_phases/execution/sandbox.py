@@ -30,8 +30,9 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from voltx_phases.execution.isolation import (
     ISOLATION_ENV,
@@ -39,7 +40,7 @@ from voltx_phases.execution.isolation import (
     ToolchainMissingError,
     resolve_mode,
 )
-from voltx_phases.execution.languages import Language, language
+from voltx_phases.execution.languages import Language, Toolchain, language
 from voltx_phases.execution.limits import SandboxLimits
 from voltx_phases.execution.results import (
     FailureReason,
@@ -49,6 +50,10 @@ from voltx_phases.execution.results import (
     TestReport,
 )
 from voltx_phases.execution.runner import Step, Workspace, result_of
+from voltx_phases.execution.warm import Launcher, warm_sandboxes
+
+Job = TypeVar("Job")
+Outcome = TypeVar("Outcome")
 
 # The first line of a stdin/stdout test (see the module docstring).
 STDIO_MARKER = "# voltx: stdio"
@@ -80,11 +85,18 @@ def run_many(
     """`run_tests` for each (solution, tests), `workers` programs at a time, results in order.
 
     Threads are enough: each one only waits on its child process. `workers` 0 means one per
-    CPU this process may use.
+    CPU this process may use. As root each worker keeps one warm sandbox for the whole batch
+    (`voltx_phases.execution.warm`).
     """
-    count = workers or usable_cpus()
-    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="voltx-sandbox") as pool:
-        return list(pool.map(lambda case: run_tests(case[0], case[1], limits), jobs))
+    limits = limits or SandboxLimits()
+
+    def one(case: tuple[str, Sequence[str]], launcher: Launcher | None) -> SandboxResult:
+        solution, tests = case
+        program = assemble_program(solution, tests)
+        return _run_program(program, limits, "", {SOLUTION_FILE: solution}, launcher)
+
+    toolchain = _PYTHON.resolve(limits, _isolated(limits))
+    return _in_batch(jobs, one, limits, toolchain, workers)
 
 
 def run_program(
@@ -95,12 +107,22 @@ def run_program(
     files: Mapping[str, str] | None = None,
 ) -> SandboxResult:
     """Run Python `source` as ``main.py`` in a fresh folder holding `files`; feed it `stdin`."""
-    limits = limits or SandboxLimits()
-    with Workspace(limits, _PYTHON.resolve(limits, _isolated(limits))) as space:
-        for name, text in (files or {}).items():
+    return _run_program(source, limits or SandboxLimits(), stdin, files or {}, None)
+
+
+def _run_program(
+    source: str,
+    limits: SandboxLimits,
+    stdin: str,
+    files: Mapping[str, str],
+    launcher: Launcher | None,
+) -> SandboxResult:
+    toolchain = _PYTHON.resolve(limits, _isolated(limits))
+    with Workspace(limits, toolchain, launcher) as space:
+        for name, text in files.items():
             space.write(name, text)
         space.write("main.py", source)
-        step = Step(space.toolchain.run_argv, limits.timeout_s, limits.memory_bytes)
+        step = Step(toolchain.run_argv, limits.timeout_s, limits.memory_bytes)
         returncode, timed_out, duration = space.execute(step, stdin)
         return result_of(_PYTHON, returncode, timed_out, duration, space.output())
 
@@ -121,17 +143,7 @@ def evaluate(
     """
     limits = limits or SandboxLimits()
     lang = language(language_name)
-    toolchain = lang.resolve(limits, _isolated(limits))
-    outcomes: list[TestOutcome] = []
-    compile_s = 0.0
-    for index, test in enumerate(tests):
-        with Workspace(limits, toolchain) as space:
-            result, spent = _one_test(space, lang, solution, test)
-        compile_s += spent
-        outcomes.append(
-            TestOutcome(index, result.passed, result.failure, result.reason, result.duration_s)
-        )
-    return TestReport(lang.name, tuple(outcomes), compile_s)
+    return _evaluate(solution, tests, lang, limits, lang.resolve(limits, _isolated(limits)), None)
 
 
 def evaluate_many(
@@ -141,15 +153,58 @@ def evaluate_many(
     limits: SandboxLimits | None = None,
     workers: int = 0,
 ) -> list[TestReport]:
-    """`evaluate` for each (solution, tests), `workers` problems at a time, reports in order."""
+    """`evaluate` for each (solution, tests), `workers` problems at a time, reports in order.
+
+    As root each worker keeps one warm sandbox for the whole batch, as in `run_many`.
+    """
+    limits = limits or SandboxLimits()
+    lang = language(language_name)
+    toolchain = lang.resolve(limits, _isolated(limits))
+
+    def one(job: tuple[str, Sequence[str]], launcher: Launcher | None) -> TestReport:
+        return _evaluate(job[0], job[1], lang, limits, toolchain, launcher)
+
+    return _in_batch(jobs, one, limits, toolchain, workers)
+
+
+def _in_batch(
+    jobs: Iterable[Job],
+    run_one: Callable[[Job, Launcher | None], Outcome],
+    limits: SandboxLimits,
+    toolchain: Toolchain,
+    workers: int,
+) -> list[Outcome]:
+    """`run_one` for each job, `workers` at a time, each worker in its warm sandbox if any."""
     count = workers or usable_cpus()
-    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="voltx-sandbox") as pool:
-        return list(
-            pool.map(
-                lambda job: evaluate(job[0], job[1], language_name=language_name, limits=limits),
-                jobs,
-            )
+    with (
+        warm_sandboxes(limits, toolchain) as warm,
+        ThreadPoolExecutor(max_workers=count, thread_name_prefix="voltx-sandbox") as pool,
+    ):
+
+        def on_this_worker(job: Job) -> Outcome:
+            return run_one(job, warm.for_this_thread() if warm is not None else None)
+
+        return list(pool.map(on_this_worker, jobs))
+
+
+def _evaluate(
+    solution: str,
+    tests: Sequence[str],
+    lang: Language,
+    limits: SandboxLimits,
+    toolchain: Toolchain,
+    launcher: Launcher | None,
+) -> TestReport:
+    outcomes: list[TestOutcome] = []
+    compile_s = 0.0
+    for index, test in enumerate(tests):
+        with Workspace(limits, toolchain, launcher) as space:
+            result, spent = _one_test(space, lang, solution, test)
+        compile_s += spent
+        outcomes.append(
+            TestOutcome(index, result.passed, result.failure, result.reason, result.duration_s)
         )
+    return TestReport(lang.name, tuple(outcomes), compile_s)
 
 
 def _one_test(
