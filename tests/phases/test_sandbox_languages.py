@@ -17,6 +17,7 @@ from voltx_phases.execution.sandbox import (
     SandboxLimits,
     ToolchainMissingError,
     evaluate,
+    evaluate_many,
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
@@ -66,22 +67,29 @@ PROBLEMS = {
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:the sandbox runs in the rlimits-only mode")
-@pytest.mark.parametrize("isolation", ["bubblewrap", "rlimits-only"])
+@pytest.mark.parametrize("way", ["one bubblewrap", "warm sandbox", "rlimits-only"])
 @pytest.mark.parametrize("name", sorted(PROBLEMS))
-def test_each_language_gives_the_right_verdicts(name: str, isolation: IsolationMode) -> None:
+def test_each_language_gives_the_right_verdicts(name: str, way: str) -> None:
     prompt, correct, wrong, tests = PROBLEMS[name]
+    isolation: IsolationMode = "rlimits-only" if way == "rlimits-only" else "bubblewrap"
     limits = SandboxLimits(timeout_s=10.0, isolation=isolation)
+    solutions = [prompt + correct, prompt + wrong, prompt + "  this does not compile ((\n"]
     try:
-        right = evaluate(prompt + correct, [tests], language_name=name, limits=limits)
+        if way == "warm sandbox":
+            # One worker: the three compile-and-run cycles follow each other in one sandbox.
+            jobs = [(solution, [tests]) for solution in solutions]
+            reports = evaluate_many(jobs, language_name=name, limits=limits, workers=1)
+        else:
+            reports = [
+                evaluate(solution, [tests], language_name=name, limits=limits)
+                for solution in solutions
+            ]
     except ToolchainMissingError as missing:
         pytest.skip(str(missing))
+    right, mistaken, broken = reports
     assert right.all_passed, right.outcomes
     assert right.language == name
-    mistaken = evaluate(prompt + wrong, [tests], language_name=name, limits=limits)
     assert [o.failure for o in mistaken.outcomes] == ["wrong_answer"], mistaken.outcomes
-    broken = evaluate(
-        prompt + "  this does not compile ((\n", [tests], language_name=name, limits=limits
-    )
     assert [o.failure for o in broken.outcomes] == ["compile_error"], broken.outcomes
 
 
