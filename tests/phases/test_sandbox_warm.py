@@ -3,7 +3,8 @@
 `run_many` and `evaluate_many` run each worker's programs one after the other in the same
 namespaces (`voltx_phases.execution.warm`, docs/sandbox.md "Batches"). These tests run two or
 more programs on one worker and check that the later ones find nothing of the earlier ones:
-no process, no file in /tmp, /dev/shm or the working folder, no System V IPC object; and that
+no process, no file in /tmp, /dev/shm or the working folder, no System V IPC object or POSIX
+message queue; and that
 a launcher that dies or hangs costs its program, not the batch or the caller.
 """
 
@@ -40,6 +41,9 @@ open('left-in-work', 'w').write('x')
 os.makedirs('/tmp/folder/inner')
 subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True)
 subprocess.run(['ipcmk', '--shmem', '4096'], check=True, stdout=subprocess.DEVNULL)
+import ctypes
+rt = ctypes.CDLL('librt.so.1', use_errno=True)
+assert rt.mq_open(b'/left-queue', os.O_CREAT | os.O_RDWR, 0o666, None) >= 0
 print('left traces as', os.getuid())
 """
 
@@ -59,6 +63,9 @@ print('tmp', sorted(os.listdir('/tmp')))
 print('shm', sorted(os.listdir('/dev/shm')))
 print('work', sorted(os.listdir('.')))
 print('sysv', len(open('/proc/sysvipc/shm').read().splitlines()) - 1)
+import ctypes
+rt = ctypes.CDLL('librt.so.1', use_errno=True)
+print('queue', rt.mq_open(b'/left-queue', os.O_RDWR), ctypes.get_errno() == 2)
 """
 
 
@@ -73,6 +80,7 @@ def test_the_next_program_finds_nothing_of_the_one_before() -> None:
     assert seen["tmp"] == "[]" and seen["shm"] == "[]"
     assert seen["work"] == "['main.py', 'solution.py']"
     assert seen["sysv"] == "0"
+    assert seen["queue"] == "-1 True"  # ENOENT: the POSIX message queue is gone too
 
 
 def test_many_programs_over_several_workers_keep_their_order_and_verdicts() -> None:
@@ -108,19 +116,33 @@ def _run(launcher: warm.Launcher, limits: SandboxLimits, source: str) -> bool:
         return result_of(python, *outcome, space.output()).passed
 
 
-def _launcher_pids() -> list[int]:
-    """The host pids of launchers' Pythons (found by their command line; one test at a time
-    per file, so only this test's launcher)."""
-    marker = b"The trusted process inside a warm sandbox"
-    found = []
+def _launcher_pids(launcher: warm.Launcher) -> list[int]:
+    """The host pids of `launcher`'s Python: the descendants of its bubblewrap that are not
+    bubblewrap (other tests' launchers may run at the same time)."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                command = (entry / "cmdline").read_bytes()
-                if marker in command and not command.split(b"\0")[0].endswith(b"bwrap"):
-                    found.append(int(entry.name))
+                status = (entry / "status").read_text()
             except OSError:
                 continue
+            parents[int(entry.name)] = int(status.split("PPid:")[1].split()[0])
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == launcher.pid:
+                return True
+        return False
+
+    found = []
+    for pid in parents:
+        try:
+            program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if descends(pid) and not program.endswith(b"bwrap"):
+            found.append(pid)
     return found
 
 
@@ -128,8 +150,8 @@ def test_a_launcher_that_dies_fails_its_program_in_one_line_and_the_pool_starts_
     pool, launcher = _launcher(SMALL)
     try:
         assert _run(launcher, SMALL, "print('first')")
-        assert _launcher_pids()
-        for pid in _launcher_pids():
+        assert _launcher_pids(launcher)
+        for pid in _launcher_pids(launcher):
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(SandboxUnavailableError, match="launcher exited") as raised:
             _run(launcher, SMALL, "print('second')")
@@ -150,7 +172,7 @@ def test_a_launcher_that_does_not_answer_is_killed_and_its_program_timed_out(
     pool, launcher = _launcher(limits)
     try:
         assert _run(launcher, limits, "print('ready')")
-        pids = _launcher_pids()
+        pids = _launcher_pids(launcher)
         assert pids
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)

@@ -234,6 +234,7 @@ def bwrap_command(
     env: Mapping[str, str],
     drop_uid: bool = True,
     work_inside: str | None = None,
+    more: Sequence[str] = (),
 ) -> list[str]:
     """The full command line: bwrap, its mounts and environment, the uid drop, then `argv`.
 
@@ -244,6 +245,7 @@ def bwrap_command(
     A warm sandbox's launcher (`warm`) passes `drop_uid` False, keeping root inside to drop each
     program to `uid` itself (as an ordinary user the user namespace sets the uid either way),
     and a `work_inside` away from ``/tmp`` and ``/dev/shm``, which it empties between programs.
+    `more` are further bubblewrap options, given after the mounts above.
     """
     inside = work_inside or str(work)
     command = [bwrap, *namespace_flags(), "--die-with-parent", "--new-session", "--clearenv"]
@@ -255,6 +257,7 @@ def bwrap_command(
     command += ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     command += _make_parents(inside)
     command += ["--bind", str(work), inside, "--chdir", inside]
+    command += more
     for name, value in env.items():
         command += ["--setenv", name, value]
     command += ["--remount-ro", "/", "--"]

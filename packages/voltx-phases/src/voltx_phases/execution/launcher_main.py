@@ -13,8 +13,9 @@ one bubblewrap per worker") has the design; in short, one program at a time:
 4. kill every process of the uid (``kill(-1)`` from a child that has taken that uid signals
    exactly those processes) and wait until none is left, so nothing of this program meets the
    next one;
-5. empty the writable places the namespaces share between programs (``/tmp`` and
-   ``/dev/shm``) and remove System V IPC objects, so nothing a program wrote reaches the next;
+5. empty the writable places the namespaces share between programs (``/tmp``, ``/dev/shm``
+   and the POSIX message queues of ``/dev/mqueue``) and remove System V IPC objects, so
+   nothing a program wrote reaches the next;
 6. answer with one JSON line: the exit code (negative: killed by that signal), whether the
    wall clock ran out, the seconds the program ran.
 """
@@ -33,7 +34,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-SHARED_WRITABLE = ("/tmp", "/dev/shm")
+SHARED_WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
 SYSV_IPC = ("/proc/sysvipc/shm", "/proc/sysvipc/sem", "/proc/sysvipc/msg")
 PR_CAPBSET_DROP = 24
 
@@ -142,7 +143,7 @@ def processes_of(uid: int) -> bool:
 
 
 def clean_shared_places(uid: int) -> None:
-    """Empty ``/tmp`` and ``/dev/shm`` and remove the System V IPC objects of `uid`."""
+    """Empty `SHARED_WRITABLE` and remove the System V IPC objects of `uid`."""
     for place in SHARED_WRITABLE:
         try:
             device = Path(place).stat().st_dev

@@ -78,6 +78,9 @@ class Launcher:
             env=env,
             drop_uid=False,
             work_inside=RUNS_INSIDE,
+            # POSIX message queues outlive their program in the shared IPC namespace; on a
+            # queue filesystem of its own the launcher can list and remove them.
+            more=["--mqueue", "/dev/mqueue"],
         )
         # The launcher's own errors, for the message if it dies; a file no program can see.
         self._errors = self._stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115
@@ -91,6 +94,11 @@ class Launcher:
         )
         self._stack.callback(self._stop)
         self.alive = True
+
+    @property
+    def pid(self) -> int:
+        """The host pid of the warm sandbox's bubblewrap."""
+        return self._process.pid
 
     def new_run_folder(self) -> Path:
         """A fresh run folder inside the warm sandbox's view: root's, listable by nobody else."""
