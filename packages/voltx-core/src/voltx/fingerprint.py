@@ -7,7 +7,7 @@ store holds a fingerprint record whose outputs are all committed, the phase is s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from voltx.config import canonical_json
@@ -20,6 +20,26 @@ def fingerprint(
     """The hex fingerprint of one phase run."""
     payload = {"phase": phase_id, "version": version, "config": config, "inputs": dict(inputs)}
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def input_digests(
+    store: ArtifactStore,
+    requires: Iterable[str],
+    optional: Iterable[str],
+    made_in_this_run: Mapping[str, str],
+) -> dict[str, str]:
+    """The input digests a phase's fingerprint takes: each required input as this run made it,
+    else as the store holds it (KeyError naming one found nowhere); optional ones if stored."""
+    digests: dict[str, str] = {}
+    for name in requires:
+        digest = made_in_this_run.get(name) or store.ref(name)
+        if digest is None:
+            raise KeyError(name)
+        digests[name] = digest
+    for name in optional:
+        if (digest := store.ref(name)) is not None:
+            digests[name] = digest
+    return digests
 
 
 def _record_path(fp: str) -> str:

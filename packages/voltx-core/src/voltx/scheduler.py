@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import attrs
 import structlog
@@ -22,27 +21,25 @@ from voltx.backend import Backend, JobHandle, JobState, UpcomingPhase
 from voltx.budget import (
     DEFAULT_RECORD_EVERY_S,
     BudgetConfig,
-    BudgetMeter,
     Clock,
     Stop,
     dollars,
-    spent_so_far,
 )
 from voltx.capacity import BackendSlots
-from voltx.cost_projection import CostProjection
 from voltx.errors import RunInterruptedError, VoltxError
-from voltx.fingerprint import committed_outputs, fingerprint, why_run
+from voltx.fingerprint import committed_outputs, fingerprint, input_digests, why_run
 from voltx.job_document import JobDocument
 from voltx.job_outcome import describe_failure, read_result, result_outputs, retry_reason
 from voltx.job_request import job_request
 from voltx.ledger import Ledger
-from voltx.machine_watch import MachineWatch, upcoming_phases
+from voltx.machine_watch import upcoming_phases
 from voltx.planning.estimates import record_measurement
 from voltx.plugins import host
 from voltx.remote_inputs import credential_env
 from voltx.resolve import ResolvedRun
 from voltx.results import PhaseResult, RunResult
 from voltx.routing import RunBackends
+from voltx.run_spend import RunSpend
 from voltx.spec import Resources
 
 log = structlog.get_logger(__name__)
@@ -98,16 +95,12 @@ class Scheduler:
         self.attempts: dict[str, int] = {}
         # Spend is metered on every run (the ledger keeps it for `voltx status`); limits stop it.
         self.budget = budget or BudgetConfig()
-        before, phases_before = spent_so_far(ledger.events())
-        self.meter = BudgetMeter(
-            self.budget, clock=clock, spent_before=before, phase_spent_before=phases_before
+        self.spend = RunSpend(
+            resolved, self.backends, ledger, self.budget, clock, record_spend_every_s
         )
+        self.meter = self.spend.meter
         self.stopped: str | None = None  # why a limit stopped the whole run
         self.to_run = set(resolved.to_run)
-        self._record_every_s = record_spend_every_s
-        self._recorded_spend = (before, clock())
-        self.projection = CostProjection(self.session, self.backends, self.meter, self.configs)
-        self.machines = MachineWatch(self.meter, clock)
 
     def _slots(self, name: str) -> BackendSlots:
         """The capacity of backend `name`, asked once: each backend's is its own."""
@@ -136,7 +129,7 @@ class Scheduler:
             self._cancel_all()
             raise RunInterruptedError("interrupted: every job was cancelled") from None
         finally:
-            self.machines.record(self.ledger)
+            self.spend.machines.record(self.ledger)
         if self.stopped is not None:
             status = "budget_exceeded"
         else:
@@ -150,7 +143,7 @@ class Scheduler:
                 status = "failed"
             else:
                 status = "succeeded"
-            self.ledger.record("run_finished", status=status, **self._spend_record())
+            self.ledger.record("run_finished", status=status, **self.spend.record_fields())
         return RunResult(
             run_id=self.ledger.run_id,
             status=status,
@@ -177,28 +170,12 @@ class Scheduler:
             progressed |= self._try_start(phase_id)
         return progressed
 
-    def _input_digests(self, phase_id: str) -> dict[str, str]:
-        digests: dict[str, str] = {}
-        for name in self.session.registry.phase(phase_id).requires:
-            source = self.session.graph.producer.get(name)
-            if source in self.results and name in self.results[source].outputs:
-                digests[name] = self.results[source].outputs[name]
-                continue
-            digest = self.session.store.ref(name)
-            if digest is None:
-                raise KeyError(name)
-            digests[name] = digest
-        for name in self.session.registry.phase(phase_id).optional:
-            digest = self.session.store.ref(name)
-            if digest is not None:
-                digests[name] = digest
-        return digests
-
     def _try_start(self, phase_id: str) -> bool:
         spec = self.session.registry.phase(phase_id)
         config = self.configs[phase_id]
+        made_here = {n: d for result in self.results.values() for n, d in result.outputs.items()}
         try:
-            inputs = self._input_digests(phase_id)
+            inputs = input_digests(self.session.store, spec.requires, spec.optional, made_here)
         except KeyError as missing:
             self._finish(phase_id, "failed", f"input {missing.args[0]} is not in the store")
             return True
@@ -382,16 +359,9 @@ class Scheduler:
             needed = slots.fit(spec.resources_for(self.session.profile))
             resources = needed if isinstance(needed, Resources) else Resources()
             slots.hold(resources)
+            started = time.monotonic()
             self.running[phase_id] = _Running(
-                phase_id,
-                state.backend,
-                handle,
-                resources,
-                (),
-                state.attempts,
-                time.monotonic(),
-                fp,
-                {},
+                phase_id, state.backend, handle, resources, (), state.attempts, started, fp, {}
             )
             self.meter.start(phase_id, _billing_key(state.backend, handle), handle.price_per_hour)
             log.info(
@@ -406,14 +376,17 @@ class Scheduler:
     def _check_budget(self) -> bool:
         """Accrue the spend, warn once, stop what a limit stops; True when the run stops."""
         # Idle rented machines cost money too, and may wait for a phase that fits them.
-        self.machines.poll(self._used_backends(), self._upcoming, force=not self.running)
+        self.spend.machines.poll(self._used_backends(), self._upcoming, force=not self.running)
         for phase_id, job in self.running.items():
             self.meter.set_price(phase_id, job.handle.price_per_hour)
-        projected = self._projected_remaining() if self._wants_projection() else 0.0
-        stops, warning = self.meter.check(projected)
+        running = {phase_id: job.handle for phase_id, job in self.running.items()}
+        waiting = [p for p in self.order if p not in self.results and p not in self.running]
+        stops, warning = self.meter.check(
+            self.spend.projected_remaining(running, waiting, self.to_run)
+        )
         if warning is not None:
             log.warning("budget: " + warning)
-            self.ledger.record("budget_warning", reason=warning, **self._spend_record())
+            self.ledger.record("budget_warning", reason=warning, **self.spend.record_fields())
         run_stop = next((stop for stop in stops if stop.phase_id is None), None)
         if run_stop is not None:
             self._stop_run(run_stop)
@@ -421,7 +394,7 @@ class Scheduler:
         phase_stops = [stop for stop in stops if stop.phase_id in self.running]
         for stop in phase_stops:
             self._stop_jobs([str(stop.phase_id)], stop.reason)
-        self._maybe_record_spend()
+        self.spend.maybe_record()
         return False
 
     def _used_backends(self) -> dict[str, Backend]:
@@ -440,7 +413,7 @@ class Scheduler:
             self._upstream,
             self.results,
             self.running,
-            self._hours_left,
+            self.spend.hours_left,
             lambda phase_id: self.session.registry.phase(phase_id).resources_for(profile),
         )
         by_backend: dict[str, list[UpcomingPhase]] = {}
@@ -448,40 +421,6 @@ class Scheduler:
             name = self.backends.routing.backend_for(phase.phase_id)
             by_backend.setdefault(name, []).append(phase)
         return by_backend
-
-    def _hours_left(self, phase_id: str) -> float | None:
-        """How much longer the running `phase_id` should take, by its estimate (None: none)."""
-        try:
-            hours = self.projection.estimated_hours(phase_id)
-        except Exception:  # no estimate: the backend is told it cannot know
-            return None
-        if hours <= 0:
-            return None  # a spec without hours has no estimate, not a zero one
-        return max(0.0, hours - self.meter.running_hours(phase_id))
-
-    def _wants_projection(self) -> bool:
-        return self.budget.run.dollars is not None and not self.meter.warned
-
-    def _projected_remaining(self) -> float:
-        """Dollars the rest of the run will cost by the estimates (`voltx.cost_projection`)."""
-        running = {phase_id: job.handle for phase_id, job in self.running.items()}
-        waiting = [p for p in self.order if p not in self.results and p not in self.running]
-        return self.projection.remaining(running, waiting, self.to_run)
-
-    def _spend_record(self) -> dict[str, Any]:
-        snapshot = self.meter.snapshot()
-        if snapshot["spent"] <= 0 and not self.budget.any:
-            return {}
-        return snapshot
-
-    def _maybe_record_spend(self, force: bool = False) -> None:
-        spent, when = self._recorded_spend
-        now = self.meter.clock()
-        if self.meter.spent <= spent:
-            return
-        if force or now - when >= self._record_every_s:
-            self.ledger.record("spend", **self.meter.snapshot())
-            self._recorded_spend = (self.meter.spent, now)
 
     def _stop_run(self, stop: Stop) -> None:
         """A run limit was reached: stop every job (each gets the grace period to
@@ -523,29 +462,12 @@ class Scheduler:
                     "could not stop the job", phase_id=job.phase_id, error=errors[job.phase_id]
                 )
             result = read_result(job.handle)
-            if result.get("status") == "succeeded":
-                # It finished just before the stop reached it: keep what it made.
-                outputs = result_outputs(result)
-                self._finish(
-                    job.phase_id,
-                    "succeeded",
-                    "",
-                    outputs,
-                    duration,
-                    job.attempt,
-                    spent,
-                    job.backend,
-                )
-                continue
+            # One that finished just before the stop reached it keeps what it made.
+            made = result.get("status") == "succeeded"
+            status, why = ("succeeded", "") if made else ("stopped", f"budget: {reason}")
+            outputs = result_outputs(result) if made else {}
             self._finish(
-                job.phase_id,
-                "stopped",
-                f"budget: {reason}",
-                {},
-                duration,
-                job.attempt,
-                spent,
-                job.backend,
+                job.phase_id, status, why, outputs, duration, job.attempt, spent, job.backend
             )
 
     def _cancel_all(self) -> None:
@@ -564,7 +486,7 @@ class Scheduler:
         for phase_id in self.order:
             if phase_id not in self.results:
                 self._finish(phase_id, "cancelled", "run interrupted before the phase started")
-        self.ledger.record("run_finished", status="cancelled", **self._spend_record())
+        self.ledger.record("run_finished", status="cancelled", **self.spend.record_fields())
 
 
 def _billing_key(backend: str, handle: JobHandle) -> str:

@@ -25,10 +25,11 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import attrs
 
@@ -51,9 +52,6 @@ from voltx_phases.execution.limits import (
 )
 from voltx_phases.execution.results import FailureReason, SandboxResult, Status
 
-if TYPE_CHECKING:
-    from voltx_phases.execution.warm import Launcher
-
 
 @attrs.frozen
 class Step:
@@ -64,6 +62,26 @@ class Step:
     memory_bytes: int
     # None: the limits' own; a compiler writes binaries far larger than a program's output.
     file_size_bytes: int | None = None
+
+
+class Launcher(Protocol):
+    """What a run needs of a warm sandbox (`voltx_phases.execution.warm.Launcher`)."""
+
+    uid: int
+
+    def new_run_folder(self) -> Path: ...
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        run_folder: Path,
+        cwd: Path,
+        stdin: bool,
+        settings: list[tuple[int, int]],
+        timeout_s: float,
+    ) -> tuple[int | None, bool, float]: ...
 
 
 RUNS_ENV = "VOLTX_SANDBOX_RUNS"
