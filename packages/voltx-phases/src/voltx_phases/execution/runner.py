@@ -25,7 +25,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from types import TracebackType
@@ -64,6 +64,20 @@ class Step:
     file_size_bytes: int | None = None
 
 
+@attrs.frozen
+class LaunchRequest:
+    """One program for a warm sandbox's launcher (`voltx_phases.execution.warm`)."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    # The run's folder (its stdin, stdout and stderr) and the working folder, host paths.
+    run_folder: Path
+    cwd: Path
+    stdin: bool
+    settings: tuple[tuple[int, int], ...]
+    timeout_s: float
+
+
 class Launcher(Protocol):
     """What a run needs of a warm sandbox (`voltx_phases.execution.warm.Launcher`)."""
 
@@ -71,17 +85,7 @@ class Launcher(Protocol):
 
     def new_run_folder(self) -> Path: ...
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str],
-        run_folder: Path,
-        cwd: Path,
-        stdin: bool,
-        settings: list[tuple[int, int]],
-        timeout_s: float,
-    ) -> tuple[int | None, bool, float]: ...
+    def run(self, request: LaunchRequest) -> tuple[int | None, bool, float]: ...
 
 
 RUNS_ENV = "VOLTX_SANDBOX_RUNS"
@@ -163,15 +167,16 @@ class Workspace:
             processes=self._processes(),
         )
         if self.launcher is not None:
-            return self.launcher.run(
-                step.argv,
+            request = LaunchRequest(
+                argv=step.argv,
                 env={"PATH": "/usr/bin:/bin", **dict(self.toolchain.env)},
                 run_folder=self.root,
                 cwd=self.work,
                 stdin=bool(stdin),
-                settings=settings,
+                settings=tuple(settings),
                 timeout_s=step.timeout_s,
             )
+            return self.launcher.run(request)
         argv = list(step.argv)
         if self.isolated:
             argv = bwrap_command(

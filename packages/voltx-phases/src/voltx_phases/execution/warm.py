@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from voltx_phases.execution.isolation import (
 )
 from voltx_phases.execution.languages import Toolchain, language
 from voltx_phases.execution.limits import SandboxLimits
-from voltx_phases.execution.runner import remove_tree, runs_folder
+from voltx_phases.execution.runner import LaunchRequest, remove_tree, runs_folder
 
 # Where the batch's runs folder appears inside: not below /tmp or /dev/shm, which the launcher
 # empties after each program.
@@ -111,32 +111,23 @@ class Launcher:
         """Where `path`, below the runs folder, is in the launcher's view."""
         return str(Path(RUNS_INSIDE) / path.relative_to(self.runs))
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str],
-        run_folder: Path,
-        cwd: Path,
-        stdin: bool,
-        settings: list[tuple[int, int]],
-        timeout_s: float,
-    ) -> tuple[int | None, bool, float]:
+    def run(self, request: LaunchRequest) -> tuple[int | None, bool, float]:
         """Run one program; its exit code, whether it timed out, and the seconds it ran."""
-        request = {
-            "argv": list(argv),
-            "env": dict(env),
-            "run": self.inside(run_folder),
-            "cwd": self.inside(cwd),
-            "stdin": stdin,
-            "limits": settings,
+        timeout_s = request.timeout_s
+        message = {
+            "argv": list(request.argv),
+            "env": dict(request.env),
+            "run": self.inside(request.run_folder),
+            "cwd": self.inside(request.cwd),
+            "stdin": request.stdin,
+            "limits": request.settings,
             "uid": self.uid,
             "timeout_s": timeout_s,
         }
         assert self._process.stdin is not None and self._process.stdout is not None
         started = time.monotonic()
         try:
-            self._process.stdin.write(json.dumps(request).encode() + b"\n")
+            self._process.stdin.write(json.dumps(message).encode() + b"\n")
             self._process.stdin.flush()
         except BrokenPipeError:
             self.alive = False
