@@ -325,3 +325,31 @@ def test_hub_style_identities_are_kept_and_a_new_revision_is_a_new_input(tmp_pat
     assert current_digests({"raw_stack": source}, ["raw_stack"]) != before
     folder = RemoteSource(url="hublike://datasets/org/stack").probe("raw_stack")
     assert folder.kind == "folder" and [f.path for f in folder.files] == ["data.jsonl.zst"]
+
+
+def test_the_disk_check_counts_a_url_inputs_remote_size(tmp_path: Path) -> None:
+    # The job downloads a URL input before its readers run (docs/inputs.md), so the bytes the
+    # remote holds count against the job's disk, whether preflight just probed them or the
+    # store recorded them with `voltx artifacts add NAME URL`.
+    from voltx.planning.estimates import artifact_bytes
+    from voltx.planning.preflight import _disk_problems
+    from voltx.remote_inputs import record_remote
+    from voltx.session import open_session
+    from voltx.store.remote import RemoteFile, RemoteInput
+    from voltx_backends.local import LocalBackend
+
+    class TenGigabyteDisk(LocalBackend):
+        def job_disk_gb(self, resources: voltx.Resources) -> float:
+            return 10.0
+
+    config = write_project(tmp_path, '"https://data.example/stack.jsonl"')
+    session = open_session(config=str(config))
+    backend = TenGigabyteDisk(tmp_path / "jobs")
+    assert _disk_problems(session, backend, ["0.2"], {"raw_stack": 2 * 10**9}) == []
+    (line,) = _disk_problems(session, backend, ["0.2"], {"raw_stack": 30 * 10**9})
+    assert line.startswith("phase 0.2 needs about 30 GB of disk (inputs 30.0") and "10 GB" in line
+
+    url = "https://data.example/apps.jsonl"
+    document = RemoteInput(url=url, kind="file", files=(RemoteFile("apps.jsonl", url, 7 * 10**9),))
+    record_remote(session.store, "raw_apps", RemoteSource(url=url), document)
+    assert artifact_bytes(session.store, ("raw_apps",), {}) == 7 * 10**9

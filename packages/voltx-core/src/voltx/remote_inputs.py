@@ -165,12 +165,20 @@ def missing_credentials(sources: Mapping[str, RemoteSource], names: Iterable[str
     ]
 
 
-def url_problems(
-    sources: Mapping[str, RemoteSource], readers: Mapping[str, list[str]]
-) -> list[str]:
+@attrs.frozen
+class UrlCheck:
+    """What preflight learned by reaching the URL inputs: its problems, and the bytes each
+    reachable one holds now (where the remote says)."""
+
+    problems: list[str]
+    sizes: dict[str, int]
+
+
+def url_problems(sources: Mapping[str, RemoteSource], readers: Mapping[str, list[str]]) -> UrlCheck:
     """Preflight: one line per URL input (`readers` maps it to the phases reading it) that is
     unreachable with the credentials given here (not found, refused, unset variables)."""
     problems: list[str] = []
+    sizes: dict[str, int] = {}
     for name, phases in sorted(readers.items()):
         if name not in sources:
             continue
@@ -179,10 +187,21 @@ def url_problems(
             problems.extend(f"{line} (needed by {', '.join(phases)})" for line in unset)
             continue
         try:
-            sources[name].probe(name)
+            document = sources[name].probe(name)
         except InputUnreachableError as exc:
             problems.append(f"{exc} (needed by {', '.join(phases)})")
-    return problems
+            continue
+        if document.size is not None:
+            sizes[name] = document.size
+    return UrlCheck(problems, sizes)
+
+
+def stored_size(store: ArtifactStore, artifact: Artifact) -> int:
+    """The bytes an artifact puts on a job's disk: a URL input's remote size as last recorded
+    (its identity document is a few hundred bytes), else the artifact's own."""
+    if is_remote_artifact(artifact):
+        return read_document(store, artifact).size or 0
+    return artifact.size
 
 
 def fetch_remote(name: str, document: RemoteInput, dest: Path) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import attrs
 from voltx.backend import Quote
 from voltx.config import structure
 from voltx.errors import PhaseError
+from voltx.remote_inputs import stored_size
 from voltx.spec import PhaseSpec, TrainingWork
 from voltx.store import ArtifactStore
 
@@ -179,12 +180,13 @@ def estimate_phase(
 def artifact_bytes(
     store: ArtifactStore, names: tuple[str, ...], declared: Mapping[str, float]
 ) -> int:
-    """Bytes of the named artifacts: their size in the store, else the producer's declared size."""
+    """Bytes of the named artifacts: their size in the store (a URL input's remote size), else
+    the producer's declared size."""
     total = 0
     for name in names:
         digest = store.ref(name)
         if digest is not None:
-            total += store.load_manifest(digest).size
+            total += stored_size(store, store.load_manifest(digest))
         else:
             total += int(declared.get(name, 0.0) * 1e9)
     return total

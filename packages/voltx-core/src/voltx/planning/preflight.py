@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from voltx.backend import Backend
@@ -75,12 +75,13 @@ def preflight_problems(
         for name in (*spec.requires, *spec.optional):
             if name not in produced and name in session.project.remote_inputs:
                 readers.setdefault(name, []).append(phase_id)
-    problems.extend(url_problems(session.project.remote_inputs, readers))
+    urls = url_problems(session.project.remote_inputs, readers)
+    problems.extend(urls.problems)
     problems.extend(_store_writable(session))
     for name in backends.routing.names(to_run):
         routed = backends.routing.phases_on(name, to_run)
         executor = backends.get(name)
-        problems.extend(_disk_problems(session, executor, routed))
+        problems.extend(_disk_problems(session, executor, routed, urls.sizes))
         resources = {
             pid: session.registry.phase(pid).resources_for(session.profile) for pid in routed
         }
@@ -89,12 +90,16 @@ def preflight_problems(
     return problems
 
 
-def _disk_problems(session: Session, backend: Backend, to_run: Sequence[str]) -> list[str]:
+def _disk_problems(
+    session: Session, backend: Backend, to_run: Sequence[str], url_sizes: Mapping[str, int]
+) -> list[str]:
     """A phase whose inputs, outputs and checkpoints do not fit the disk its job would get.
 
-    Sizes: an input in the store by its manifest, a listed input file by its size, anything
-    else by its producer's declared `output_gb`; outputs by the phase's own `output_gb`.
-    Declared sizes are the full profile's, scaled down for a lighter one as hours are.
+    Inputs are the required ones and the optional ones there are. Sizes: a URL input by what
+    its remote holds now (`url_sizes`, from preflight's probe; the job downloads it), an input
+    in the store by its manifest, a listed input file by its size, anything else by its
+    producer's declared `output_gb`; outputs by the phase's own `output_gb`. Declared sizes are
+    the full profile's, scaled down for a lighter one as hours are.
     """
     scale = PROFILE_SCALE.get(session.profile, 1.0)
     declared: dict[str, float] = {}
@@ -105,10 +110,22 @@ def _disk_problems(session: Session, backend: Backend, to_run: Sequence[str]) ->
     for phase_id in to_run:
         spec = session.registry.phase(phase_id)
         resources = spec.resources_for(session.profile)
-        inputs = artifact_bytes(session.store, spec.requires, declared) + sum(
-            _size(Path(session.project.inputs[name]))
-            for name in spec.requires
-            if name in session.project.inputs and session.store.ref(name) is None
+        # Optional inputs count when there is one to read (0.2's raw datasets are optional).
+        present = session.project.inputs.keys() | url_sizes.keys()
+        names = (
+            *spec.requires,
+            *(n for n in spec.optional if n in present or session.store.has(n)),
+        )
+        by_url = [name for name in names if name in url_sizes]
+        in_store = tuple(name for name in names if name not in url_sizes)
+        inputs = (
+            artifact_bytes(session.store, in_store, declared)
+            + sum(url_sizes[name] for name in by_url)
+            + sum(
+                _size(Path(session.project.inputs[name]))
+                for name in in_store
+                if name in session.project.inputs and session.store.ref(name) is None
+            )
         )
         outputs = spec.output_gb * scale * _GB
         checkpoints = CHECKPOINT_COPIES * outputs
