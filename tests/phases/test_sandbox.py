@@ -204,7 +204,7 @@ def test_a_python_program_starts_as_python_main_py_would_start_it_with_its_limit
     assert result.passed, result.stderr_tail
     main_line, names_line, limits_line, class_line = result.stdout.splitlines()
     name, path, argv = main_line.split(" ", 2)
-    assert name == "__main__" and path.startswith("/") and path.endswith("/work/main.py")
+    assert name == "__main__" and path.startswith("/") and path.endswith("work/main.py")
     assert argv == "['main.py']"
     assert names_line == "['resource', 'sys']"
     assert limits_line == f"({512 << 20}, {512 << 20}) (32, 32)"

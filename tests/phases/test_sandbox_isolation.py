@@ -179,6 +179,25 @@ def test_a_gigabyte_of_output_is_cut_off() -> None:
     assert time.monotonic() - started < 10
 
 
+def test_filling_the_working_folder_stops_at_its_size() -> None:
+    # Each file is under RLIMIT_FSIZE; their sum meets the working folder's own cap (a tmpfs),
+    # so a program cannot fill the host's disk or memory (docs/sandbox.md).
+    limits = SandboxLimits(timeout_s=5.0, work_bytes=16 << 20)
+    program = (
+        "written = 0\n"
+        "try:\n"
+        "    for i in range(1000):\n"
+        "        with open(f'fill-{i}', 'wb') as out:\n"
+        "            out.write(b'x' * (1 << 20))\n"
+        "        written += 1 << 20\n"
+        "except OSError as error:\n"
+        "    print('stopped', error.errno, written)\n"
+    )
+    result = run_program(program, limits)
+    assert result.stdout.startswith("stopped 28 "), result.stderr_tail  # ENOSPC
+    assert int(result.stdout.split()[-1]) <= 16 << 20
+
+
 def test_the_host_loopback_is_unreachable() -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))

@@ -53,7 +53,7 @@ site.addsitedir(sys.argv[1])
 from voltx_phases.execution.sandbox import SandboxLimits, run_program
 
 limits = SandboxLimits(python=sys.executable, timeout_s=2.0, memory_bytes=512 << 20,
-                       file_size_bytes=1 << 20)
+                       file_size_bytes=1 << 20, work_bytes=16 << 20)
 checks = {}
 for name, source in json.loads(sys.argv[2]).items():
     started = time.monotonic()
@@ -93,6 +93,12 @@ def _programs(port: int, home: Path, token: str) -> dict[str, str]:
             f"'import time; time.sleep(60)', {token!r}], start_new_session=True)"
         ),
         "infinite_loop": "while True:\n    pass",
+        "fill": (
+            "written = 0\ntry:\n    for i in range(1000):\n"
+            "        open(f'fill-{i}', 'wb').write(b'x' * (1 << 19))\n"
+            "        written += 1 << 19\nexcept OSError as error:\n"
+            "    print('stopped', error.errno, written)"
+        ),
         "output": (
             "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n"
             "    sys.stdout.write(chunk)"
@@ -165,6 +171,8 @@ def _check_as_nobody(outer: Path) -> None:
     assert checks["base_exception"][1] == "timeout" and checks["base_exception"][3] < 5
     assert checks["infinite_loop"][1] == "timeout" and checks["infinite_loop"][3] < 5
     assert checks["output"][0] == "error" and checks["output"][3] < 10  # EFBIG at 1 MiB
+    assert checks["fill"][2].startswith("stopped 28 ")  # ENOSPC at the working folder's cap
+    assert int(checks["fill"][2].split()[-1]) <= 16 << 20
     assert checks["kill_parent"][0] in ("passed", "error", "timeout")  # and the script went on
     leftovers = [
         entry.name

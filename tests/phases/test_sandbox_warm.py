@@ -20,7 +20,7 @@ import pytest
 
 from voltx_phases.execution import warm
 from voltx_phases.execution.languages import language
-from voltx_phases.execution.runner import Step, Workspace, result_of
+from voltx_phases.execution.runner import Step, result_of
 from voltx_phases.execution.sandbox import SandboxLimits, SandboxUnavailableError, run_many
 
 pytestmark = [
@@ -109,7 +109,7 @@ def _launcher(limits: SandboxLimits) -> tuple[warm.LauncherPool, warm.Launcher]:
 def _run(launcher: warm.Launcher, limits: SandboxLimits, source: str) -> bool:
     python = language("python")
     toolchain = python.resolve(limits, True)
-    with Workspace(limits, toolchain, launcher) as space:
+    with launcher.workspace(limits, toolchain) as space:
         space.write("main.py", source)
         step = Step(toolchain.run_argv, limits.timeout_s, limits.memory_bytes)
         outcome = space.execute(step)
@@ -161,7 +161,7 @@ def test_a_launcher_that_dies_fails_its_program_in_one_line_and_the_pool_starts_
         assert _run(fresh, SMALL, "print('third')")
     finally:
         pool.close()
-    assert not launcher.runs.exists()
+    assert not Path(f"/proc/{launcher.pid}").exists()
 
 
 def test_a_launcher_that_does_not_answer_is_killed_and_its_program_timed_out(

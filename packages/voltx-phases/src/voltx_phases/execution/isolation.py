@@ -223,31 +223,56 @@ class _UidPool:
 uid_pool = _UidPool()
 
 
+@attrs.frozen
+class WorkFolder:
+    """The working folder inside the sandbox, at `path`, where the program starts.
+
+    Either a tmpfs of `tmpfs_bytes` (capped, in memory, gone with the sandbox) holding the host
+    files `files` of `host` read-only, or, with `tmpfs_bytes` None, the host folder `host`
+    itself, writable (a compile step, whose output the run step needs).
+    """
+
+    path: str
+    host: Path | None
+    tmpfs_bytes: int | None = None
+    files: tuple[str, ...] = ()
+    # The tmpfs's mode: the program's uid writes there; a launcher's is root's alone.
+    mode: str = "1777"
+
+    def bwrap_args(self) -> list[str]:
+        args = _make_parents(self.path)
+        if self.tmpfs_bytes is None:
+            assert self.host is not None, "a writable working folder is a host folder"
+            args += ["--bind", str(self.host), self.path]
+        else:
+            args += ["--perms", self.mode, "--size", str(self.tmpfs_bytes), "--tmpfs", self.path]
+            for name in self.files:
+                assert self.host is not None, "files come from a host folder"
+                args += ["--ro-bind", str(self.host / name), f"{self.path}/{name}"]
+        return [*args, "--chdir", self.path]
+
+
 def bwrap_command(
     bwrap: str,
     *,
     argv: Sequence[str],
     uid: int,
-    work: Path,
+    work: WorkFolder,
     tmp_bytes: int,
     mounts: Sequence[Mount],
     env: Mapping[str, str],
     drop_uid: bool = True,
-    work_inside: str | None = None,
     more: Sequence[str] = (),
 ) -> list[str]:
     """The full command line: bwrap, its mounts and environment, the uid drop, then `argv`.
 
-    `work` appears at its own path (so the program's ``os.getcwd()`` names the folder that is
-    deleted afterwards), or at `work_inside`; ``/tmp`` is a fresh tmpfs of at most `tmp_bytes`
-    (in memory, so nothing of it reaches the host's disk and nothing is left to delete).
+    ``/tmp`` is a fresh tmpfs of at most `tmp_bytes` (in memory, so nothing of it reaches the
+    host's disk and nothing is left to delete); `work` says what the working folder is.
 
     A warm sandbox's launcher (`warm`) passes `drop_uid` False, keeping root inside to drop each
-    program to `uid` itself (as an ordinary user the user namespace sets the uid either way),
-    and a `work_inside` away from ``/tmp`` and ``/dev/shm``, which it empties between programs.
+    program to `uid` itself (as an ordinary user the user namespace sets the uid either way).
     `more` are further bubblewrap options, given after the mounts above.
     """
-    inside = work_inside or str(work)
     command = [bwrap, *namespace_flags(), "--die-with-parent", "--new-session", "--clearenv"]
     command += _system_view()
     for mount in mounts:
@@ -255,8 +280,7 @@ def bwrap_command(
         command += ["--bind" if mount.writable else "--ro-bind", mount.source, mount.target]
     command += ["--proc", "/proc", "--dev", "/dev"]
     command += ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
-    command += _make_parents(inside)
-    command += ["--bind", str(work), inside, "--chdir", inside]
+    command += work.bwrap_args()
     command += more
     for name, value in env.items():
         command += ["--setenv", name, value]

@@ -4,7 +4,8 @@ This file runs inside bubblewrap, as ``python -I -S -c <this source>`` (`warm.La
 imports nothing but the standard library and nothing of voltx. ``docs/sandbox.md`` ("Batches:
 one bubblewrap per worker") has the design; in short, one program at a time:
 
-1. read a request (one JSON line on stdin) from the caller;
+1. read a request (one JSON line on stdin) from the caller, and write the files it carries into
+   the working folder (a fresh one for a new run);
 2. fork a child that opens the run's stdin, stdout and stderr, enters its working folder and a
    session of its own, sets the resource limits, drops to the batch's uid and executes the
    program (a failure before the ``exec`` comes back through a close-on-exec pipe, so the
@@ -17,7 +18,7 @@ one bubblewrap per worker") has the design; in short, one program at a time:
    and the POSIX message queues of ``/dev/mqueue``) and remove System V IPC objects, so
    nothing a program wrote reaches the next;
 6. answer with one JSON line: the exit code (negative: killed by that signal), whether the
-   wall clock ran out, the seconds the program ran.
+   wall clock ran out, the seconds the program ran, and the head and tail of its output.
 """
 
 from __future__ import annotations
@@ -34,9 +35,37 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+# The run's stdin, stdout and stderr (root's) and the working folder (the uid's): two tmpfs the
+# caller mounted, the second capped at the run's `work_bytes`; one run at a time.
+RUN = "/voltx-io"
+WORK = "/voltx-work"
 SHARED_WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
+# How much of the end of stdout comes back beside its head (classifying reads the last lines).
+STDOUT_TAIL_BYTES = 4096
 SYSV_IPC = ("/proc/sysvipc/shm", "/proc/sysvipc/sem", "/proc/sysvipc/msg")
 PR_CAPBSET_DROP = 24
+
+
+def prepare(request: dict[str, Any]) -> None:
+    """The run's folders (fresh for a new run) and the files the request carries."""
+    uid = int(request["uid"])
+    if request["fresh"]:
+        for folder in (RUN, WORK):
+            empty(folder)
+        os.chown(WORK, uid, uid)
+        Path(WORK).chmod(0o700)
+    for name, text in request["files"].items():
+        if "/" in name or name in (".", ".."):
+            raise ValueError(f"not a file name: {name!r}")
+        # Not following a link the previous step may have left under that name.
+        fd = os.open(f"{WORK}/{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, text.encode())
+            os.fchown(fd, uid, uid)
+        finally:
+            os.close(fd)
+    with open(f"{RUN}/stdin", "w", encoding="utf-8") as stdin:
+        stdin.write(request["stdin"])
 
 
 def start(request: dict[str, Any]) -> int:
@@ -47,17 +76,34 @@ def start(request: dict[str, Any]) -> int:
     never runs unlimited or as root. (Forking this small process costs less than having the
     program's interpreter do the same before its first line: `docs/sandbox.md`.)
     """
-    run = request["run"]
     streams = (
-        os.open(f"{run}/stdin" if request["stdin"] else os.devnull, os.O_RDONLY),
-        os.open(f"{run}/stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-        os.open(f"{run}/stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+        os.open(f"{RUN}/stdin", os.O_RDONLY),
+        os.open(f"{RUN}/stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+        os.open(f"{RUN}/stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
     )
     try:
         return fork_and_enter(request, [str(arg) for arg in request["argv"]], streams)
     finally:
         for fd in streams:
             os.close(fd)
+
+
+def outputs(output_bytes: int) -> dict[str, str]:
+    """The head of stdout, its last lines and the tail of stderr, as the caller's reader."""
+    with open(f"{RUN}/stdout", "rb") as stdout:
+        head = stdout.read(output_bytes)
+        size = stdout.seek(0, os.SEEK_END)
+        stdout.seek(max(0, size - STDOUT_TAIL_BYTES))
+        tail = stdout.read()
+    with open(f"{RUN}/stderr", "rb") as stderr:
+        size = stderr.seek(0, os.SEEK_END)
+        stderr.seek(max(0, size - output_bytes))
+        errors = stderr.read()
+    return {
+        "stdout": head.decode(errors="replace"),
+        "stdout_tail": tail.decode(errors="replace"),
+        "stderr_tail": errors.decode(errors="replace"),
+    }
 
 
 def fork_and_enter(request: dict[str, Any], argv: list[str], streams: tuple[int, ...]) -> int:
@@ -69,7 +115,7 @@ def fork_and_enter(request: dict[str, Any], argv: list[str], streams: tuple[int,
             os.close(failure_read)
             for target, fd in enumerate(streams):
                 os.dup2(fd, target)
-            os.chdir(request["cwd"])
+            os.chdir(WORK)
             os.setsid()
             for kind, value in request["limits"]:
                 resource.setrlimit(kind, (value, value))
@@ -142,24 +188,27 @@ def processes_of(uid: int) -> bool:
     return False
 
 
+def empty(folder: str) -> None:
+    """Remove what is in `folder`, not descending into another filesystem mounted there."""
+    try:
+        device = Path(folder).stat().st_dev
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.stat(follow_symlinks=False).st_dev != device:
+            continue  # a mount point: not something a program wrote
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with suppress(FileNotFoundError):
+                Path(entry.path).unlink()
+
+
 def clean_shared_places(uid: int) -> None:
     """Empty `SHARED_WRITABLE` and remove the System V IPC objects of `uid`."""
     for place in SHARED_WRITABLE:
-        try:
-            device = Path(place).stat().st_dev
-            entries = list(os.scandir(place))
-        except FileNotFoundError:
-            continue
-        for entry in entries:
-            if entry.stat(follow_symlinks=False).st_dev != device:
-                # A mount point: the batch's own runs folder (bound below /dev/shm or /tmp),
-                # not something a program wrote.
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                with suppress(FileNotFoundError):
-                    Path(entry.path).unlink()
+        empty(place)
     if any(_has_entries(table) for table in SYSV_IPC) and Path("/usr/bin/ipcrm").exists():
         # Rare (a program that made a System V segment, semaphore or queue); there is no Python
         # call to remove one, util-linux's ipcrm does it, as their owner (the bounding set is
@@ -210,6 +259,7 @@ def serve() -> None:
         request = json.loads(line)
         started = time.monotonic()
         try:
+            prepare(request)
             pid = start(request)
         except Exception as error:  # reported to the caller, which raises it
             reply: dict[str, object] = {"error": f"{type(error).__name__}: {error}"}
@@ -225,6 +275,7 @@ def serve() -> None:
                 "returncode": os.waitstatus_to_exitcode(status),
                 "timed_out": timed_out,
                 "duration_s": duration,
+                **outputs(int(request["output_bytes"])),
             }
         clean_shared_places(int(request["uid"]))
         replies.write(json.dumps(reply).encode() + b"\n")

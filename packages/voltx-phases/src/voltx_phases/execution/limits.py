@@ -45,6 +45,9 @@ class SandboxLimits:
     # The size of the sandbox's /tmp, a tmpfs (memory) under bubblewrap; Go's build cache
     # lives there during a compile step.
     tmp_bytes: int = 256 * _MIB
+    # The size of the working folder under bubblewrap, a tmpfs too: the program's files and
+    # everything it writes beside them, in all (RLIMIT_FSIZE caps each file, this the sum).
+    work_bytes: int = 256 * _MIB
     # How much of stdout `SandboxResult.stdout` keeps, and of the end of stderr.
     output_bytes: int = 64 * 1024
     # Whether site-packages are importable (``-S`` is left out); off keeps it to the stdlib.

@@ -25,7 +25,6 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +33,7 @@ from typing import Protocol
 import attrs
 
 from voltx_phases.execution.isolation import (
+    WorkFolder,
     as_root,
     bwrap_command,
     bwrap_executable,
@@ -62,30 +62,22 @@ class Step:
     memory_bytes: int
     # None: the limits' own; a compiler writes binaries far larger than a program's output.
     file_size_bytes: int | None = None
+    # A compile step writes its output into the working folder, for the run step to find.
+    compiles: bool = False
 
 
-@attrs.frozen
-class LaunchRequest:
-    """One program for a warm sandbox's launcher (`voltx_phases.execution.warm`)."""
+class Space(Protocol):
+    """A run's working space: `Workspace` (one bubblewrap per process), or a warm sandbox's
+    (`voltx_phases.execution.warm.WarmWorkspace`)."""
 
-    argv: tuple[str, ...]
-    env: Mapping[str, str]
-    # The run's folder (its stdin, stdout and stderr) and the working folder, host paths.
-    run_folder: Path
-    cwd: Path
-    stdin: bool
-    settings: tuple[tuple[int, int], ...]
-    timeout_s: float
+    limits: SandboxLimits
+    toolchain: Toolchain
 
+    def write(self, name: str, text: str) -> None: ...
 
-class Launcher(Protocol):
-    """What a run needs of a warm sandbox (`voltx_phases.execution.warm.Launcher`)."""
+    def execute(self, step: Step, stdin: str = "") -> tuple[int | None, bool, float]: ...
 
-    uid: int
-
-    def new_run_folder(self) -> Path: ...
-
-    def run(self, request: LaunchRequest) -> tuple[int | None, bool, float]: ...
+    def output(self) -> tuple[str, str, str]: ...
 
 
 RUNS_ENV = "VOLTX_SANDBOX_RUNS"
@@ -108,30 +100,33 @@ def runs_folder() -> str | None:
     return str(MEMORY_FOLDER) if roomy and os.access(MEMORY_FOLDER, os.W_OK | os.X_OK) else None
 
 
+def step_limits(step: Step, limits: SandboxLimits, processes: int | None) -> list[tuple[int, int]]:
+    """The rlimits of one step: its own time and memory, the run's other limits."""
+    return rlimit_settings(
+        timeout_s=step.timeout_s,
+        memory_bytes=step.memory_bytes,
+        file_size_bytes=step.file_size_bytes or limits.file_size_bytes,
+        open_files=limits.open_files,
+        processes=processes,
+    )
+
+
 class Workspace:
     """The host folder of one sandboxed run, and the uid it runs as (see module docstring)."""
 
-    def __init__(
-        self, limits: SandboxLimits, toolchain: Toolchain, launcher: Launcher | None = None
-    ) -> None:
+    def __init__(self, limits: SandboxLimits, toolchain: Toolchain) -> None:
         self.limits = limits
         self.toolchain = toolchain
-        self.launcher = launcher
-        self.isolated = launcher is not None or resolve_mode(limits.isolation) == "bubblewrap"
+        self.isolated = resolve_mode(limits.isolation) == "bubblewrap"
         self._stack = ExitStack()
         self.bwrap = ""
         self.uid = 0
-        if launcher is not None:
-            # A warm sandbox's run (`warm`): its folder is inside the launcher's view.
-            self.uid = launcher.uid
-            self.root = launcher.new_run_folder()
-        else:
-            if self.isolated:
-                self.bwrap = bwrap_executable()
-                check_namespaces(self.bwrap)
-                if as_root():
-                    self.uid = self._stack.enter_context(uid_pool.lease())
-            self.root = Path(tempfile.mkdtemp(prefix="voltx-sandbox-", dir=runs_folder()))
+        if self.isolated:
+            self.bwrap = bwrap_executable()
+            check_namespaces(self.bwrap)
+            if as_root():
+                self.uid = self._stack.enter_context(uid_pool.lease())
+        self.root = Path(tempfile.mkdtemp(prefix="voltx-sandbox-", dir=runs_folder()))
         self._stack.callback(remove_tree, self.root)
         self.work = self.root / "work"
         self.work.mkdir(mode=0o700)
@@ -159,31 +154,20 @@ class Workspace:
         """Run `step`; the exit code in the program's terms, whether it timed out, seconds."""
         if stdin:
             (self.root / "stdin").write_text(stdin, encoding="utf-8")
-        settings = rlimit_settings(
-            timeout_s=step.timeout_s,
-            memory_bytes=step.memory_bytes,
-            file_size_bytes=step.file_size_bytes or self.limits.file_size_bytes,
-            open_files=self.limits.open_files,
-            processes=self._processes(),
-        )
-        if self.launcher is not None:
-            request = LaunchRequest(
-                argv=step.argv,
-                env={"PATH": "/usr/bin:/bin", **dict(self.toolchain.env)},
-                run_folder=self.root,
-                cwd=self.work,
-                stdin=bool(stdin),
-                settings=tuple(settings),
-                timeout_s=step.timeout_s,
-            )
-            return self.launcher.run(request)
+        settings = step_limits(step, self.limits, self._processes())
         argv = list(step.argv)
         if self.isolated:
+            # The program writes into a capped tmpfs where its files are shown read-only; only
+            # a compile step writes into the host folder (the compiler's output, for the run).
+            work = WorkFolder(str(self.work), self.work)
+            if not step.compiles:
+                files = tuple(sorted(path.name for path in self.work.iterdir()))
+                work = attrs.evolve(work, tmpfs_bytes=self.limits.work_bytes, files=files)
             argv = bwrap_command(
                 self.bwrap,
                 argv=argv,
                 uid=self.uid,
-                work=self.work,
+                work=work,
                 tmp_bytes=self.limits.tmp_bytes,
                 mounts=self.toolchain.mounts,
                 env={"PATH": "/usr/bin:/bin", **dict(self.toolchain.env)},
@@ -374,4 +358,4 @@ def _read_head_and_tail(path: Path, head_bytes: int, tail_bytes: int) -> tuple[s
     return "", ""
 
 
-__all__ = ["Step", "Workspace", "classify", "remove_tree", "result_of"]
+__all__ = ["Space", "Step", "Workspace", "classify", "remove_tree", "result_of", "step_limits"]

@@ -49,8 +49,8 @@ from voltx_phases.execution.results import (
     TestOutcome,
     TestReport,
 )
-from voltx_phases.execution.runner import Step, Workspace, result_of
-from voltx_phases.execution.warm import Launcher, warm_sandboxes
+from voltx_phases.execution.runner import Space, Step, Workspace, result_of
+from voltx_phases.execution.warm import Launcher, WarmWorkspace, warm_sandboxes
 
 Job = TypeVar("Job")
 Outcome = TypeVar("Outcome")
@@ -118,7 +118,7 @@ def _run_program(
     launcher: Launcher | None,
 ) -> SandboxResult:
     toolchain = _PYTHON.resolve(limits, _isolated(limits))
-    with Workspace(limits, toolchain, launcher) as space:
+    with _space(limits, toolchain, launcher) as space:
         for name, text in files.items():
             space.write(name, text)
         space.write("main.py", source)
@@ -198,7 +198,7 @@ def _evaluate(
     outcomes: list[TestOutcome] = []
     compile_s = 0.0
     for index, test in enumerate(tests):
-        with Workspace(limits, toolchain, launcher) as space:
+        with _space(limits, toolchain, launcher) as space:
             result, spent = _one_test(space, lang, solution, test)
         compile_s += spent
         outcomes.append(
@@ -207,8 +207,17 @@ def _evaluate(
     return TestReport(lang.name, tuple(outcomes), compile_s)
 
 
+def _space(
+    limits: SandboxLimits, toolchain: Toolchain, launcher: Launcher | None
+) -> Workspace | WarmWorkspace:
+    """A run's space: in the worker's warm sandbox when there is one, else its own."""
+    if launcher is not None:
+        return launcher.workspace(limits, toolchain)
+    return Workspace(limits, toolchain)
+
+
 def _one_test(
-    space: Workspace, lang: Language, solution: str, test: str
+    space: Space, lang: Language, solution: str, test: str
 ) -> tuple[SandboxResult, float]:
     limits = space.limits
     compile_s = 0.0
@@ -230,6 +239,7 @@ def _one_test(
             lang.compile_timeout_s,
             max(limits.memory_bytes, lang.compile_memory_bytes),
             max(limits.file_size_bytes, lang.compile_file_size_bytes),
+            compiles=True,
         )
         returncode, timed_out, duration = space.execute(compile_limits)
         compile_s = time.monotonic() - started

@@ -7,7 +7,9 @@ namespaces, view, environment and uid as a single run, whose process is a small 
 (`launcher_main`, running the runtime's own Python). The launcher forks each program, sets its
 limits, drops it to the uid and waits for it; after the program it kills everything left of the
 uid and empties ``/tmp`` and ``/dev/shm``, so programs of one worker follow each other in the
-same namespaces without meeting. Each program still gets a fresh working folder, made here.
+same namespaces without meeting. Each program gets a fresh working folder inside, on a tmpfs
+capped at `SandboxLimits.work_bytes`: its files travel with the request, its outputs with the
+answer (`WarmWorkspace`).
 
 Only as root: the launcher needs uid 0 inside the sandbox to drop each program to the batch's
 uid. As an ordinary user (a user namespace, one uid) every program keeps a bubblewrap of its own.
@@ -24,12 +26,14 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from voltx_phases.execution.isolation import (
     SandboxUnavailableError,
+    WorkFolder,
     as_root,
     bwrap_command,
     bwrap_executable,
@@ -38,12 +42,15 @@ from voltx_phases.execution.isolation import (
     uid_pool,
 )
 from voltx_phases.execution.languages import Toolchain, language
-from voltx_phases.execution.limits import SandboxLimits
-from voltx_phases.execution.runner import LaunchRequest, remove_tree, runs_folder
+from voltx_phases.execution.limits import ISOLATED_MAX_PROCESSES, SandboxLimits
+from voltx_phases.execution.runner import Step, step_limits
 
-# Where the batch's runs folder appears inside: not below /tmp or /dev/shm, which the launcher
-# empties after each program.
-RUNS_INSIDE = "/voltx-runs"
+# Where a run's folders are inside (`launcher_main.WORK` and `RUN`): not below /tmp or
+# /dev/shm, which the launcher empties after each program. The second holds stdin (the caller's)
+# and stdout and stderr, each capped by RLIMIT_FSIZE: its own cap is only a ceiling.
+WORK_INSIDE = "/voltx-work"
+IO_INSIDE = "/voltx-io"
+IO_BYTES = 1 << 30
 # How long past a program's own budget the caller waits for the launcher's answer before it
 # takes the launcher for hung and kills its sandbox.
 ANSWER_GRACE_S = 15.0
@@ -60,11 +67,6 @@ class Launcher:
     def __init__(self, limits: SandboxLimits, toolchain: Toolchain) -> None:
         self._stack = ExitStack()
         self.uid = self._stack.enter_context(uid_pool.lease())
-        self.runs = Path(tempfile.mkdtemp(prefix="voltx-warm-", dir=runs_folder()))
-        self._stack.callback(remove_tree, self.runs)
-        # Readable by the programs' uid, writable only by root: each run's folder is made here.
-        self.runs.chmod(0o755)
-        self._count = 0
         python = language("python").resolve(limits, True)
         mounts = tuple(dict.fromkeys(python.mounts + toolchain.mounts))
         env = {"PATH": "/usr/bin:/bin", **dict(python.env), **dict(toolchain.env)}
@@ -72,15 +74,20 @@ class Launcher:
             bwrap_executable(),
             argv=[python.run_argv[0], "-I", "-S", "-c", _launcher_source()],
             uid=self.uid,
-            work=self.runs,
+            # The runs live inside, nothing of them on the host: the working folder on a tmpfs
+            # of `work_bytes` (one program at a time, so the cap is each program's), its stdin,
+            # stdout and stderr on another, root's (RLIMIT_FSIZE caps what a program writes).
+            work=WorkFolder(WORK_INSIDE, None, tmpfs_bytes=limits.work_bytes, mode="0755"),
             tmp_bytes=limits.tmp_bytes,
             mounts=mounts,
             env=env,
             drop_uid=False,
-            work_inside=RUNS_INSIDE,
-            # POSIX message queues outlive their program in the shared IPC namespace; on a
-            # queue filesystem of its own the launcher can list and remove them.
-            more=["--mqueue", "/dev/mqueue"],
+            more=[
+                *("--perms", "0700", "--size", str(IO_BYTES), "--tmpfs", IO_INSIDE),
+                # POSIX message queues outlive their program in the shared IPC namespace; on
+                # a queue filesystem of its own the launcher can list and remove them.
+                *("--mqueue", "/dev/mqueue"),
+            ],
         )
         # The launcher's own errors, for the message if it dies; a file no program can see.
         self._errors = self._stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115
@@ -100,34 +107,16 @@ class Launcher:
         """The host pid of the warm sandbox's bubblewrap."""
         return self._process.pid
 
-    def new_run_folder(self) -> Path:
-        """A fresh run folder inside the warm sandbox's view: root's, listable by nobody else."""
-        self._count += 1
-        run = self.runs / f"run-{self._count}"
-        run.mkdir(mode=0o711)
-        return run
+    def workspace(self, limits: SandboxLimits, toolchain: Toolchain) -> WarmWorkspace:
+        """A fresh run in this sandbox (one at a time)."""
+        return WarmWorkspace(self, limits, toolchain)
 
-    def inside(self, path: Path) -> str:
-        """Where `path`, below the runs folder, is in the launcher's view."""
-        return str(Path(RUNS_INSIDE) / path.relative_to(self.runs))
-
-    def run(self, request: LaunchRequest) -> tuple[int | None, bool, float]:
-        """Run one program; its exit code, whether it timed out, and the seconds it ran."""
-        timeout_s = request.timeout_s
-        message = {
-            "argv": list(request.argv),
-            "env": dict(request.env),
-            "run": self.inside(request.run_folder),
-            "cwd": self.inside(request.cwd),
-            "stdin": request.stdin,
-            "limits": request.settings,
-            "uid": self.uid,
-            "timeout_s": timeout_s,
-        }
+    def run(self, request: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send one request (`launcher_main`); its answer, or a timed-out one if none comes."""
         assert self._process.stdin is not None and self._process.stdout is not None
         started = time.monotonic()
         try:
-            self._process.stdin.write(json.dumps(message).encode() + b"\n")
+            self._process.stdin.write(json.dumps({**request, "uid": self.uid}).encode() + b"\n")
             self._process.stdin.flush()
         except BrokenPipeError:
             self.alive = False
@@ -141,13 +130,13 @@ class Launcher:
             # counts as timed out, and the worker's next program gets a fresh launcher.
             self.alive = False
             self._stop()
-            return None, True, time.monotonic() - started
-        reply = json.loads(line)
+            return {"returncode": None, "timed_out": True, "duration_s": time.monotonic() - started}
+        reply: dict[str, Any] = json.loads(line)
         if "error" in reply:
             raise SandboxUnavailableError(
                 f"the sandbox could not start the program: {reply['error']}"
             )
-        return reply["returncode"], bool(reply["timed_out"]), float(reply["duration_s"])
+        return reply
 
     def close(self) -> None:
         self._stack.close()
@@ -192,6 +181,55 @@ def _read_line(stream: object, timeout_s: float) -> bytes | None:
             line: bytes = stream.readline()  # type: ignore[attr-defined]
             return line  # b"" when the launcher is gone
     return None
+
+
+class WarmWorkspace:
+    """One run in a warm sandbox, with `runner.Workspace`'s calls (`runner.Space`).
+
+    Its folder is inside the sandbox only: the files written here travel with the first
+    request (and those written later with the next), and the outputs come back in the answer.
+    """
+
+    def __init__(self, launcher: Launcher, limits: SandboxLimits, toolchain: Toolchain) -> None:
+        self.launcher = launcher
+        self.limits = limits
+        self.toolchain = toolchain
+        self._files: dict[str, str] = {}
+        self._fresh = True
+        self._outputs = ("", "", "")
+
+    def __enter__(self) -> WarmWorkspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None  # the launcher empties the folder when the next run starts
+
+    def write(self, name: str, text: str) -> None:
+        self._files[name] = text
+
+    def execute(self, step: Step, stdin: str = "") -> tuple[int | None, bool, float]:
+        processes = self.limits.max_processes or ISOLATED_MAX_PROCESSES
+        request = {
+            "argv": list(step.argv),
+            "env": {"PATH": "/usr/bin:/bin", **dict(self.toolchain.env)},
+            "fresh": self._fresh,
+            "files": self._files,
+            "stdin": stdin,
+            "limits": step_limits(step, self.limits, processes),
+            "timeout_s": step.timeout_s,
+            "output_bytes": self.limits.output_bytes,
+        }
+        self._fresh, self._files = False, {}
+        reply = self.launcher.run(request, step.timeout_s)
+        self._outputs = (
+            reply.get("stdout", ""),
+            reply.get("stdout_tail", ""),
+            reply.get("stderr_tail", ""),
+        )
+        return reply["returncode"], bool(reply["timed_out"]), float(reply["duration_s"])
+
+    def output(self) -> tuple[str, str, str]:
+        return self._outputs
 
 
 class LauncherPool:
