@@ -1,0 +1,239 @@
+"""Data-parallel phases on the ray backend: the ranks run under Ray Train's ``TorchTrainer``.
+
+A job whose document asks for N > 1 processes is submitted like any other (a placement group,
+the node's agent, the ``run.sh`` wrapper, docs/ray.md "How a phase runs"), but its command is
+``python -m voltx_backends.ray.train job.json`` in place of ``voltx worker``, and its reservation
+is a sliver of a CPU: this process only drives. It connects to the cluster and starts a
+``TorchTrainer`` with N workers, each holding one N-th of the phase's resources, which Ray places
+over the cluster's nodes; Ray Train makes the process group (gloo on CPU, NCCL on GPUs) and
+gives each worker ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``.
+
+Each worker runs `voltx.worker.run_job` for its rank in a folder of its own on its node
+(``<job folder>/ranks/<rank>``), fetching the inputs from the store, which every node reaches.
+Rank 0 commits the outputs and uploads the checkpoints, as a single process does; the others
+read the checkpoints and commit nothing. Rank 0's result becomes this job's ``result.json``.
+
+A rank whose phase fails fails the job (exit 1, that rank's error). A rank that vanished (its
+node died, its process was killed) ends the job with exit 137, as if killed, which the scheduler
+retries like a lost job: the next attempt resumes from rank 0's last checkpoint in the store.
+The ranks are actors owned by this process: a cancel that kills it takes them down too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from voltx.backend import JobRequest
+from voltx.config import structure, unstructure
+from voltx.job_document import JOB_FILE, JobDocument
+from voltx.spec import Resources
+from voltx.worker import run_job, write_result
+
+GIB = 2**30
+# Set by the backend in the job's environment: what `main` needs to start the trainer.
+PLAN_ENV = "VOLTX_RAY_TRAIN"
+# Set by the launch task on the node (`voltx_backends.ray.node.launch`): the cluster's address
+# and the runtime environment of the submitting connection (the shipped voltx wheels).
+ADDRESS_ENV = "VOLTX_RAY_ADDRESS"
+RUNTIME_ENV_ENV = "VOLTX_RAY_RUNTIME_ENV"
+RANKS_FOLDER = "ranks"
+# The exit code of a job a rank of which vanished: 128 + SIGKILL, which the scheduler retries.
+RANK_LOST_EXIT = 137
+# Collectives of Ray Train's process group give up after this long (a phase's own timeout
+# applies only to a group it makes itself, docs/concepts.md "Data parallel").
+GROUP_TIMEOUT_S = 600
+# The environment a rank must not inherit from the job: Ray gives each worker its own GPUs.
+NOT_FORWARDED = frozenset({"CUDA_VISIBLE_DEVICES", PLAN_ENV})
+
+
+@attrs.frozen
+class TrainPlan:
+    """What the driver needs from the submitting backend (travels as JSON in `PLAN_ENV`)."""
+
+    namespace: str
+    resources_per_worker: dict[str, float]
+    use_gpu: bool
+    # Names of the job's environment variables every rank gets too (store settings, secrets).
+    forward: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> TrainPlan:
+        plan: TrainPlan = structure(cls, json.loads(environ[PLAN_ENV]), path=PLAN_ENV)
+        return plan
+
+
+def uses_ray_train(resources: Resources, data_parallel: str) -> bool:
+    """Whether the ray backend runs a job of `resources` under Ray Train (else as one job)."""
+    return resources.processes > 1 and data_parallel == "ray-train"
+
+
+def worker_share(resources: Resources) -> Resources:
+    """One rank's share of the phase's resources: what one node must have for one worker."""
+    n = resources.processes
+    return attrs.evolve(
+        resources,
+        gpus=math.ceil(resources.gpus / n),
+        cpu_cores=max(1, math.ceil(resources.cpu_cores / n)),
+        ram_gb=resources.ram_gb / n,
+        processes=1,
+    )
+
+
+def resources_per_worker(resources: Resources) -> dict[str, float]:
+    """The Ray resources of one Ray Train worker: an equal share of the phase's."""
+    n = resources.processes
+    share = {"CPU": resources.cpu_cores / n, "GPU": resources.gpus / n}
+    if 0 < resources.ram_gb != float("inf"):
+        share["memory"] = float(int(resources.ram_gb * GIB / n))
+    return {name: amount for name, amount in share.items() if amount > 0}
+
+
+def train_request(request: JobRequest, namespace: str, env: Mapping[str, str]) -> JobRequest:
+    """`request` (a data-parallel job) made into its Ray Train driver: the same folder files,
+    `env` (the job's whole environment) plus the plan, and the driver's command."""
+    plan = TrainPlan(
+        namespace=namespace,
+        resources_per_worker=resources_per_worker(request.resources),
+        use_gpu=request.resources.gpus > 0,
+        forward=tuple(sorted(set(env) - NOT_FORWARDED)),
+    )
+    python = request.argv[0]
+    return attrs.evolve(
+        request,
+        argv=(python, "-m", "voltx_backends.ray.train", JOB_FILE),
+        env={**env, PLAN_ENV: json.dumps(unstructure(plan))},
+    )
+
+
+class RankFailed(Exception):
+    """A rank's phase failed (not a vanished rank): the job fails and is not retried."""
+
+
+class Outcomes:
+    """A small actor the ranks report their results to, read by the driver at the end."""
+
+    def __init__(self) -> None:
+        self.results: dict[int, dict[str, Any]] = {}
+
+    def put(self, rank: int, result: dict[str, Any]) -> None:
+        self.results[rank] = result
+
+    def get(self) -> dict[int, dict[str, Any]]:
+        return self.results
+
+
+def run_rank_in_worker(config: dict[str, Any]) -> None:
+    """The Ray Train worker's loop: run this worker's rank of the job in a folder of its own."""
+    import ray
+    import ray.train
+
+    rank = ray.train.get_context().get_world_rank()
+    os.environ.update(config["env"])
+    folder = Path(config["job_dir"]) / RANKS_FOLDER / str(rank)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / JOB_FILE).write_text(config["job"])
+    code = run_job(folder, log_stream=sys.stderr, rank=rank)
+    result = json.loads((folder / "result.json").read_text())
+    ray.get(config["outcomes"].put.remote(rank, result))
+    if code != 0:
+        raise RankFailed(f"rank {rank}: {result.get('error', f'exit {code}')}")
+
+
+def drive(job_dir: Path) -> int:
+    """Run the job in `job_dir` as a Ray Train run; writes its ``result.json``, returns the
+    exit code."""
+    import ray
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    job = JobDocument.read(job_dir / JOB_FILE)
+    plan = TrainPlan.from_env(os.environ)
+    runtime_env = json.loads(os.environ.get(RUNTIME_ENV_ENV) or "{}") or None
+    ray.init(
+        address=os.environ[ADDRESS_ENV],
+        namespace=plan.namespace,
+        runtime_env=runtime_env,
+        # The ranks' output arrives here, in this job's log, prefixed with their worker.
+        log_to_driver=True,
+        configure_logging=False,
+    )
+    outcomes: Any = ray.remote(num_cpus=0)(Outcomes).remote()
+    trainer = TorchTrainer(
+        run_rank_in_worker,
+        train_loop_config={
+            "job": (job_dir / JOB_FILE).read_text(),
+            "job_dir": str(job_dir),
+            "env": {name: os.environ[name] for name in plan.forward if name in os.environ},
+            "outcomes": outcomes,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=job.processes,
+            use_gpu=plan.use_gpu,
+            resources_per_worker=plan.resources_per_worker,
+        ),
+        torch_config=TorchConfig(
+            backend="nccl" if plan.use_gpu else "gloo", timeout_s=GROUP_TIMEOUT_S
+        ),
+        run_config=RunConfig(
+            name=f"voltx-{job_dir.name}",
+            storage_path=str(job_dir / "ray-train"),
+            # One attempt: the scheduler's retry resumes from the last checkpoint, as for any job.
+            failure_config=FailureConfig(max_failures=0),
+        ),
+    )
+    failure = None
+    try:
+        trainer.fit()
+    except Exception as exc:  # Ray Train's error, whatever its class in this Ray version
+        failure = exc
+    results: dict[int, dict[str, Any]] = ray.get(outcomes.get.remote())
+    # A rank whose actor died (its node left, its process was killed): the others' errors, if
+    # any, are only their collectives losing a peer.
+    failures = getattr(failure, "worker_failures", None) or {}
+    vanished = any(isinstance(e, ray.exceptions.RayActorError) for e in failures.values())
+    return _conclude(job_dir, job.processes, results, failure, vanished)
+
+
+def _conclude(
+    job_dir: Path,
+    processes: int,
+    results: Mapping[int, dict[str, Any]],
+    failure: Exception | None,
+    vanished: bool = False,
+) -> int:
+    """The job's result from its ranks': rank 0's when every rank succeeded, else the lowest
+    failed rank's error, or, when a rank vanished, a retried failure."""
+    failed = sorted(rank for rank, result in results.items() if result["status"] != "succeeded")
+    if failure is None and not failed and 0 in results:
+        write_result(job_dir, results[0])
+        return 0
+    if failed and not vanished:
+        error = f"rank {failed[0]} of {processes}: {results[failed[0]].get('error')}"
+        write_result(job_dir, {"status": "failed", "error": error})
+        return 1
+    missing = sorted(set(range(processes)) - set(results))
+    error = (
+        f"rank(s) {', '.join(map(str, missing))} of {processes} vanished (a node left the Ray "
+        f"cluster, or a process was killed); a rerun resumes from the last checkpoint: "
+        f"{str(failure).strip()[:500]}"
+    )
+    write_result(job_dir, {"status": "failed", "error": error})
+    return RANK_LOST_EXIT
+
+
+def main(argv: list[str]) -> int:
+    """Entry for ``python -m voltx_backends.ray.train JOB_FILE`` (the job's command)."""
+    job_file = Path(argv[0] if argv else JOB_FILE).resolve()
+    return drive(job_file.parent)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
