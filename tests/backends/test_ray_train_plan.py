@@ -72,16 +72,20 @@ def _result(job_dir: Path) -> dict[str, object]:
 def test_the_job_result_is_rank_0s_or_the_failure_that_ended_the_ranks(tmp_path: Path) -> None:
     done = {"status": "succeeded", "outputs": {"vfn": "d" * 64}, "duration_s": 1.0}
     idle = {"status": "succeeded", "outputs": {}, "duration_s": 1.0}
-    assert _conclude(tmp_path, 2, {0: done, 1: idle}, None) == 0
+    assert _conclude(tmp_path, 2, {0: (0, done), 1: (0, idle)}, None) == 0
     assert _result(tmp_path) == done
 
     broken = {"status": "failed", "error": "PhaseError: loss is nan"}
-    assert _conclude(tmp_path, 2, {1: broken}, RuntimeError("worker group failed")) == 1
+    assert _conclude(tmp_path, 2, {1: (1, broken)}, RuntimeError("worker group failed")) == 1
     assert _result(tmp_path)["error"] == "rank 1 of 2: PhaseError: loss is nan"
+    # A stop request: the ranks' own exit code (130), as the worker's under torchrun.
+    stopped = {"status": "failed", "error": "phase 5.1: stopped on request at step 20"}
+    assert _conclude(tmp_path, 2, {0: (130, stopped), 1: (130, stopped)}, None) == 130
+    assert str(_result(tmp_path)["error"]).startswith("rank 0 of 2: phase 5.1: stopped")
 
     # A rank's actor died (its node left): the job reads as killed, which the scheduler
     # retries, even when its peer reported the collective that lost it.
     lost = {"status": "failed", "error": "RuntimeError: Connection closed by peer"}
     died = RuntimeError("actor died")
-    assert _conclude(tmp_path, 2, {1: lost}, died, vanished=True) == RANK_LOST_EXIT
+    assert _conclude(tmp_path, 2, {1: (1, lost)}, died, vanished=True) == RANK_LOST_EXIT
     assert "rank(s) 0 of 2 vanished" in str(_result(tmp_path)["error"])

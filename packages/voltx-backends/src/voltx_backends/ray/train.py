@@ -24,7 +24,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,9 +35,9 @@ import attrs
 
 from voltx.backend import JobRequest
 from voltx.config import structure, unstructure
-from voltx.job_document import JOB_FILE, JobDocument
+from voltx.job_document import JOB_FILE, RESULT_FILE, JobDocument
 from voltx.spec import Resources
-from voltx.worker import run_job, write_result
+from voltx.worker import StopRequest, run_job, write_result
 
 GIB = 2**30
 # Set by the backend in the job's environment: what `main` needs to start the trainer.
@@ -45,6 +47,9 @@ PLAN_ENV = "VOLTX_RAY_TRAIN"
 ADDRESS_ENV = "VOLTX_RAY_ADDRESS"
 RUNTIME_ENV_ENV = "VOLTX_RAY_RUNTIME_ENV"
 RANKS_FOLDER = "ranks"
+PROGRESS_FILE = "progress.json"  # what `MetricsReporter` writes and the live view reads
+# How often the driver looks for a stop request, and each rank for the driver's.
+POLL_S = 0.5
 # The exit code of a job a rank of which vanished: 128 + SIGKILL, which the scheduler retries.
 RANK_LOST_EXIT = 137
 # Collectives of Ray Train's process group give up after this long (a phase's own timeout
@@ -118,16 +123,32 @@ class RankFailed(Exception):
 
 
 class Outcomes:
-    """A small actor the ranks report their results to, read by the driver at the end."""
+    """A small actor between the driver and the ranks: each rank's exit code and result, read
+    by the driver at the end; rank 0's progress snapshot, which the driver keeps in its folder
+    for the live view; and the driver's stop request, read by the ranks as they train."""
 
     def __init__(self) -> None:
-        self.results: dict[int, dict[str, Any]] = {}
+        self.results: dict[int, tuple[int, dict[str, Any]]] = {}
+        self.stop = False
+        self.snapshot: bytes | None = None
 
-    def put(self, rank: int, result: dict[str, Any]) -> None:
-        self.results[rank] = result
+    def put_progress(self, snapshot: bytes) -> None:
+        self.snapshot = snapshot
 
-    def get(self) -> dict[int, dict[str, Any]]:
+    def progress(self) -> bytes | None:
+        return self.snapshot
+
+    def put(self, rank: int, code: int, result: dict[str, Any]) -> None:
+        self.results[rank] = (code, result)
+
+    def get(self) -> dict[int, tuple[int, dict[str, Any]]]:
         return self.results
+
+    def request_stop(self) -> None:
+        self.stop = True
+
+    def stop_requested(self) -> bool:
+        return self.stop
 
 
 def run_rank_in_worker(config: dict[str, Any]) -> None:
@@ -140,9 +161,28 @@ def run_rank_in_worker(config: dict[str, Any]) -> None:
     folder = Path(config["job_dir"]) / RANKS_FOLDER / str(rank)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / JOB_FILE).write_text(config["job"])
-    code = run_job(folder, log_stream=sys.stderr, rank=rank)
-    result = json.loads((folder / "result.json").read_text())
-    ray.get(config["outcomes"].put.remote(rank, result))
+    outcomes = config["outcomes"]
+    # The loop runs in a thread of the Ray Train worker, where no signal arrives: the driver's
+    # stop request comes through the actor and sets what `PhaseContext.stop_requested` reads.
+    stop, finished = StopRequest(), threading.Event()
+
+    def keep_in_touch() -> None:
+        sent = None
+        while not finished.wait(POLL_S):
+            snapshot = _read(folder / PROGRESS_FILE) if rank == 0 else None
+            if snapshot is not None and snapshot != sent:
+                outcomes.put_progress.remote(snapshot)
+                sent = snapshot
+            if ray.get(outcomes.stop_requested.remote()):
+                stop.event.set()
+
+    threading.Thread(target=keep_in_touch, name="driver-link", daemon=True).start()
+    try:
+        code = run_job(folder, log_stream=sys.stderr, stop=stop, rank=rank)
+    finally:
+        finished.set()
+    result = json.loads((folder / RESULT_FILE).read_text())
+    ray.get(outcomes.put.remote(rank, code, result))
     if code != 0:
         raise RankFailed(f"rank {rank}: {result.get('error', f'exit {code}')}")
 
@@ -189,12 +229,8 @@ def drive(job_dir: Path) -> int:
             failure_config=FailureConfig(max_failures=0),
         ),
     )
-    failure = None
-    try:
-        trainer.fit()
-    except Exception as exc:  # Ray Train's error, whatever its class in this Ray version
-        failure = exc
-    results: dict[int, dict[str, Any]] = ray.get(outcomes.get.remote())
+    failure = _fit_forwarding_stop(trainer, outcomes, job_dir)
+    results: dict[int, tuple[int, dict[str, Any]]] = ray.get(outcomes.get.remote())
     # A rank whose actor died (its node left, its process was killed): the others' errors, if
     # any, are only their collectives losing a peer.
     failures = getattr(failure, "worker_failures", None) or {}
@@ -202,23 +238,67 @@ def drive(job_dir: Path) -> int:
     return _conclude(job_dir, job.processes, results, failure, vanished)
 
 
+def _fit_forwarding_stop(trainer: Any, outcomes: Any, job_dir: Path) -> Exception | None:
+    """Run the trainer to its end; SIGTERM (a cancel, a budget stop) meanwhile is passed on to
+    the ranks, which stop at a step they agree on, as under torchrun, and rank 0's progress is
+    kept in `job_dir`. Returns Ray Train's error.
+    """
+    import ray
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    failure: list[Exception] = []
+    done = threading.Event()
+
+    def fit() -> None:
+        try:
+            trainer.fit()
+        except Exception as exc:  # Ray Train's error, whatever its class in this Ray version
+            failure.append(exc)
+        finally:
+            done.set()
+
+    # The main thread only waits, so that the signal's handler runs at once.
+    threading.Thread(target=fit, name="ray-train-fit", daemon=True).start()
+    forwarded, shown = False, None
+    while not done.wait(POLL_S):
+        if stop.is_set() and not forwarded:
+            ray.get(outcomes.request_stop.remote())
+            forwarded = True
+        snapshot = ray.get(outcomes.progress.remote())
+        if snapshot is not None and snapshot != shown:
+            staging = job_dir / f".{PROGRESS_FILE}.tmp"
+            staging.write_bytes(snapshot)
+            os.replace(staging, job_dir / PROGRESS_FILE)
+            shown = snapshot
+    return failure[0] if failure else None
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
 def _conclude(
     job_dir: Path,
     processes: int,
-    results: Mapping[int, dict[str, Any]],
+    results: Mapping[int, tuple[int, dict[str, Any]]],
     failure: Exception | None,
     vanished: bool = False,
 ) -> int:
-    """The job's result from its ranks': rank 0's when every rank succeeded, else the lowest
-    failed rank's error, or, when a rank vanished, a retried failure."""
-    failed = sorted(rank for rank, result in results.items() if result["status"] != "succeeded")
+    """The job's result and exit code from its ranks': rank 0's when every rank succeeded,
+    else the lowest failed rank's, or, when a rank vanished, a retried failure."""
+    failed = sorted(rank for rank, (code, _) in results.items() if code != 0)
     if failure is None and not failed and 0 in results:
-        write_result(job_dir, results[0])
+        write_result(job_dir, results[0][1])
         return 0
     if failed and not vanished:
-        error = f"rank {failed[0]} of {processes}: {results[failed[0]].get('error')}"
+        code, result = results[failed[0]]
+        error = f"rank {failed[0]} of {processes}: {result.get('error')}"
         write_result(job_dir, {"status": "failed", "error": error})
-        return 1
+        return code
     missing = sorted(set(range(processes)) - set(results))
     error = (
         f"rank(s) {', '.join(map(str, missing))} of {processes} vanished (a node left the Ray "
