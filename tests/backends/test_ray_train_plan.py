@@ -19,6 +19,7 @@ from voltx_backends.ray.train import (
     RANK_LOST_EXIT,
     TrainPlan,
     _conclude,
+    _vanished,
     resources_per_worker,
     train_request,
     uses_ray_train,
@@ -89,3 +90,20 @@ def test_the_job_result_is_rank_0s_or_the_failure_that_ended_the_ranks(tmp_path:
     died = RuntimeError("actor died")
     assert _conclude(tmp_path, 2, {1: (1, lost)}, died, vanished=True) == RANK_LOST_EXIT
     assert "rank(s) 0 of 2 vanished" in str(_result(tmp_path)["error"])
+
+
+def test_a_rank_whose_actor_died_is_told_from_one_whose_phase_failed() -> None:
+    exceptions = pytest.importorskip("ray.exceptions")
+
+    class HealthCheckFailed(Exception):  # the shape of Ray Train's WorkerHealthCheckFailedError
+        def __init__(self, failure: Exception) -> None:
+            self.health_check_failure = failure
+
+    class TrainingFailed(Exception):  # the shape of Ray Train's WorkerGroupError
+        def __init__(self, worker_failures: dict[int, Exception]) -> None:
+            self.worker_failures = worker_failures
+
+    phase = RuntimeError("rank 0: PhaseError: loss is nan")
+    assert not _vanished(None) and not _vanished(TrainingFailed({0: phase}))
+    died = HealthCheckFailed(exceptions.ActorDiedError())
+    assert _vanished(TrainingFailed({0: phase, 1: died}))

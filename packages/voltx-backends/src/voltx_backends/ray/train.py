@@ -231,11 +231,21 @@ def drive(job_dir: Path) -> int:
     )
     failure = _fit_forwarding_stop(trainer, outcomes, job_dir)
     results: dict[int, tuple[int, dict[str, Any]]] = ray.get(outcomes.get.remote())
-    # A rank whose actor died (its node left, its process was killed): the others' errors, if
-    # any, are only their collectives losing a peer.
-    failures = getattr(failure, "worker_failures", None) or {}
-    vanished = any(isinstance(e, ray.exceptions.RayActorError) for e in failures.values())
-    return _conclude(job_dir, job.processes, results, failure, vanished)
+    return _conclude(job_dir, job.processes, results, failure, _vanished(failure))
+
+
+def _vanished(failure: Exception | None) -> bool:
+    """Whether a rank's actor died (its node left, its process was killed): the others' errors,
+    if any, are then only their collectives losing a peer. Ray Train reports each rank's error,
+    a dead actor as its failed health check."""
+    import ray
+
+    failures: Mapping[int, Exception] = getattr(failure, "worker_failures", None) or {}
+    causes = {rank: getattr(e, "health_check_failure", e) for rank, e in failures.items()}
+    if causes:
+        kinds = {rank: type(cause).__name__ for rank, cause in causes.items()}
+        print(f"voltx: Ray Train ended on the ranks' errors {kinds}", file=sys.stderr)
+    return any(isinstance(cause, ray.exceptions.RayActorError) for cause in causes.values())
 
 
 def _fit_forwarding_stop(trainer: Any, outcomes: Any, job_dir: Path) -> Exception | None:
@@ -302,8 +312,8 @@ def _conclude(
     missing = sorted(set(range(processes)) - set(results))
     error = (
         f"rank(s) {', '.join(map(str, missing))} of {processes} vanished (a node left the Ray "
-        f"cluster, or a process was killed); a rerun resumes from the last checkpoint: "
-        f"{str(failure).strip()[:500]}"
+        "cluster, or a process was killed; the job's log has Ray Train's account); a rerun "
+        "resumes from the last checkpoint"
     )
     write_result(job_dir, {"status": "failed", "error": error})
     return RANK_LOST_EXIT
@@ -312,6 +322,10 @@ def _conclude(
 def main(argv: list[str]) -> int:
     """Entry for ``python -m voltx_backends.ray.train JOB_FILE`` (the job's command)."""
     job_file = Path(argv[0] if argv else JOB_FILE).resolve()
+    # The ranks' lines land in a log file, whole: no colour codes, and no folding of the lines
+    # two ranks print alike into one (read by Ray when it is imported).
+    os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     return drive(job_file.parent)
 
 
