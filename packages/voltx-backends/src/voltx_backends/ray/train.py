@@ -158,6 +158,11 @@ def run_rank_in_worker(config: dict[str, Any]) -> None:
 
     rank = ray.train.get_context().get_world_rank()
     os.environ.update(config["env"])
+    # This process started before it got the job's environment: its PYTHONPATH (where a
+    # plugin may live) is put on the path as Python would have at start.
+    for entry in reversed(config["env"].get("PYTHONPATH", "").split(os.pathsep)):
+        if entry and entry not in sys.path:
+            sys.path.insert(0, entry)
     folder = Path(config["job_dir"]) / RANKS_FOLDER / str(rank)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / JOB_FILE).write_text(config["job"])
