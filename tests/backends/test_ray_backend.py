@@ -191,4 +191,5 @@ def test_the_example_project_file_configures_the_ray_backend(
     assert isinstance(backend, RayBackend)  # made, not connected: nothing is contacted
     assert backend.settings.address == "ray://ray-head.example.internal:10001"
     assert backend.settings.runtime_env == "wheels"
+    assert backend.settings.data_parallel == "ray-train"
     assert backend.store_problems(session.store.url) == []
