@@ -122,15 +122,24 @@ class RankFailed(Exception):
     """A rank's phase failed (not a vanished rank): the job fails and is not retried."""
 
 
-class Outcomes:
-    """A small actor between the driver and the ranks: each rank's exit code and result, read
-    by the driver at the end; rank 0's progress snapshot, which the driver keeps in its folder
-    for the live view; and the driver's stop request, read by the ranks as they train."""
+class DriverLink:
+    """A small actor between the driver and the ranks: the job's environment, which the ranks
+    take at start (never in the trainer's config, which Ray Train records in its run state);
+    each rank's exit code and result, read by the driver at the end; rank 0's progress
+    snapshot, which the driver keeps in its folder for the live view; and the driver's stop
+    request, read by the ranks as they train."""
 
     def __init__(self) -> None:
+        self.env: dict[str, str] = {}
         self.results: dict[int, tuple[int, dict[str, Any]]] = {}
         self.stop = False
         self.snapshot: bytes | None = None
+
+    def set_environment(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def environment(self) -> dict[str, str]:
+        return self.env
 
     def put_progress(self, snapshot: bytes) -> None:
         self.snapshot = snapshot
@@ -157,16 +166,17 @@ def run_rank_in_worker(config: dict[str, Any]) -> None:
     import ray.train
 
     rank = ray.train.get_context().get_world_rank()
-    os.environ.update(config["env"])
+    link = config["link"]
+    env: dict[str, str] = ray.get(link.environment.remote())
+    os.environ.update(env)
     # This process started before it got the job's environment: its PYTHONPATH (where a
     # plugin may live) is put on the path as Python would have at start.
-    for entry in reversed(config["env"].get("PYTHONPATH", "").split(os.pathsep)):
+    for entry in reversed(env.get("PYTHONPATH", "").split(os.pathsep)):
         if entry and entry not in sys.path:
             sys.path.insert(0, entry)
     folder = Path(config["job_dir"]) / RANKS_FOLDER / str(rank)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / JOB_FILE).write_text(config["job"])
-    outcomes = config["outcomes"]
     # The loop runs in a thread of the Ray Train worker, where no signal arrives: the driver's
     # stop request comes through the actor and sets what `PhaseContext.stop_requested` reads.
     stop, finished = StopRequest(), threading.Event()
@@ -176,9 +186,9 @@ def run_rank_in_worker(config: dict[str, Any]) -> None:
         while not finished.wait(POLL_S):
             snapshot = _read(folder / PROGRESS_FILE) if rank == 0 else None
             if snapshot is not None and snapshot != sent:
-                outcomes.put_progress.remote(snapshot)
+                link.put_progress.remote(snapshot)
                 sent = snapshot
-            if ray.get(outcomes.stop_requested.remote()):
+            if ray.get(link.stop_requested.remote()):
                 stop.event.set()
 
     threading.Thread(target=keep_in_touch, name="driver-link", daemon=True).start()
@@ -187,7 +197,7 @@ def run_rank_in_worker(config: dict[str, Any]) -> None:
     finally:
         finished.set()
     result = json.loads((folder / RESULT_FILE).read_text())
-    ray.get(outcomes.put.remote(rank, code, result))
+    ray.get(link.put.remote(rank, code, result))
     if code != 0:
         raise RankFailed(f"rank {rank}: {result.get('error', f'exit {code}')}")
 
@@ -210,14 +220,17 @@ def drive(job_dir: Path) -> int:
         log_to_driver=True,
         configure_logging=False,
     )
-    outcomes: Any = ray.remote(num_cpus=0)(Outcomes).remote()
+    link: Any = ray.remote(num_cpus=0)(DriverLink).remote()
+    # Secrets among them: sent as a call's argument, never as the actor's creation argument
+    # (kept by Ray to restart it) nor in the trainer's config.
+    forwarded = {name: os.environ[name] for name in plan.forward if name in os.environ}
+    ray.get(link.set_environment.remote(forwarded))
     trainer = TorchTrainer(
         run_rank_in_worker,
         train_loop_config={
             "job": (job_dir / JOB_FILE).read_text(),
             "job_dir": str(job_dir),
-            "env": {name: os.environ[name] for name in plan.forward if name in os.environ},
-            "outcomes": outcomes,
+            "link": link,
         },
         scaling_config=ScalingConfig(
             num_workers=job.processes,
@@ -234,8 +247,8 @@ def drive(job_dir: Path) -> int:
             failure_config=FailureConfig(max_failures=0),
         ),
     )
-    failure = _fit_forwarding_stop(trainer, outcomes, job_dir)
-    results: dict[int, tuple[int, dict[str, Any]]] = ray.get(outcomes.get.remote())
+    failure = _fit_forwarding_stop(trainer, link, job_dir)
+    results: dict[int, tuple[int, dict[str, Any]]] = ray.get(link.get.remote())
     return _conclude(job_dir, job.processes, results, failure, _vanished(failure))
 
 
@@ -253,7 +266,7 @@ def _vanished(failure: Exception | None) -> bool:
     return any(isinstance(cause, ray.exceptions.RayActorError) for cause in causes.values())
 
 
-def _fit_forwarding_stop(trainer: Any, outcomes: Any, job_dir: Path) -> Exception | None:
+def _fit_forwarding_stop(trainer: Any, link: Any, job_dir: Path) -> Exception | None:
     """Run the trainer to its end; SIGTERM (a cancel, a budget stop) meanwhile is passed on to
     the ranks, which stop at a step they agree on, as under torchrun, and rank 0's progress is
     kept in `job_dir`. Returns Ray Train's error.
@@ -278,9 +291,9 @@ def _fit_forwarding_stop(trainer: Any, outcomes: Any, job_dir: Path) -> Exceptio
     forwarded, shown = False, None
     while not done.wait(POLL_S):
         if stop.is_set() and not forwarded:
-            ray.get(outcomes.request_stop.remote())
+            ray.get(link.request_stop.remote())
             forwarded = True
-        snapshot = ray.get(outcomes.progress.remote())
+        snapshot = ray.get(link.progress.remote())
         if snapshot is not None and snapshot != shown:
             staging = job_dir / f".{PROGRESS_FILE}.tmp"
             staging.write_bytes(snapshot)
