@@ -13,10 +13,11 @@ Each worker runs `voltx.worker.run_job` for its rank in a folder of its own on i
 Rank 0 commits the outputs and uploads the checkpoints, as a single process does; the others
 read the checkpoints and commit nothing. Rank 0's result becomes this job's ``result.json``.
 
-A rank whose phase fails fails the job (exit 1, that rank's error). A rank that vanished (its
-node died, its process was killed) ends the job with exit 137, as if killed, which the scheduler
-retries like a lost job: the next attempt resumes from rank 0's last checkpoint in the store.
-The ranks are actors owned by this process: a cancel that kills it takes them down too.
+A rank whose phase fails fails the job (that rank's exit code and error). A rank that vanished
+(its node died, its process was killed) ends the job with exit 137, as if killed, which the
+scheduler retries like a lost job: the next attempt resumes from rank 0's last checkpoint in the
+store. SIGTERM (a cancel, a budget stop) is passed on to the ranks, which stop at a step they
+agree on. The ranks are actors owned by this process: a KILL of it takes them down too.
 """
 
 from __future__ import annotations
