@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import ray_fixtures
 from ray_fixtures import RayCluster
@@ -121,6 +122,21 @@ def test_preflight_names_a_phase_no_node_can_hold(ray_backend: RayBackend) -> No
     assert problems[1].startswith("phase big needs 64 CPU(s)")
 
 
+def test_preflight_asks_a_node_for_one_rank_of_a_ray_train_phase(
+    ray_backend: RayBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two ranks of 4 CPUs each: the head holds one rank, never both (docs/ray.md).
+    wide = {"5.1": Resources(cpu_cores=8, processes=2)}
+    assert ray_backend.preflight(wide) == []
+    torchrun = attrs.evolve(ray_backend.settings, data_parallel="torchrun")
+    monkeypatch.setattr(ray_backend, "settings", torchrun)
+    (problem,) = ray_backend.preflight(wide)
+    assert problem.startswith("phase 5.1 needs 8 CPU(s)") and "for each rank" not in problem
+    monkeypatch.undo()
+    (problem,) = ray_backend.preflight({"5.1": Resources(cpu_cores=16, processes=2)})
+    assert problem.startswith("phase 5.1 needs 8 CPU(s), 0.5 GB of memory on one node for each")
+
+
 def test_store_reachability(ray_backend: RayBackend, tmp_path: Path) -> None:
     assert ray_backend.store_problems("s3://bucket/prefix") == []
     (memory,) = ray_backend.store_problems("memory://x")
@@ -175,4 +191,5 @@ def test_the_example_project_file_configures_the_ray_backend(
     assert isinstance(backend, RayBackend)  # made, not connected: nothing is contacted
     assert backend.settings.address == "ray://ray-head.example.internal:10001"
     assert backend.settings.runtime_env == "wheels"
+    assert backend.settings.data_parallel == "ray-train"
     assert backend.store_problems(session.store.url) == []

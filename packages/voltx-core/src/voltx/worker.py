@@ -107,9 +107,18 @@ class StopRequest:
 
 
 def run_job(
-    job_dir: Path, log_stream: TextIO | None = None, stop: StopRequest | None = None
+    job_dir: Path,
+    log_stream: TextIO | None = None,
+    stop: StopRequest | None = None,
+    rank: int | None = None,
 ) -> int:
-    """Run the job described by ``job_dir/job.json``; returns the process exit code."""
+    """Run the job described by ``job_dir/job.json``; returns the process exit code.
+
+    `rank` is set when a backend launched the job's ranks itself (Ray Train on the ray backend,
+    docs/ray.md "Data-parallel phases"), each with a job folder of its own on its node and the
+    process group already made: this process runs that one rank, fetching the inputs itself.
+    Rank 0 commits the outputs as a single process does; the other ranks commit nothing.
+    """
     register_environment_secrets()
     try:
         job = JobDocument.read(job_dir / JOB_FILE)
@@ -121,9 +130,11 @@ def run_job(
     secrets = json.loads(os.environ.get(SECRETS_ENV, "{}"))
     _register_secret_values(secrets)
     log = _make_logger(log_stream or sys.stderr, job)
+    if rank is not None:
+        log = log.bind(rank=rank)
     started = time.time()
     try:
-        outputs = _run_phase(job_dir, job, secrets, log, stop or StopRequest())
+        outputs = _run_phase(job_dir, job, secrets, log, stop or StopRequest(), rank)
     except PhaseStopped as exc:
         log.warning("phase stopped on request", detail=str(exc))
         write_result(job_dir, {"status": "failed", "error": str(exc)})
@@ -161,7 +172,12 @@ def _register_secret_values(value: Any) -> None:
 
 
 def _run_phase(
-    job_dir: Path, job: JobDocument, secrets: dict[str, Any], log: Any, stop: StopRequest
+    job_dir: Path,
+    job: JobDocument,
+    secrets: dict[str, Any],
+    log: Any,
+    stop: StopRequest,
+    rank: int | None = None,
 ) -> dict[str, str]:
     plugins = host()
     registry = plugins.registry()
@@ -192,9 +208,14 @@ def _run_phase(
 
     prefix = store_prefix(spec.id, job.fingerprint)
     checkpoint_root = store.local_dir(*prefix.split("/"))
-    if job.fresh:
-        discard_checkpoints(store, prefix, checkpoint_root, log)
-    checkpoints = CheckpointManager(checkpoint_root or job_dir / "checkpoints")
+    checkpoints: CheckpointManager
+    if rank:
+        checkpoints = _follower_checkpoints(store, prefix, checkpoint_root, job, job_dir, rank)
+        checkpoint_root = checkpoints.root  # so that no sync starts: a follower uploads nothing
+    else:
+        if job.fresh:
+            discard_checkpoints(store, prefix, checkpoint_root, log)
+        checkpoints = CheckpointManager(checkpoint_root or job_dir / "checkpoints")
     sync = None
     if checkpoint_root is None:
         # The store is elsewhere (s3://): checkpoints are made here and mirrored there, and a
@@ -217,12 +238,14 @@ def _run_phase(
         device="cuda" if job.devices else "cpu",
         profile=job.profile,
         stop=stop.event,
+        rank=rank or 0,
+        world_size=1 if rank is None else job.processes,
     )
     log.info("phase starting", phase=spec.name, plugin=origin, inputs=job.inputs)
     entry = resolve_entry(spec)
     started_at = utc_now()
     try:
-        if job.processes > 1:
+        if job.processes > 1 and rank is None:
             # The ranks stop themselves (each has its own StopRequest): this process only
             # forwards the request and waits for rank 0's checkpoint.
             stop.disarm()
@@ -247,6 +270,8 @@ def _run_phase(
         if sync is not None and not sync.close(timeout_s=SYNC_FLUSH_S):
             log.warning("checkpoint upload still running at exit", timeout_s=SYNC_FLUSH_S)
 
+    if rank:
+        return {}  # only rank 0 commits
     empty = [name for name, folder in outputs.items() if not any(folder.iterdir())]
     if empty:
         raise PhaseError(spec.id, f"wrote nothing for output {', '.join(empty)}")
@@ -281,6 +306,27 @@ def _run_phase(
         run_id=job.run_id,
     )
     return committed
+
+
+def _follower_checkpoints(
+    store: ArtifactStore,
+    prefix: str,
+    shared_root: Path | None,
+    job: JobDocument,
+    job_dir: Path,
+    rank: int,
+) -> FollowerCheckpoints:
+    """The checkpoints a launched rank other than 0 resumes from, read-only: the store's own
+    folder when it is on this machine, else a copy of the store's newest one. A fresh job starts
+    from none (rank 0 is removing the old ones meanwhile)."""
+    if shared_root is not None and not job.fresh:
+        return FollowerCheckpoints(shared_root, rank)
+    local = CheckpointManager(job_dir / "checkpoints")
+    if shared_root is None and not job.fresh:
+        restoring = CheckpointSync(store, prefix, local)
+        restoring.restore()
+        restoring.close()
+    return FollowerCheckpoints(local.root, rank)
 
 
 def run_rank(job_dir: Path, rank: int) -> int:

@@ -41,6 +41,7 @@ from voltx_backends.ray import runtime_env
 from voltx_backends.ray.handle import RayJobHandle
 from voltx_backends.ray.node import BACKEND, NODE_PYTHON, launch, reservation_name
 from voltx_backends.ray.settings import RaySettings
+from voltx_backends.ray.train import train_request, uses_ray_train, worker_share
 
 log = structlog.get_logger(__name__)
 
@@ -155,10 +156,14 @@ class RayBackend(Backend):
         except BackendError as exc:
             return [str(exc)]
         problems = []
-        for phase_id, wanted in resources.items():
+        for phase_id, asked in resources.items():
+            # Under Ray Train, one node needs to hold one rank, not all of them.
+            ray_train = uses_ray_train(asked, self.settings.data_parallel)
+            wanted = worker_share(asked) if ray_train else asked
             if not any(_node_fits(node.get("Resources", {}), wanted) for node in nodes):
                 problems.append(
-                    f"phase {phase_id} needs {_describe(wanted)} on one node; no node of the "
+                    f"phase {phase_id} needs {_describe(wanted)} on one node"
+                    f"{' for each rank' if ray_train else ''}; no node of the "
                     f"Ray cluster at {self.settings.resolved_address()} has that"
                 )
         return problems
@@ -201,9 +206,14 @@ class RayBackend(Backend):
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         env = self._job_env(request, job is not None and is_object_store(job.store))
+        held = request.resources
+        if uses_ray_train(held, self.settings.data_parallel):
+            # The ranks hold the phase's resources as Ray Train workers; the job only drives.
+            request = train_request(request, self.settings.namespace, env)
+            env, held = dict(request.env), Resources(cpu_cores=0, ram_gb=0)
         try:
             reservation = ray.util.placement_group(
-                [_bundle(request.resources)],
+                [_bundle(held)],
                 strategy="STRICT_PACK",
                 name=reservation_name(self.settings.namespace, request.job_id),
                 lifetime="detached",

@@ -37,6 +37,7 @@ import attrs
 
 from voltx.backend import JobRequest, JobStatus
 from voltx_backends import _jobs
+from voltx_backends.ray.train import ADDRESS_ENV, RUNTIME_ENV_ENV
 
 BACKEND = "ray"
 # The interpreter a job's argv starts with, as the driver cannot know the node's: the launch task
@@ -143,7 +144,11 @@ def launch(
         )
         .remote()
     )
+    context = ray.get_runtime_context()
+    # A data-parallel job connects to the cluster itself (`voltx_backends.ray.train`), with the
+    # runtime environment this task has (the wheels the submitting backend shipped).
+    cluster = {ADDRESS_ENV: context.gcs_address, RUNTIME_ENV_ENV: context.get_runtime_env_string()}
     where: dict[str, Any] = ray.get(
-        agent.start.remote(job_root, request, {**os.environ, **env}, reservation)
+        agent.start.remote(job_root, request, {**os.environ, **cluster, **env}, reservation)
     )
     return where

@@ -6,6 +6,7 @@
     runtime_env = "wheels"                 # or "inherit": the nodes already have voltx
     job_root = "~/.voltx/ray"              # where job folders go, on each node
     shared_filesystem = false              # true: a file:// store is the same folder everywhere
+    data_parallel = "ray-train"            # or "torchrun": N ranks on one node
 
 A project file's table is structured into `RaySettings` by voltx (the class is registered with
 the backend); a program passes the same names as keywords, ``RayBackend(address="auto")``.
@@ -25,6 +26,7 @@ from voltx.errors import BackendError
 from voltx_backends._settings import settings_from_options
 
 RUNTIME_ENV_CHOICES = ("wheels", "inherit")
+DATA_PARALLEL_CHOICES = ("ray-train", "torchrun")
 # What a job folder path on a node may hold: it travels inside actor arguments, never a shell
 # line, but a plain path keeps a job ref readable and its folder name predictable.
 JOB_ROOT_PATTERN = re.compile(r"^[A-Za-z0-9_.~/+-]+$")
@@ -42,12 +44,14 @@ def _address(_instance: Any, attribute: attrs.Attribute[Any], value: str | None)
         )
 
 
-def _runtime_env(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    if value not in RUNTIME_ENV_CHOICES:
-        raise BackendError(
-            f"{attribute.name} must be one of {', '.join(RUNTIME_ENV_CHOICES)}, got {value!r}",
-            "ray",
-        )
+def _one_of(choices: tuple[str, ...]) -> Any:
+    def check(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in choices:
+            raise BackendError(
+                f"{attribute.name} must be one of {', '.join(choices)}, got {value!r}", "ray"
+            )
+
+    return check
 
 
 def _matches(pattern: re.Pattern[str], what: str) -> Any:
@@ -75,7 +79,7 @@ class RaySettings:
     )
     # "wheels": ship this machine's voltx packages to the nodes (voltx_backends.ray.runtime_env);
     # "inherit": the nodes' Python already has them (a cluster image with voltx installed).
-    runtime_env: str = attrs.field(default="wheels", validator=_runtime_env)
+    runtime_env: str = attrs.field(default="wheels", validator=_one_of(RUNTIME_ENV_CHOICES))
     # Extra pip requirements installed next to the wheels on the nodes.
     pip: tuple[str, ...] = ()
     job_root: str = attrs.field(
@@ -88,6 +92,9 @@ class RaySettings:
     forward_env: tuple[str, ...] = ()
     # What the cluster costs per hour while voltx uses it (plans and budgets), for each job.
     dollars_per_hour: float = attrs.field(default=0.0, validator=_not_negative)
+    # How a phase of N > 1 processes runs: "ray-train", its ranks spread over the nodes by Ray
+    # Train (voltx_backends.ray.train); "torchrun", all N on one node under torchrun.
+    data_parallel: str = attrs.field(default="ray-train", validator=_one_of(DATA_PARALLEL_CHOICES))
 
     def resolved_address(self, environ: Mapping[str, str] | None = None) -> str:
         """The address to connect to: the setting, else $RAY_ADDRESS, else ``auto``."""

@@ -3,9 +3,9 @@
 The worker launches the ranks under torchrun when a phase declares ``Resources(processes=N)``;
 each rank's `PhaseContext` says its `rank` and `world_size`. `Ranks.start` joins the process
 group from torchrun's environment (gloo on CPU, NCCL on GPUs) with a timeout on every
-collective, so a rank whose peer died raises instead of waiting forever. With one process
-(the scheduler clamped N to 1, or the phase runs outside torchrun) every method is a no-op, and
-the same loop runs unchanged.
+collective, so a rank whose peer died raises instead of waiting forever; under Ray Train it
+takes the group Ray Train made. With one process (the scheduler clamped N to 1, or the phase
+runs outside torchrun) every method is a no-op, and the same loop runs unchanged.
 
     ranks = Ranks.start(ctx, device, timeout_s=60)
     model = ranks.wrap(model)                   # DistributedDataParallel when world_size > 1
@@ -46,12 +46,14 @@ class Ranks:
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", ctx.rank)))
             torch.cuda.set_device(device)
-        dist.init_process_group(
-            backend="nccl" if device.type == "cuda" else "gloo",
-            rank=ctx.rank,
-            world_size=ctx.world_size,
-            timeout=timedelta(seconds=timeout_s),
-        )
+        if not dist.is_initialized():
+            # Under Ray Train (the ray backend, docs/ray.md) the launcher made the group already.
+            dist.init_process_group(
+                backend="nccl" if device.type == "cuda" else "gloo",
+                rank=ctx.rank,
+                world_size=ctx.world_size,
+                timeout=timedelta(seconds=timeout_s),
+            )
         return cls(ctx.rank, ctx.world_size, device)
 
     @property
