@@ -12,6 +12,7 @@ the tests that use it skip.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -31,6 +32,8 @@ START_TIMEOUT_S = 90.0
 STOP_GRACE_S = 5.0
 # Logical CPUs the head offers: enough for the diamond's two lanes and a contract job at once.
 HEAD_CPUS = 4
+# The accelerator type the head declares (`voltx_backends.ray.accelerators`).
+HEAD_ACCELERATOR = "accelerator_type:VOLTXTEST"
 RAY_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
@@ -106,6 +109,8 @@ def ray_cluster() -> Iterator[RayCluster]:
         str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", "--port=0",
         f"--num-cpus={HEAD_CPUS}", "--num-gpus=0", "--include-dashboard=false",
         "--disable-usage-stats", f"--temp-dir={temp_dir}",
+        # What Ray gives a node with GPUs of a model it knows, declared by hand (no GPU here).
+        f"--resources={json.dumps({HEAD_ACCELERATOR: 1})}",
     ]  # fmt: skip
     cluster = RayCluster(address="", temp_dir=temp_dir, job_root=job_root)
     try:

@@ -122,6 +122,17 @@ def test_preflight_names_a_phase_no_node_can_hold(ray_backend: RayBackend) -> No
     assert problems[1].startswith("phase big needs 64 CPU(s)")
 
 
+def test_a_phase_naming_an_accelerator_goes_to_a_node_that_has_it(ray_backend: RayBackend) -> None:
+    # The head declares accelerator_type:VOLTXTEST (ray_fixtures), as Ray does for a GPU model.
+    handle = submit(ray_backend, sh("exit 0"), resources=Resources(accelerator="VOLTXTEST"))
+    assert wait_finished(handle).state is JobState.SUCCEEDED
+    assert ray_backend.preflight({"2.1": Resources(accelerator="VOLTXTEST")}) == []
+    (problem,) = ray_backend.preflight({"2.1": Resources(gpus=1, accelerator="H100")})
+    assert problem.startswith(
+        "phase 2.1 needs a H100 accelerator (accelerator_type:H100), 1 GPU(s)"
+    ), problem
+
+
 def test_preflight_asks_a_node_for_one_rank_of_a_ray_train_phase(
     ray_backend: RayBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:

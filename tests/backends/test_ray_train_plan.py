@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
 import pytest
 
 from voltx.backend import JobRequest
@@ -46,6 +47,10 @@ def test_each_worker_holds_an_equal_share_of_the_phase() -> None:
     # What one node must have for one rank, for preflight (whole CPUs and GPUs).
     share = worker_share(Resources(gpus=2, cpu_cores=3, ram_gb=8, processes=2))
     assert (share.gpus, share.cpu_cores, share.ram_gb, share.processes) == (1, 2, 4.0, 1)
+    # A GPU model the phase names goes with every rank, as a marker of Ray's resource.
+    h100 = attrs.evolve(FOUR_GPUS, accelerator="H100")
+    assert resources_per_worker(h100)["accelerator_type:H100"] == 0.001
+    assert worker_share(h100).accelerator == "H100"
 
 
 def test_the_driver_request_keeps_the_folder_and_forwards_the_environment_but_the_gpus() -> None:
@@ -107,3 +112,9 @@ def test_a_rank_whose_actor_died_is_told_from_one_whose_phase_failed() -> None:
     assert not _vanished(None) and not _vanished(TrainingFailed({0: phase}))
     died = HealthCheckFailed(exceptions.ActorDiedError())
     assert _vanished(TrainingFailed({0: phase, 1: died}))
+
+
+@pytest.mark.parametrize("name", ["", " ", "H 100", 100])
+def test_an_accelerator_is_a_gpu_models_name(name: object) -> None:
+    with pytest.raises(ValueError, match="accelerator must be a GPU model's name"):
+        Resources(accelerator=name)  # type: ignore[arg-type]

@@ -28,6 +28,14 @@ def _at_least_one(_instance: Any, attribute: attrs.Attribute[int], value: int) -
         raise ValueError(f"{attribute.name} must be at least 1, got {value!r}")
 
 
+def _accelerator_name(_instance: Any, attribute: attrs.Attribute[str | None], value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip() or " " in value):
+        raise ValueError(
+            f"{attribute.name} must be a GPU model's name without spaces, such as 'H100' or "
+            f"'A10G', got {value!r}"
+        )
+
+
 @attrs.frozen
 class Resources:
     """What one run of a phase needs from its host.
@@ -36,6 +44,11 @@ class Resources:
     that many times under ``torchrun``, one process per GPU (or per CPU core for a CPU run); see
     `voltx.data_parallel`. The scheduler clamps it to what the backend has (GPUs given, or cores),
     so a phase written for N processes must give the same result with fewer.
+
+    `accelerator` names the GPU model a phase needs (Ray's names: ``"H100"``, ``"A100"``,
+    ``"A10G"``), where it needs one: the ray backend asks for Ray's ``accelerator_type:<name>``
+    resource, which a node with such GPUs has (docs/ray.md). The other backends choose GPU
+    models by their own settings (Vast's ``gpu_name``) and take hosts as they are.
     """
 
     gpus: int = 0
@@ -44,6 +57,7 @@ class Resources:
     ram_gb: float = 1.0
     disk_gb: float = 1.0
     processes: int = attrs.field(default=1, validator=_at_least_one)
+    accelerator: str | None = attrs.field(default=None, validator=_accelerator_name)
 
 
 @attrs.frozen

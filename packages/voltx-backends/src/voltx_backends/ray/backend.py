@@ -38,6 +38,7 @@ from voltx.spec import Resources
 from voltx_backends import _jobs
 from voltx_backends._store_env import is_object_store, store_environment
 from voltx_backends.ray import runtime_env
+from voltx_backends.ray.accelerators import ACCELERATOR_PREFIX, accelerator_resource
 from voltx_backends.ray.handle import RayJobHandle
 from voltx_backends.ray.node import BACKEND, NODE_PYTHON, launch, reservation_name
 from voltx_backends.ray.settings import RaySettings
@@ -291,6 +292,7 @@ def _bundle(wanted: Resources) -> dict[str, float]:
     bundle: dict[str, float] = {"CPU": float(wanted.cpu_cores), "GPU": float(wanted.gpus)}
     if wanted.ram_gb > 0 and wanted.ram_gb != float("inf"):
         bundle["memory"] = float(int(wanted.ram_gb * GIB))
+    bundle.update(accelerator_resource(wanted))
     bundle = {name: amount for name, amount in bundle.items() if amount > 0}
     # Ray refuses an empty bundle; a phase that asks for nothing holds a sliver of a CPU.
     return bundle or {"CPU": 0.01}
@@ -301,6 +303,9 @@ def _node_fits(available: Mapping[str, float], wanted: Resources) -> bool:
         available.get("CPU", 0) >= wanted.cpu_cores
         and available.get("GPU", 0) >= wanted.gpus
         and available.get("memory", float("inf")) >= wanted.ram_gb * GIB
+        and all(
+            available.get(name, 0) >= share for name, share in accelerator_resource(wanted).items()
+        )
     )
 
 
@@ -308,6 +313,10 @@ def _describe(wanted: Resources) -> str:
     parts = [f"{wanted.cpu_cores} CPU(s)", f"{wanted.ram_gb:g} GB of memory"]
     if wanted.gpus:
         parts.insert(0, f"{wanted.gpus} GPU(s)")
+    if wanted.accelerator:
+        parts.insert(
+            0, f"a {wanted.accelerator} accelerator ({ACCELERATOR_PREFIX}{wanted.accelerator})"
+        )
     return ", ".join(parts)
 
 

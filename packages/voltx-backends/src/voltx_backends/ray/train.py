@@ -39,6 +39,7 @@ from voltx.config import structure, unstructure
 from voltx.job_document import JOB_FILE, RESULT_FILE, JobDocument
 from voltx.spec import Resources
 from voltx.worker import StopRequest, run_job, write_result
+from voltx_backends.ray.accelerators import accelerator_resource
 
 GIB = 2**30
 # Set by the backend in the job's environment: what `main` needs to start the trainer.
@@ -99,6 +100,8 @@ def resources_per_worker(resources: Resources) -> dict[str, float]:
     share = {"CPU": resources.cpu_cores / n, "GPU": resources.gpus / n}
     if 0 < resources.ram_gb != float("inf"):
         share["memory"] = float(int(resources.ram_gb * GIB / n))
+    # Every rank on a node with the phase's GPU model, if it names one.
+    share.update(accelerator_resource(resources))
     return {name: amount for name, amount in share.items() if amount > 0}
 
 
