@@ -14,6 +14,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "voltx-example-textstats"
 TEST_PLUGINS = Path(__file__).resolve().parent / "plugins"
+# What a Ray driver or node of the tests needs to stay on loopback (tests/backends/ray_fixtures.py);
+# read by Ray once, at its first import, so conftest.py sets it before any test module loads.
+RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # Without it a driver swaps 127.0.0.1 for the machine's own address.
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    # The driver (the test process) binds 127.0.0.1 too.
+    "RAY_NODE_IP_ADDRESS": "127.0.0.1",
+}
 
 
 def install_plugin(source: Path, site: Path) -> Path:

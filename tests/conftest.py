@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,12 @@ from typing import Any
 
 import pytest
 
-from _support import EXAMPLE, install_plugin
+from _support import EXAMPLE, RAY_ENV, install_plugin
+
+# Ray reads these once, when it is first imported, and any test may be the first to import it
+# (a unit test of the Ray Train driver's helpers, say): set before any test module loads, or a
+# Ray driver later in the session swaps 127.0.0.1 for the machine's own address and hangs.
+os.environ.update(RAY_ENV)
 
 
 def _is_loopback(host: Any) -> bool:

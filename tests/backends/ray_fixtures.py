@@ -28,18 +28,14 @@ from typing import Any
 import attrs
 import pytest
 
+from _support import RAY_ENV
+
 START_TIMEOUT_S = 90.0
 STOP_GRACE_S = 5.0
 # Logical CPUs the head offers: enough for the diamond's two lanes and a contract job at once.
 HEAD_CPUS = 4
 # The accelerator type the head declares (`voltx_backends.ray.accelerators`).
 HEAD_ACCELERATOR = "accelerator_type:VOLTXTEST"
-RAY_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    # The driver (the test process) binds 127.0.0.1 too.
-    "RAY_NODE_IP_ADDRESS": "127.0.0.1",
-}
 
 
 @attrs.frozen
