@@ -84,6 +84,7 @@ class _ZstdFrames(io.RawIOBase):
         except ImportError as exc:  # a dependency of voltx-phases; named if an install lacks it
             raise OSError("reading .zst needs the zstandard package") from exc
         self._new = zstandard.ZstdDecompressor().decompressobj
+        self._error = zstandard.ZstdError
         self._stream = stream
         self._frame = self._new()
         self._pending = b""
@@ -111,7 +112,11 @@ class _ZstdFrames(io.RawIOBase):
         while compressed:
             if self._frame.eof:
                 self._frame = self._new()
-            out.append(self._frame.decompress(compressed))
+            try:
+                out.append(self._frame.decompress(compressed))
+            except self._error as exc:
+                # An OSError, as gzip's and bz2's are, so the readers name the file.
+                raise OSError(f"not a valid zstandard stream ({exc})") from None
             compressed = self._frame.unused_data if self._frame.eof else b""
         return b"".join(out)
 
