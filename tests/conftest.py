@@ -67,3 +67,14 @@ def _isolated_home(
 def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugin, installed from its own pyproject into a fresh folder (once per run)."""
     return install_plugin(EXAMPLE, tmp_path_factory.mktemp("example-site"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files holding slow tests first, the rest in their order.
+
+    Under ``--dist loadfile`` (the README's test command) a file goes whole to one worker, and a
+    heavy file collected last leaves the other worker idle until it ends; started first, it
+    runs beside the many quick files instead.
+    """
+    slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_files)
