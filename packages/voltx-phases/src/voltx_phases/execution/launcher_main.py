@@ -82,7 +82,7 @@ def start(request: dict[str, Any]) -> int:
         os.open(f"{RUN}/stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
     )
     try:
-        return fork_and_enter(request, [str(arg) for arg in request["argv"]], streams)
+        return fork_and_enter(request, streams)
     finally:
         for fd in streams:
             os.close(fd)
@@ -90,24 +90,27 @@ def start(request: dict[str, Any]) -> int:
 
 def outputs(output_bytes: int) -> dict[str, str]:
     """The head of stdout, its last lines and the tail of stderr, as the caller's reader."""
-    with open(f"{RUN}/stdout", "rb") as stdout:
-        head = stdout.read(output_bytes)
-        size = stdout.seek(0, os.SEEK_END)
-        stdout.seek(max(0, size - STDOUT_TAIL_BYTES))
-        tail = stdout.read()
-    with open(f"{RUN}/stderr", "rb") as stderr:
-        size = stderr.seek(0, os.SEEK_END)
-        stderr.seek(max(0, size - output_bytes))
-        errors = stderr.read()
+    head, tail = _head_and_tail(f"{RUN}/stdout", output_bytes, STDOUT_TAIL_BYTES)
     return {
-        "stdout": head.decode(errors="replace"),
-        "stdout_tail": tail.decode(errors="replace"),
-        "stderr_tail": errors.decode(errors="replace"),
+        "stdout": head,
+        "stdout_tail": tail,
+        "stderr_tail": _head_and_tail(f"{RUN}/stderr", 0, output_bytes)[1],
     }
 
 
-def fork_and_enter(request: dict[str, Any], argv: list[str], streams: tuple[int, ...]) -> int:
-    """Fork a child that enters the run and executes `argv`; its pid."""
+def _head_and_tail(path: str, head_bytes: int, tail_bytes: int) -> tuple[str, str]:
+    # The caller's `runner._read_head_and_tail`, which this process cannot import.
+    with open(path, "rb") as stream:
+        head = stream.read(head_bytes) if head_bytes else b""
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(max(0, size - tail_bytes))
+        tail = stream.read()
+    return head.decode(errors="replace"), tail.decode(errors="replace")
+
+
+def fork_and_enter(request: dict[str, Any], streams: tuple[int, ...]) -> int:
+    """Fork a child that enters the run and executes the request's command; its pid."""
+    argv = [str(arg) for arg in request["argv"]]
     failure_read, failure_write = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:

@@ -80,6 +80,9 @@ class Space(Protocol):
     def output(self) -> tuple[str, str, str]: ...
 
 
+# How much of the end of stdout `output` keeps beside its head: classifying reads the last
+# lines (the warm sandbox's launcher keeps the same, `launcher_main.STDOUT_TAIL_BYTES`).
+STDOUT_TAIL_BYTES = 4096
 RUNS_ENV = "VOLTX_SANDBOX_RUNS"
 MEMORY_FOLDER = Path("/dev/shm")
 # Free space /dev/shm needs before runs go there: a compile step may write a binary of up to
@@ -127,7 +130,7 @@ class Workspace:
             if as_root():
                 self.uid = self._stack.enter_context(uid_pool.lease())
         self.root = Path(tempfile.mkdtemp(prefix="voltx-sandbox-", dir=runs_folder()))
-        self._stack.callback(remove_tree, self.root)
+        self._stack.callback(_remove_tree, self.root)
         self.work = self.root / "work"
         self.work.mkdir(mode=0o700)
         if self.uid:
@@ -228,7 +231,7 @@ class Workspace:
     def output(self) -> tuple[str, str, str]:
         """The head of stdout, its tail and the tail of stderr, `output_bytes` of each."""
         size = self.limits.output_bytes
-        head, tail = _read_head_and_tail(self.root / "stdout", size, 4096)
+        head, tail = _read_head_and_tail(self.root / "stdout", size, STDOUT_TAIL_BYTES)
         return head, tail, _read_head_and_tail(self.root / "stderr", 0, size)[1]
 
 
@@ -329,7 +332,7 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def remove_tree(root: Path) -> None:
+def _remove_tree(root: Path) -> None:
     """Delete a run's folder, whatever the program did to the permissions inside it."""
 
     def unlock(function: object, name: str, error: object) -> None:
@@ -358,4 +361,4 @@ def _read_head_and_tail(path: Path, head_bytes: int, tail_bytes: int) -> tuple[s
     return "", ""
 
 
-__all__ = ["Space", "Step", "Workspace", "classify", "remove_tree", "result_of", "step_limits"]
+__all__ = ["Space", "Step", "Workspace", "classify", "result_of", "step_limits"]
