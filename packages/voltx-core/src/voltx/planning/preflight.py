@@ -106,12 +106,12 @@ def _disk_problems(
     for spec in session.registry.phases.values():
         for name in spec.produces:
             declared[name] = spec.output_gb * scale / max(1, len(spec.produces))
+    present = session.project.inputs.keys() | url_sizes.keys()
     problems = []
     for phase_id in to_run:
         spec = session.registry.phase(phase_id)
         resources = spec.resources_for(session.profile)
         # Optional inputs count when there is one to read (0.2's raw datasets are optional).
-        present = session.project.inputs.keys() | url_sizes.keys()
         names = (
             *spec.requires,
             *(n for n in spec.optional if n in present or session.store.has(n)),
